@@ -1,0 +1,77 @@
+"""COCO instances output: lossless RLE masks (iscrowd 0) with area, bbox and score, via pycocotools."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from annotator.utils.atomic import atomic_write_json
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """COCO compressed RLE of a boolean [H,W] mask, with `counts` as a str (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """Boolean [H,W] mask of a COCO RLE (compressed counts as str or bytes)."""
+    counts = rle["counts"]
+    obj = {"size": rle["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(obj).astype(bool)
+
+
+def mask_annotation(mask: np.ndarray, ann_id: int, image_id: int, category_id: int, score: float | None) -> dict:
+    """A COCO annotation for a non-empty mask: RLE segmentation, `iscrowd` 0, area, bbox and optional score."""
+    rle = encode_rle(mask)
+    ann = {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "segmentation": rle,
+        "area": int(mask_utils.area(rle)),
+        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+        "iscrowd": 0,
+    }
+    if score is not None:
+        ann["score"] = round(float(score), 6)
+    return ann
+
+
+@dataclass
+class CocoBuilder:
+    """Accumulates images and mask annotations (as RLE, never as pixels) and writes one COCO file."""
+
+    categories: list[dict]
+    images: list[dict] = field(default_factory=list)
+    annotations: list[dict] = field(default_factory=list)
+
+    def add_image(self, file_name: str, height: int, width: int) -> int:
+        """Register an image and return its id (1-based, in order of addition)."""
+        image_id = len(self.images) + 1
+        self.images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width)})
+        return image_id
+
+    def add_mask(self, image_id: int, category_id: int, mask: np.ndarray, score: float | None = None) -> dict | None:
+        """Add the mask as an annotation; an empty mask adds nothing and returns None."""
+        if not mask.any():
+            return None
+        ann = mask_annotation(mask, len(self.annotations) + 1, image_id, category_id, score)
+        self.annotations.append(ann)
+        return ann
+
+    def to_dict(self, info: dict | None = None) -> dict:
+        return {
+            "info": info or {},
+            "licenses": [],
+            "images": self.images,
+            "annotations": self.annotations,
+            "categories": self.categories,
+        }
+
+    def write(self, path: Path | str, info: dict | None = None) -> None:
+        """Write the COCO file atomically (a crash leaves the previous file, never half of one)."""
+        atomic_write_json(path, self.to_dict(info))

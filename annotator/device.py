@@ -1,0 +1,30 @@
+"""Choosing the torch device at run time: CUDA, then Apple MPS, then CPU."""
+from __future__ import annotations
+
+import torch
+
+
+def pick_device(choice: str = "auto") -> torch.device:
+    """Resolve 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'mps' to a usable device, or raise ValueError."""
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(choice)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps was asked for, but Apple MPS is not available")
+    return dev
+
+
+def describe(device: torch.device) -> str:
+    """Human name of a device, e.g. 'NVIDIA H100 (cuda:0)' or 'CPU (2 threads)'."""
+    if device.type == "cuda":
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        return f"{torch.cuda.get_device_name(idx)} (cuda:{idx})"
+    if device.type == "mps":
+        return "Apple GPU (mps)"
+    return f"CPU ({torch.get_num_threads()} threads)"

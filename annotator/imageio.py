@@ -1,0 +1,87 @@
+"""Reading images and masks from disk: EXIF orientation applied, any depth or channel count to RGB uint8.
+
+Every failure is an `ImageReadError` whose message names the file and says what is wrong.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm"})
+
+
+class ImageReadError(OSError):
+    """A file could not be read as an image (missing, unreadable, corrupt, unsupported, too large)."""
+
+
+def _read_bytes(path: Path) -> np.ndarray:
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # handles any unicode path, unlike cv2.imread on Windows
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a folder, not an image") from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty file")
+    return data
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return (img.astype(np.float32) / 257.0).round().astype(np.uint8)
+    if np.issubdtype(img.dtype, np.floating):
+        img = np.nan_to_num(img)
+        lo, hi = float(img.min()), float(img.max())
+        if lo >= 0.0 and hi <= 1.0:
+            return (img * 255.0).round().astype(np.uint8)
+        return ((img - lo) * (255.0 / max(hi - lo, 1e-12))).round().astype(np.uint8)
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """RGB uint8 [H,W,3] of the image at `path`, EXIF-rotated; grey, 16-bit and RGBA are converted."""
+    path = Path(path)
+    data = _read_bytes(path)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as exc:
+        raise ImageReadError(f"{path}: cannot decode ({str(exc).strip().splitlines()[-1]})") from None
+    if img is None or img.size == 0:
+        raise ImageReadError(f"{path}: not an image, or a corrupt or truncated one")
+    return cv2.cvtColor(_to_uint8(img), cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: Path | str) -> np.ndarray:
+    """Boolean [H,W] mask from a PNG: any value > 127 is the class (colour masks use their maximum channel)."""
+    path = Path(path)
+    data = _read_bytes(path)
+    try:
+        m = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        m = None
+    if m is None or m.size == 0:
+        raise ImageReadError(f"{path}: not a readable mask image")
+    if m.ndim == 3:
+        m = m[..., :3].max(axis=2)
+    if m.dtype == np.uint16:
+        return m > 127 * 257
+    return m > 127
+
+
+def list_images(folder: Path | str) -> list[Path]:
+    """Image files under `folder` (recursively, hidden folders skipped), sorted by relative path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageReadError(f"{folder}: no such folder")
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(root, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())

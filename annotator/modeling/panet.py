@@ -1,0 +1,79 @@
+"""PANet (Wang et al., ICCV 2019): prototypes by masked average pooling, cosine matching, PAR loss.
+
+The whole few-shot forward pass of one way: support features -> background and foreground
+prototypes (averaged over the k shots) -> scaled cosine logits on the query features. The
+prototype-alignment regulariser (PAR) segments the supports back from prototypes taken off the
+query's own prediction; it is what training or test-time adaptation minimises.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from annotator.modeling.prototypes import cosine_logits, masked_average_pool
+
+IGNORE = 255
+
+
+class PANet(nn.Module):
+    """One-way, k-shot PANet over an output-stride-8 backbone; logits are at feature resolution."""
+
+    def __init__(self, backbone: nn.Module, layer: str | None = None, scale: float = 20.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.layer = layer or backbone.layers[-1]
+        self.scale = scale
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features [N,C,h,w] of normalised images [N,3,H,W]."""
+        return self.backbone(images)[self.layer]
+
+    @staticmethod
+    def prototypes(supp_feats: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+        """[2,C] (background, foreground) prototypes, each averaged over the k shots."""
+        return torch.stack([masked_average_pool(supp_feats, bg).mean(0), masked_average_pool(supp_feats, fg).mean(0)])
+
+    def match(self, qry_feats: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+        """Logits [Q,2,h,w] (background, foreground) of query features against the prototypes."""
+        return cosine_logits(qry_feats, prototypes, self.scale)
+
+    def forward(
+        self,
+        supp_imgs: torch.Tensor,
+        supp_fg: torch.Tensor,
+        qry_imgs: torch.Tensor,
+        supp_bg: torch.Tensor | None = None,
+        align: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Segment queries from supports. supp_fg/supp_bg are [S,H,W] in [0,1]; bg defaults to 1 - fg.
+
+        Returns logits [Q,2,h,w] and, when `align`, the PAR loss (else None).
+        """
+        supp_bg = 1.0 - supp_fg if supp_bg is None else supp_bg
+        feats = self.features(torch.cat([supp_imgs, qry_imgs]))
+        supp_feats, qry_feats = feats[: len(supp_imgs)], feats[len(supp_imgs) :]
+        logits = self.match(qry_feats, self.prototypes(supp_feats, supp_fg, supp_bg))
+        loss = self.alignment_loss(qry_feats, logits, supp_feats, supp_fg, supp_bg) if align else None
+        return logits, loss
+
+    def alignment_loss(
+        self,
+        qry_feats: torch.Tensor,
+        qry_logits: torch.Tensor,
+        supp_feats: torch.Tensor,
+        supp_fg: torch.Tensor,
+        supp_bg: torch.Tensor,
+    ) -> torch.Tensor:
+        """PAR: prototypes from the query's predicted masks must segment every support shot back."""
+        pred = qry_logits.argmax(dim=1)
+        qry_fg, qry_bg = (pred == 1).float(), (pred == 0).float()
+        protos = torch.stack([masked_average_pool(qry_feats, qry_bg).mean(0), masked_average_pool(qry_feats, qry_fg).mean(0)])
+        supp_logits = self.match(supp_feats, protos)
+        supp_logits = F.interpolate(supp_logits, size=supp_fg.shape[-2:], mode="bilinear", align_corners=False)
+        label = torch.full(supp_fg.shape, IGNORE, dtype=torch.long, device=supp_fg.device)
+        label[supp_bg > 0.5] = 0
+        label[supp_fg > 0.5] = 1
+        if not (label != IGNORE).any():
+            return supp_logits.sum() * 0.0
+        return F.cross_entropy(supp_logits, label, ignore_index=IGNORE)

@@ -1,0 +1,101 @@
+"""Spreading one class over a folder: load supports, then stream a proposal for every image.
+
+Decoding of the next batch overlaps the model's work on the current one; only two batches of
+pixels are ever held, so memory does not grow with the folder.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from annotator.imageio import ImageReadError, read_image, read_mask
+from annotator.predictor import Predictor
+
+
+class SupportError(ValueError):
+    """A support image or mask cannot be used; the message names the file and the reason."""
+
+
+def parse_support(spec: str) -> tuple[Path, Path]:
+    """Split 'IMAGE:MASK.png' at its last colon (image paths may themselves contain colons)."""
+    image, sep, mask = spec.rpartition(":")
+    if not sep or not image or not mask:
+        raise SupportError(f"--support '{spec}': expected IMAGE:MASK.png")
+    return Path(image), Path(mask)
+
+
+def load_support(spec: str) -> tuple[Path, np.ndarray, np.ndarray]:
+    """(image path, RGB image, boolean mask) of a support spec, or SupportError naming the culprit."""
+    image_path, mask_path = parse_support(spec)
+    try:
+        image = read_image(image_path)
+    except ImageReadError as exc:
+        raise SupportError(f"support image {exc}") from None
+    try:
+        mask = read_mask(mask_path)
+    except ImageReadError as exc:
+        raise SupportError(f"support mask {exc}") from None
+    if mask.shape != image.shape[:2]:
+        raise SupportError(
+            f"support mask {mask_path}: size {mask.shape[1]}x{mask.shape[0]} differs from its image "
+            f"{image_path} ({image.shape[1]}x{image.shape[0]} after EXIF rotation)"
+        )
+    if not mask.any():
+        raise SupportError(f"support mask {mask_path}: empty (no pixel above 127)")
+    if mask.all():
+        raise SupportError(f"support mask {mask_path}: covers the whole image, so there is no background to learn from")
+    return image_path, image, mask
+
+
+@dataclass
+class ImageResult:
+    """The outcome for one image: a mask (possibly empty) and score, or the reason it was skipped."""
+
+    path: Path
+    height: int = 0
+    width: int = 0
+    mask: np.ndarray | None = None
+    score: float | None = None
+    error: str | None = None
+
+
+def _decode(paths: Sequence[Path]) -> list[tuple[Path, np.ndarray | None, str | None]]:
+    out = []
+    for p in paths:
+        try:
+            out.append((p, read_image(p), None))
+        except ImageReadError as exc:
+            out.append((p, None, str(exc)))
+    return out
+
+
+def propagate(
+    predictor: Predictor,
+    paths: Sequence[Path],
+    known: dict[Path, np.ndarray] | None = None,
+    batch_size: int = 4,
+) -> Iterator[ImageResult]:
+    """Yield an ImageResult per path, in order. Paths in `known` (the supports) keep their own mask."""
+    known = {p.resolve(): m for p, m in (known or {}).items()}
+    batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        pending = pool.submit(_decode, batches[0]) if batches else None
+        for i in range(len(batches)):
+            decoded = pending.result()  # type: ignore[union-attr]
+            pending = pool.submit(_decode, batches[i + 1]) if i + 1 < len(batches) else None
+            todo = [(p, im) for p, im, err in decoded if im is not None and p.resolve() not in known]
+            proposals = iter(predictor.predict([im for _, im in todo]))
+            for p, im, err in decoded:
+                if im is None:
+                    yield ImageResult(path=p, error=err)
+                    continue
+                h, w = im.shape[:2]
+                if p.resolve() in known:
+                    yield ImageResult(path=p, height=h, width=w, mask=known[p.resolve()], score=1.0)
+                    continue
+                prop = next(proposals)
+                yield ImageResult(path=p, height=h, width=w, mask=prop.mask, score=prop.score)
