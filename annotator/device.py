@@ -12,11 +12,14 @@ def pick_device(choice: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(choice)
+    try:
+        dev = torch.device(choice)
+    except RuntimeError:
+        raise ValueError(f"device '{choice}' is not one of auto, cpu, cuda, cuda:N, mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+        raise ValueError(f"device '{choice}' was asked for, but no CUDA GPU is available")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps was asked for, but Apple MPS is not available")
+        raise ValueError("device 'mps' was asked for, but Apple MPS is not available")
     return dev
 
 

@@ -109,10 +109,14 @@ class Predictor:
                 raise ValueError(f"support {i}: mask {m.shape} is not the image's size {im.shape[:2]}")
             if not m.any():
                 raise ValueError(f"support {i}: mask is empty")
+        feats = self.encode([im for im, _ in supports])
+        self.set_support_features(feats, [m for _, m in supports])
+
+    def set_support_features(self, feats: torch.Tensor, masks: Sequence[np.ndarray]) -> None:
+        """Prototypes from already-encoded support features [k,C,h,w] and their boolean masks."""
         s = self.input_size
-        fg = np.stack([cv2.resize(m.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA) for _, m in supports])
+        fg = np.stack([cv2.resize(m.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA) for m in masks])
         fg_t = torch.from_numpy(fg).to(self.device)
-        feats = torch.cat([self._features(self._to_tensor([im])) for im, _ in supports])
         with torch.inference_mode():
             self._prototypes = self.model.prototypes(feats, fg_t, 1.0 - fg_t)
 

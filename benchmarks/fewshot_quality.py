@@ -1,0 +1,217 @@
+"""Few-shot proposal quality on the shared DAVIS 2016 data: mIoU, FB-IoU, false foreground, timings.
+
+Episodes (one per support sequence of each class group, see benchmarks/davis.py):
+- support: 1 frame (1-shot) or 5 evenly spaced frames (5-shot) of one sequence;
+- positives: every frame of the group's other sequences; for the one-sequence groups (blackswan,
+  camel, cows, goat), the frames of the last 60% of the same sequence, supports taken from the first
+  40% ("within-sequence", reported apart because it is easier);
+- negatives: the middle frame of every sequence outside the group (the class is absent).
+Backbone features of every frame are computed once and shared by all configurations, so the
+backbone's time is counted once per image; matching and CRF are timed per query. CRF runs in a
+process pool (one per core) and its time is measured inside the workers.
+
+Run: .venv/bin/python -m benchmarks.fewshot_quality [--input-size 417] [--cache DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from annotator.crf import CRFParams, refine
+from annotator.imageio import read_image, read_mask
+from annotator.predictor import Predictor
+from benchmarks import davis
+
+CROSS = ("car", "dog", "person")  # groups whose positives come from other sequences
+
+
+@dataclass
+class Episode:
+    cls: str
+    support: list[tuple[Path, Path]]
+    positives: list[tuple[Path, Path]]
+    negatives: list[Path]
+
+
+def episodes(shots: int) -> list[Episode]:
+    """The benchmark's episodes for k = `shots`, deterministic."""
+    out = []
+    for cls, seqs in davis.GROUPS.items():
+        outside = [s for s in davis.GROUPS_FLAT if davis.group_of(s) != cls]
+        negatives = [davis.frames(s)[len(davis.frames(s)) // 2][0] for s in outside]
+        for seq in seqs:
+            fr = davis.frames(seq)
+            if len(seqs) > 1:
+                pool, positives = fr, [f for other in seqs if other != seq for f in davis.frames(other)]
+            else:
+                cut = int(len(fr) * 0.4)
+                pool, positives = fr[:cut], fr[cut:]
+            idx = np.linspace(0, len(pool) - 1, shots).round().astype(int) if shots > 1 else [0]
+            out.append(Episode(cls, [pool[i] for i in idx], positives, negatives))
+    return out
+
+
+@dataclass
+class Scores:
+    """Accumulated counts for one configuration."""
+
+    tp: dict = field(default_factory=dict)
+    fp: dict = field(default_factory=dict)
+    fn: dict = field(default_factory=dict)
+    bg_tp: float = 0.0
+    bg_fp: float = 0.0
+    bg_fn: float = 0.0
+    neg_fg: list = field(default_factory=list)
+    presence: list = field(default_factory=list)  # (score, is_positive)
+    matching: list = field(default_factory=list)
+    crf: list = field(default_factory=list)
+
+    def add_positive(self, cls: str, pred: np.ndarray, gt: np.ndarray, score: float) -> None:
+        for d, v in ((self.tp, (pred & gt).sum()), (self.fp, (pred & ~gt).sum()), (self.fn, (~pred & gt).sum())):
+            d[cls] = d.get(cls, 0) + int(v)
+        self.bg_tp += int((~pred & ~gt).sum())
+        self.bg_fp += int((~pred & gt).sum())
+        self.bg_fn += int((pred & ~gt).sum())
+        self.presence.append((score, 1))
+
+    def add_negative(self, pred: np.ndarray, score: float) -> None:
+        self.neg_fg.append(float(pred.mean()))
+        self.presence.append((score, 0))
+
+    def iou(self, cls: str) -> float:
+        return self.tp[cls] / max(self.tp[cls] + self.fp[cls] + self.fn[cls], 1)
+
+    def miou(self, classes) -> float:
+        return 100 * float(np.mean([self.iou(c) for c in classes]))
+
+    def fb_iou(self) -> float:
+        fg = sum(self.tp.values()) / max(sum(self.tp.values()) + sum(self.fp.values()) + sum(self.fn.values()), 1)
+        bg = self.bg_tp / max(self.bg_tp + self.bg_fp + self.bg_fn, 1)
+        return 100 * (fg + bg) / 2
+
+    def auroc(self) -> float:
+        s = np.array([p[0] for p in self.presence])
+        y = np.array([p[1] for p in self.presence])
+        pos, neg = s[y == 1], s[y == 0]
+        if not len(pos) or not len(neg):
+            return float("nan")
+        greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+        return float(greater / (len(pos) * len(neg)))
+
+
+def _crf_job(args):
+    image_path, prob, params = args
+    image = read_image(image_path)
+    t0 = time.perf_counter()
+    mask = refine(image, prob.astype(np.float32), params) > 0.5
+    return np.packbits(mask), mask.shape, time.perf_counter() - t0
+
+
+def _unpack(bits, shape):
+    return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+
+
+def presence_score(prob: np.ndarray, mask: np.ndarray) -> float:
+    """Mean foreground probability inside the mask; 0 for an empty mask (the predictor's score)."""
+    return float(prob[mask].mean()) if mask.any() else 0.0
+
+
+def run(args) -> None:
+    torch.set_num_threads(os.cpu_count() or 1)
+    predictor = Predictor(device=args.device, input_size=args.input_size, crf=None)
+    eps = {k: episodes(k) for k in args.shots}
+    needed = sorted({p for es in eps.values() for e in es for p, _ in e.support + e.positives} |
+                    {p for es in eps.values() for e in es for p in e.negatives})
+    cache = Path(args.cache) / f"feats_{predictor.backbone_name}_{args.input_size}.pt" if args.cache else None
+    if cache and cache.exists():
+        blob = torch.load(cache)
+        feats, backbone_s = blob["feats"], blob["backbone_s"]
+    else:
+        feats, t0 = {}, time.perf_counter()
+        for i, p in enumerate(needed):
+            feats[p] = predictor.encode([read_image(p)])[0].half()
+            print(f"\rbackbone features {i + 1}/{len(needed)}", end="", file=sys.stderr)
+        print(file=sys.stderr)
+        backbone_s = predictor.timings.backbone / len(needed)
+        if cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"feats": feats, "backbone_s": backbone_s}, cache)
+    shapes = {p: read_image(p).shape[:2] for p in needed}
+    gts = {}
+
+    rows = []
+    crf_params = CRFParams()
+    with get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        for shots, es in eps.items():
+            plain, with_crf = Scores(), Scores()
+            for e in es:
+                predictor.set_support_features(torch.stack([feats[p].float() for p, _ in e.support]),
+                                               [read_mask(m) for _, m in e.support])
+                queries = [(p, m) for p, m in e.positives] + [(p, None) for p in e.negatives]
+                probs = []
+                for p, _ in queries:
+                    t0 = time.perf_counter()
+                    prob = predictor.fg_probability(feats[p].float(), shapes[p])
+                    plain.matching.append(time.perf_counter() - t0)
+                    probs.append(prob)
+                jobs = [(p, prob.astype(np.float16), crf_params) for (p, _), prob in zip(queries, probs)]
+                crf_out = pool.map(_crf_job, jobs, chunksize=4) if args.crf else [None] * len(jobs)
+                for (p, m), prob, co in zip(queries, probs, crf_out):
+                    if m is not None and m not in gts:
+                        gts[m] = read_mask(m)
+                    for scores, mask in ((plain, prob > 0.5), (with_crf, _unpack(co[0], co[1]) if co else None)):
+                        if mask is None:
+                            continue
+                        s = presence_score(prob, mask)
+                        if m is None:
+                            scores.add_negative(mask, s)
+                        else:
+                            scores.add_positive(e.cls, mask, gts[m], s)
+                    if co:
+                        with_crf.crf.append(co[2])
+                print(f"\r{shots}-shot episode {es.index(e) + 1}/{len(es)}", end="", file=sys.stderr)
+            print(file=sys.stderr)
+            rows.append(("PANet", shots, plain))
+            if args.crf:
+                with_crf.matching = plain.matching
+                rows.append(("PANet + CRF", shots, with_crf))
+
+    classes = list(davis.GROUPS)
+    print(f"\nFew-shot quality on DAVIS 2016 ({len(needed)} frames, input {args.input_size}px, "
+          f"{predictor.device_name}); mIoU over {', '.join(CROSS)} (other sequences) and over all 7 classes\n")
+    head = ("| method | shots | mIoU cross-seq | mIoU all | FB-IoU | false fg on negatives % | presence AUROC "
+            "| backbone s/img | matching s/img | CRF s/img |")
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
+    for name, shots, s in rows:
+        print(f"| {name} | {shots} | {s.miou(CROSS):.1f} | {s.miou(classes):.1f} | {s.fb_iou():.1f} "
+              f"| {100 * np.mean(s.neg_fg):.2f} | {s.auroc():.3f} | {backbone_s:.3f} | {np.mean(s.matching):.4f} "
+              f"| {np.mean(s.crf) if s.crf else 0.0:.3f} |")
+    print("\nPer-class IoU (1-shot rows first):")
+    for name, shots, s in rows:
+        print(f"  {name} {shots}-shot: " + ", ".join(f"{c} {100 * s.iou(c):.1f}" for c in classes))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input-size", type=int, default=417)
+    ap.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--no-crf", dest="crf", action="store_false", help="skip the CRF rows (faster)")
+    ap.add_argument("--cache", help="folder to keep backbone features in between runs")
+    args = ap.parse_args()
+    if not davis.available():
+        sys.exit(f"skipped: {davis.ABSENT}")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
