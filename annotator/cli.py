@@ -9,7 +9,7 @@ from typing import Sequence
 
 from annotator.crf import CRFParams
 
-COMMANDS = ("propagate",)
+COMMANDS = ("propagate", "init", "export", "import")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +31,65 @@ def _parser() -> argparse.ArgumentParser:
     for f in CRFParams.__dataclass_fields__.values():
         p.add_argument(f"--crf-{f.name.replace('_', '-')}", dest=f"crf_{f.name}", type=type(f.default), default=f.default,
                        help=argparse.SUPPRESS if f.name == "max_side" else None)
+    p = sub.add_parser("init", help="create a project over a folder of images (the folder is never modified)")
+    p.add_argument("project", type=Path, help="project folder to create")
+    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME", help="add a class")
+    p = sub.add_parser("export", help="export a project as COCO (RLE or polygons) or index PNGs")
+    p.add_argument("project", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="FILE.json, or a folder for --format png")
+    p.add_argument("--format", default="coco-rle", choices=["coco-rle", "coco-polygon", "png"])
+    p.add_argument("--include-proposals", action="store_true", help="also export unreviewed proposals (with score)")
+    p.add_argument("--instances", action="store_true", help="one annotation per instance, not per class")
+    p.add_argument("--holes", default="rle", choices=["rle", "refuse"],
+                   help="coco-polygon: a mask with holes falls back to RLE (default) or stops the export")
+    p = sub.add_parser("import", help="import a COCO file (RLE or polygons) into a project")
+    p.add_argument("project", type=Path)
+    p.add_argument("coco", type=Path)
+    p.add_argument("--as", dest="state", default="accepted", choices=["accepted", "proposed"])
     return ap
+
+
+def run_project_command(args: argparse.Namespace) -> int:
+    """`init`, `export` and `import`: the headless side of the project model."""
+    from annotator.coco_import import CocoImportError, import_coco
+    from annotator.export import ExportError, ExportOptions, export_coco, export_png
+    from annotator.imageio import ImageReadError
+    from annotator.project import Project, ProjectError
+
+    try:
+        if args.command == "init":
+            proj = Project.create(args.project, args.images)
+            for name in args.classes:
+                proj.add_class(name)
+            proj.save()
+            print(f"{args.project}: project over {len(proj.images)} images of {proj.image_root}")
+            return 0
+        proj = Project.open(args.project)
+        if proj.report.recovered:
+            print(f"warning: {proj.report.recovered}", file=sys.stderr)
+        if proj.report.missing:
+            print(f"warning: {len(proj.report.missing)} images are missing from {proj.image_root}, e.g. "
+                  f"{proj.report.missing[0]}", file=sys.stderr)
+        if args.command == "import":
+            n = import_coco(proj, args.coco, args.state)
+            proj.save()
+            print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
+            return 0
+        opts = ExportOptions(include_proposals=args.include_proposals, instances=args.instances,
+                             polygons=args.format == "coco-polygon", holes=args.holes)
+        if args.format == "png":
+            n = export_png(proj, args.out, opts)
+            print(f"wrote {n['images']} index PNGs and palette.json to {args.out}")
+        else:
+            n = export_coco(proj, args.out, opts)
+            extra = f" ({n['rle_fallbacks']} masks with holes kept as RLE)" if n["rle_fallbacks"] else ""
+            print(f"wrote {n['annotations']} annotations on {n['images']} images to {args.out}{extra}")
+        return 0
+    except (ProjectError, ExportError, CocoImportError, ImageReadError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
 
 
 def _fail(msg: str) -> int:
@@ -105,4 +163,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "propagate":
         return run_propagate(args)
-    return _fail(f"unknown command {args.command}")
+    return run_project_command(args)

@@ -85,3 +85,19 @@ def list_images(folder: Path | str) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(root, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def image_size(path: Path | str) -> tuple[int, int]:
+    """(height, width) after EXIF rotation, from the file's header only (no pixel decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"{path}: not an image, or a corrupt one ({exc})") from None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)

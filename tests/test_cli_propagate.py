@@ -64,7 +64,7 @@ def test_propagate_writes_coco_that_pycocotools_loads(folder, capsys):
         (ann,) = api.loadAnns(api.getAnnIds(imgIds=[files[name]["id"]]))
         pred = api.annToMask(ann).astype(bool)
         iou = (pred & m).sum() / (pred | m).sum()
-        # Measured 0.81-0.90 on these three (PANet at stride 8 blurs the rim); 0.6 leaves room for BLAS noise.
+        # Measured 0.71-0.76 on these three without the CRF (a stride-8 map blurs the rim of a small ball).
         assert iou > 0.6, (name, iou)
         assert ann["iscrowd"] == 0 and 0.5 < ann["score"] <= 1.0 and ann["area"] == int(pred.sum())
     assert api.getAnnIds(imgIds=[files["sub/empty.png"]["id"]]) == []  # no ball, no annotation
@@ -87,7 +87,7 @@ def test_propagate_with_crf_and_k_shot(folder, capsys):
     m = truth["q1.png"]
     (ann,) = api.loadAnns(api.getAnnIds(imgIds=[files["q1.png"]]))
     pred = api.annToMask(ann).astype(bool)
-    assert (pred & m).sum() / (pred | m).sum() > 0.7  # measured 0.9+ with the CRF snapping to the rim
+    assert (pred & m).sum() / (pred | m).sum() > 0.9  # measured 1.00 (1-shot) with the CRF snapping to the rim
     assert api.dataset["info"]["settings"]["crf"]["iterations"] == 5
 
 

@@ -1,0 +1,442 @@
+"""The annotation project on disk: classes, supports, and per image and class a mask and its state.
+
+A project is a folder the user can see and back up (`project.json` plus `masks/*.png`) beside an
+image folder that is never modified. Masks are PNG label maps (0 = background, 1..N = instances)
+named by content, written atomically and loaded on demand, so memory holds no pixels. The index
+is replaced atomically; the previous good copy is kept as `project.json.bak`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from annotator.imageio import ImageReadError, image_size, list_images
+from annotator.utils.atomic import atomic_write_bytes
+
+FORMAT = "annotator-project"
+VERSION = 1
+INDEX = "project.json"
+BACKUP = "project.json.bak"
+STATES = ("unlabelled", "proposed", "accepted", "rejected")
+PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#fabebe",
+           "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075")
+
+
+class ProjectError(RuntimeError):
+    """A project cannot be opened or changed as asked; the message says why."""
+
+
+class ProjectSaveError(ProjectError):
+    """Saving failed (disk full, read-only, folder gone); the work is still in memory and unsaved."""
+
+
+@dataclass
+class ClassInfo:
+    id: int
+    name: str
+    color: str
+
+
+@dataclass(slots=True)
+class ImageEntry:
+    id: int
+    file: str  # path relative to the image root, with forward slashes
+    height: int | None = None  # EXIF-corrected, filled in when first known
+    width: int | None = None
+
+
+@dataclass(slots=True)
+class MaskRecord:
+    """State of one (image, class). `mask` is a file under masks/; `edited` marks the user's own pixels."""
+
+    state: str = "unlabelled"
+    mask: str | None = None
+    score: float | None = None
+    settings: dict | None = None
+    edited: bool = False
+
+
+@dataclass
+class OpenReport:
+    """What opening found: images missing from disk, new images added, and any recovery done."""
+
+    missing: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    recovered: str | None = None
+
+
+def _encode_labels(labels: np.ndarray) -> bytes:
+    dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
+    ok, buf = cv2.imencode(".png", labels.astype(dtype))
+    if not ok:
+        raise ProjectError("could not encode a mask as PNG")
+    return buf.tobytes()
+
+
+class Project:
+    """An annotation project; every change marks it dirty, `save()` (or an AutoSaver) persists it."""
+
+    def __init__(self, folder: Path, image_root: Path) -> None:
+        self.folder = Path(folder)
+        self.image_root = Path(image_root)
+        self.classes: dict[int, ClassInfo] = {}
+        self.images: dict[int, ImageEntry] = {}
+        self.supports: dict[int, list[int]] = {}
+        self.records: dict[tuple[int, int], MaskRecord] = {}
+        self.report = OpenReport()
+        self._by_file: dict[str, int] = {}
+        self._garbage: set[str] = set()
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[], None]] = []
+        self.dirty = False
+
+    # ---- creating and opening -------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: Path | str, image_root: Path | str) -> "Project":
+        """A new project in `folder` (created; must not hold a project yet) over the images of `image_root`."""
+        folder, image_root = Path(folder), Path(image_root).resolve()
+        if (folder / INDEX).exists():
+            raise ProjectError(f"{folder} already holds a project; open it instead")
+        paths = list_images(image_root)
+        (folder / "masks").mkdir(parents=True, exist_ok=True)
+        proj = cls(folder, image_root)
+        for p in paths:
+            proj._add_image(p.relative_to(image_root).as_posix())
+        proj.save()
+        return proj
+
+    @classmethod
+    def open(cls, folder: Path | str, rescan: bool = True) -> "Project":
+        """Open a project; a corrupt index falls back to the last good copy and says so in `report`."""
+        folder = Path(folder)
+        data, recovered = cls._read_index(folder)
+        root = Path(data["image_root"])
+        rel = data.get("image_root_rel")
+        if not root.is_dir() and rel and (folder / rel).is_dir():
+            root = (folder / rel).resolve()  # project and images were moved together
+        proj = cls(folder, root)
+        proj._load(data)
+        proj.report.recovered = recovered
+        if recovered:
+            proj.dirty = True
+        (folder / "masks").mkdir(exist_ok=True)
+        proj._check_images(rescan)
+        return proj
+
+    @staticmethod
+    def _read_index(folder: Path) -> tuple[dict, str | None]:
+        main, bak = folder / INDEX, folder / BACKUP
+        if not main.exists() and not bak.exists():
+            raise ProjectError(f"{folder} is not an annotator project (no {INDEX})")
+        problem = None
+        try:
+            data = json.loads(main.read_text("utf-8"))
+            if data.get("format") != FORMAT:
+                raise ValueError("not an annotator project file")
+            return data, None
+        except FileNotFoundError:
+            problem = f"{INDEX} was missing"
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
+            problem = f"{INDEX} is damaged ({exc})"
+        try:
+            data = json.loads(bak.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ProjectError(f"{folder}: {problem}, and its last good copy {BACKUP} cannot be read ({exc})") from None
+        if main.exists():
+            kept = main.with_name(f"{INDEX}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(main, kept)
+            problem += f"; it was kept as {kept.name}"
+        return data, f"{problem}; opened the last good copy {BACKUP}"
+
+    def _load(self, data: dict) -> None:
+        if data.get("version", 0) > VERSION:
+            raise ProjectError(f"project format {data['version']} is newer than this annotator ({VERSION}); update it")
+        self.classes = {c["id"]: ClassInfo(**c) for c in data["classes"]}
+        for im in data["images"]:
+            self._add_image(im["file"], im["id"], im.get("height"), im.get("width"))
+        self.supports = {int(k): list(v) for k, v in data.get("supports", {}).items()}
+        shared: dict[str, dict] = {}  # proposals of one run share one settings dict in memory
+        for r in data["records"]:
+            key = (r.pop("image"), r.pop("class"))
+            if r.get("settings") is not None:
+                r["settings"] = shared.setdefault(json.dumps(r["settings"], sort_keys=True), r["settings"])
+            self.records[key] = MaskRecord(**r)
+
+    def _check_images(self, rescan: bool) -> None:
+        try:
+            on_disk = {p.relative_to(self.image_root).as_posix() for p in list_images(self.image_root)}
+        except ImageReadError:
+            on_disk = set()
+        self.report.missing = sorted(f for f in self._by_file if f not in on_disk)
+        if rescan:
+            for f in sorted(on_disk - self._by_file.keys()):
+                self._add_image(f)
+                self.report.added.append(f)
+            if self.report.added:
+                self._changed()
+
+    def _add_image(self, file: str, image_id: int | None = None, h: int | None = None, w: int | None = None) -> int:
+        image_id = image_id if image_id is not None else max(self.images, default=0) + 1
+        self.images[image_id] = ImageEntry(image_id, file, h, w)
+        self._by_file[file] = image_id
+        return image_id
+
+    # ---- observers and saving -------------------------------------------------------------
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every change (an AutoSaver or a view listens here)."""
+        self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        self.dirty = True
+        for cb in self._listeners:
+            cb()
+
+    def to_dict(self) -> dict:
+        with self._lock:
+            try:
+                rel = os.path.relpath(self.image_root, self.folder.resolve())
+            except ValueError:  # another drive on Windows
+                rel = None
+            return {
+                "format": FORMAT,
+                "version": VERSION,
+                "image_root": str(self.image_root),
+                "image_root_rel": rel,
+                "classes": [asdict(c) for c in self.classes.values()],
+                "supports": {str(k): v for k, v in self.supports.items()},
+                "images": [asdict(e) for e in self.images.values()],
+                "records": [{"image": i, "class": c, **asdict(r)} for (i, c), r in self.records.items()
+                            if r.state != "unlabelled" or r.mask],
+            }
+
+    def save(self) -> None:
+        """Replace the index atomically, keeping the previous one as the backup; raise ProjectSaveError."""
+        with self._lock:
+            data = json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            main = self.folder / INDEX
+            moved = False
+            try:
+                if main.exists():
+                    os.replace(main, self.folder / BACKUP)  # an opener falls back to it until the next line
+                    moved = True
+                atomic_write_bytes(main, data)
+            except OSError as exc:
+                if moved and not main.exists():
+                    try:
+                        os.replace(self.folder / BACKUP, main)
+                    except OSError:
+                        pass
+                raise ProjectSaveError(
+                    f"cannot save the project in {self.folder}: {exc.strerror or exc}; your work is kept in memory "
+                    "and will be saved as soon as the disk allows"
+                ) from exc
+            self.dirty = False
+            used = {r.mask for r in self.records.values() if r.mask}
+            for name in self._garbage - used:  # content-named: a mask set back to earlier pixels reuses its file
+                try:
+                    (self.folder / "masks" / name).unlink()
+                except OSError:
+                    pass
+            self._garbage.clear()
+
+    # ---- classes --------------------------------------------------------------------------
+    def add_class(self, name: str, color: str | None = None) -> ClassInfo:
+        name = name.strip()
+        if not name:
+            raise ProjectError("a class needs a name")
+        if any(c.name == name for c in self.classes.values()):
+            raise ProjectError(f"there is already a class named '{name}'")
+        with self._lock:
+            cid = max(self.classes, default=0) + 1
+            info = ClassInfo(cid, name, color or PALETTE[(cid - 1) % len(PALETTE)])
+            self.classes[cid] = info
+        self._changed()
+        return info
+
+    def rename_class(self, class_id: int, name: str) -> None:
+        if any(c.name == name and c.id != class_id for c in self.classes.values()):
+            raise ProjectError(f"there is already a class named '{name}'")
+        self.classes[class_id].name = name
+        self._changed()
+
+    def recolor_class(self, class_id: int, color: str) -> None:
+        self.classes[class_id].color = color
+        self._changed()
+
+    def delete_class(self, class_id: int) -> None:
+        """Remove a class with its masks and supports."""
+        with self._lock:
+            del self.classes[class_id]
+            self.supports.pop(class_id, None)
+            for key in [k for k in self.records if k[1] == class_id]:
+                rec = self.records.pop(key)
+                if rec.mask:
+                    self._garbage.add(rec.mask)
+        self._changed()
+
+    # ---- images and masks -----------------------------------------------------------------
+    def image_id(self, file: str) -> int | None:
+        return self._by_file.get(file)
+
+    def image_path(self, image_id: int) -> Path:
+        return self.image_root / self.images[image_id].file
+
+    def size_of(self, image_id: int) -> tuple[int, int]:
+        """(height, width) after EXIF rotation, read from the file's header once and remembered."""
+        e = self.images[image_id]
+        if e.height is None or e.width is None:
+            e.height, e.width = image_size(self.image_path(image_id))
+            self._changed()
+        return e.height, e.width
+
+    def record(self, image_id: int, class_id: int) -> MaskRecord:
+        return self.records.get((image_id, class_id), MaskRecord())
+
+    def labels(self, image_id: int, class_id: int) -> np.ndarray | None:
+        """The (image, class) label map (0 = background, 1..N = instances), read from disk; None if none."""
+        rec = self.records.get((image_id, class_id))
+        if rec is None or rec.mask is None:
+            return None
+        path = self.folder / "masks" / rec.mask
+        data = np.fromfile(path, np.uint8) if path.exists() else None
+        out = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+        if out is None:
+            raise ProjectError(f"mask file {path} is missing or damaged")
+        return out
+
+    def mask(self, image_id: int, class_id: int) -> np.ndarray | None:
+        """Boolean union of the instances of (image, class), or None."""
+        lab = self.labels(image_id, class_id)
+        return None if lab is None else lab > 0
+
+    def _write_mask(self, image_id: int, class_id: int, labels: np.ndarray) -> str:
+        data = _encode_labels(labels)
+        name = f"{image_id}-{class_id}-{hashlib.sha1(data).hexdigest()[:16]}.png"
+        path = self.folder / "masks" / name
+        if not path.exists():
+            try:
+                atomic_write_bytes(path, data)
+            except OSError as exc:
+                raise ProjectSaveError(f"cannot write mask {name}: {exc.strerror or exc}; the edit was not kept") from exc
+        return name
+
+    def _put(self, image_id: int, class_id: int, labels: np.ndarray | None, **fields) -> None:
+        if image_id not in self.images or class_id not in self.classes:
+            raise ProjectError(f"no image {image_id} or class {class_id} in this project")
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.dtype == bool:
+                labels = labels.astype(np.uint8)
+            self._check_size(image_id, labels.shape)
+        name = self._write_mask(image_id, class_id, labels) if labels is not None and labels.any() else None
+        with self._lock:
+            old = self.records.get((image_id, class_id), MaskRecord())
+            rec = MaskRecord(**{**asdict(old), **fields, "mask": name if labels is not None else old.mask})
+            if old.mask and old.mask != rec.mask:
+                self._garbage.add(old.mask)
+            self.records[(image_id, class_id)] = rec
+        self._changed()
+
+    def _check_size(self, image_id: int, shape: tuple[int, ...]) -> None:
+        e = self.images[image_id]
+        if e.height is None:
+            try:
+                self.size_of(image_id)
+            except ImageReadError:  # the image is gone: trust the mask
+                e.height, e.width = int(shape[0]), int(shape[1])
+        if (e.height, e.width) != tuple(shape[:2]):
+            raise ProjectError(f"mask {shape[1]}x{shape[0]} does not fit {e.file} ({e.width}x{e.height})")
+
+    def set_mask(self, image_id: int, class_id: int, labels: np.ndarray, state: str = "accepted") -> None:
+        """The user's own mask (bool, or an instance label map): marked edited, never overwritten by propagation."""
+        self._put(image_id, class_id, labels, state=state, edited=True, score=None, settings=None)
+
+    def set_proposal(self, image_id: int, class_id: int, mask: np.ndarray, score: float | None, settings: dict) -> bool:
+        """Store a model proposal unless the user accepted or edited this (image, class); True if stored."""
+        rec = self.record(image_id, class_id)
+        if rec.state == "accepted" or rec.edited:
+            return False
+        self._put(image_id, class_id, mask, state="proposed", score=score, settings=settings, edited=False)
+        return True
+
+    def set_state(self, image_id: int, class_id: int, state: str) -> None:
+        """Accept, reject or reset a record without touching its pixels."""
+        if state not in STATES:
+            raise ProjectError(f"unknown state '{state}'; one of {', '.join(STATES)}")
+        self._put(image_id, class_id, None, state=state)
+
+    # ---- supports -------------------------------------------------------------------------
+    def add_support(self, image_id: int, class_id: int) -> None:
+        """Mark the (accepted or edited) mask of this image as a support of the class."""
+        if self.mask(image_id, class_id) is None:
+            raise ProjectError(f"{self.images[image_id].file} has no mask of '{self.classes[class_id].name}' to use")
+        ids = self.supports.setdefault(class_id, [])
+        if image_id not in ids:
+            ids.append(image_id)
+            self._changed()
+
+    def remove_support(self, image_id: int, class_id: int) -> None:
+        if image_id in self.supports.get(class_id, []):
+            self.supports[class_id].remove(image_id)
+            self._changed()
+
+    def sweep_orphans(self) -> int:
+        """Delete mask files no record points to (left by a crash between a mask write and a save)."""
+        used = {r.mask for r in self.records.values() if r.mask}
+        n = 0
+        for p in (self.folder / "masks").glob("*.png"):
+            if p.name not in used:
+                p.unlink(missing_ok=True)
+                n += 1
+        return n
+
+
+class AutoSaver:
+    """Saves a project at most `delay` seconds after a change, on a background timer thread.
+
+    Errors do not escape the thread: they go to `on_error` (the UI shows them) and the project stays
+    dirty, so the next change or `flush()` tries again.
+    """
+
+    def __init__(self, project: Project, delay: float = 0.5, on_error: Callable[[str], None] | None = None) -> None:
+        self.project = project
+        self.delay = delay
+        self.on_error = on_error
+        self.last_error: str | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        project.subscribe(self.schedule)
+
+    def schedule(self) -> None:
+        with self._lock:
+            if self._timer is None:
+                self._timer = threading.Timer(self.delay, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> bool:
+        """Save now if dirty; True when the project is saved."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if not self.project.dirty:
+            return True
+        try:
+            self.project.save()
+        except ProjectSaveError as exc:
+            self.last_error = str(exc)
+            if self.on_error:
+                self.on_error(self.last_error)
+            return False
+        self.last_error = None
+        return True

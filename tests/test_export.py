@@ -1,0 +1,151 @@
+"""Export loses nothing: random masks round-trip through COCO RLE and pycocotools pixel for pixel."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from pycocotools.coco import COCO
+
+from annotator.cli import main
+from annotator.export import ExportError, ExportOptions, export_coco, export_png
+from annotator.project import Project
+from tests.synthetic import scene, write_rgb
+
+H, W = 23, 31
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp")
+    (root / "images").mkdir()
+    write_rgb(root / "images" / "x.png", scene(H, W, None, 0, seed=0)[0])
+    p = Project.create(root / "proj", root / "images")
+    p.add_class("thing")
+    return p
+
+
+@st.composite
+def masks(draw):
+    kind = draw(st.sampled_from(["random", "holes", "pixel", "border", "empty", "full"]))
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    m = np.zeros((H, W), bool)
+    if kind == "random":
+        m = rng.random((H, W)) > draw(st.floats(0.05, 0.95))
+    elif kind == "holes":
+        m[2:20, 3:28] = True
+        m[6:9, 8:12] = False
+        m[12:15, 18:20] = False
+    elif kind == "pixel":
+        m[rng.integers(H), rng.integers(W)] = True
+        m[rng.integers(H), rng.integers(W)] = True
+    elif kind == "border":
+        m[0, :] = m[:, -1] = True
+    elif kind == "full":
+        m[:] = True
+    return m
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(m=masks())
+def test_rle_round_trip_is_pixel_exact(proj, tmp_path_factory, m):
+    x = proj.image_id("x.png")
+    proj.set_mask(x, 1, m)
+    out = tmp_path_factory.mktemp("o") / "out.json"
+    export_coco(proj, out)
+    api = COCO(str(out))
+    anns = api.loadAnns(api.getAnnIds())
+    if not m.any():
+        assert anns == []
+        return
+    (ann,) = anns
+    assert ann["iscrowd"] == 0 and ann["area"] == int(m.sum())
+    assert np.array_equal(api.annToMask(ann).astype(bool), m)
+    (img,) = api.dataset["images"]
+    assert (img["height"], img["width"]) == (H, W)
+
+
+def _two_blobs(with_hole: bool):
+    m = np.zeros((H, W), bool)
+    m[2:12, 2:12] = True
+    m[15:21, 20:29] = True
+    if with_hole:
+        m[5:8, 5:8] = False
+    return m
+
+
+def test_instances_are_components_or_the_users_split(proj, tmp_path):
+    x = proj.image_id("x.png")
+    proj.set_mask(x, 1, _two_blobs(False))
+    export_coco(proj, tmp_path / "a.json", ExportOptions(instances=True))
+    assert len(json.loads((tmp_path / "a.json").read_text())["annotations"]) == 2
+    labels = np.zeros((H, W), np.uint8)
+    labels[2:12, 2:12] = 1
+    labels[15:21, 20:29] = 1  # the user says both blobs are one instance...
+    labels[2:12, 8:12] = 2  # ...and split the first one
+    proj.set_mask(x, 1, labels)
+    export_coco(proj, tmp_path / "b.json", ExportOptions(instances=True))
+    api = COCO(str(tmp_path / "b.json"))
+    got = sorted(int(api.annToMask(a).sum()) for a in api.loadAnns(api.getAnnIds()))
+    assert got == sorted([int((labels == 1).sum()), int((labels == 2).sum())])
+    export_coco(proj, tmp_path / "c.json")  # semantic: one per class
+    assert len(json.loads((tmp_path / "c.json").read_text())["annotations"]) == 1
+
+
+def test_polygons_without_holes_and_the_hole_policy(proj, tmp_path):
+    x = proj.image_id("x.png")
+    m = _two_blobs(False)
+    proj.set_mask(x, 1, m)
+    export_coco(proj, tmp_path / "p.json", ExportOptions(polygons=True))
+    api = COCO(str(tmp_path / "p.json"))
+    (ann,) = api.loadAnns(api.getAnnIds())
+    assert isinstance(ann["segmentation"], list) and len(ann["segmentation"]) == 2
+    got = api.annToMask(ann).astype(bool)
+    assert np.array_equal(got, m)  # traced along pixel edges, pycocotools rasterises them back exactly
+    proj.set_mask(x, 1, _two_blobs(True))
+    n = export_coco(proj, tmp_path / "h.json", ExportOptions(polygons=True))
+    assert n["rle_fallbacks"] == 1
+    ann = json.loads((tmp_path / "h.json").read_text())["annotations"][0]
+    assert isinstance(ann["segmentation"], dict)  # the hole survives as RLE
+    with pytest.raises(ExportError, match="x.png.*holes"):
+        export_coco(proj, tmp_path / "r.json", ExportOptions(polygons=True, holes="refuse"))
+
+
+def test_accepted_only_by_default_and_proposals_with_score(proj, tmp_path):
+    x = proj.image_id("x.png")
+    proj.set_state(x, 1, "unlabelled")
+    proj.records.pop((x, 1), None)
+    assert proj.set_proposal(x, 1, _two_blobs(False), 0.37, {"model": "panet"})
+    export_coco(proj, tmp_path / "a.json")
+    assert json.loads((tmp_path / "a.json").read_text())["annotations"] == []
+    export_coco(proj, tmp_path / "b.json", ExportOptions(include_proposals=True))
+    (ann,) = json.loads((tmp_path / "b.json").read_text())["annotations"]
+    assert ann["score"] == 0.37
+
+
+def test_png_export_and_palette(proj, tmp_path):
+    x = proj.image_id("x.png")
+    proj.set_mask(x, 1, _two_blobs(True))
+    export_png(proj, tmp_path / "png")
+    img = Image.open(tmp_path / "png" / "x.png")
+    assert img.mode == "P"
+    assert np.array_equal(np.array(img) == 1, _two_blobs(True))
+    pal = json.loads((tmp_path / "png" / "palette.json").read_text())
+    assert pal["1"]["name"] == "thing" and img.getpalette()[3:6] == [int(pal["1"]["color"][i:i + 2], 16)
+                                                                      for i in (1, 3, 5)]
+
+
+def test_export_command(proj, tmp_path, capsys):
+    proj.set_mask(proj.image_id("x.png"), 1, _two_blobs(False))
+    proj.save()
+    assert main(["export", str(proj.folder), "--out", str(tmp_path / "e.json")]) == 0
+    assert "1 annotations" in capsys.readouterr().out
+    COCO(str(tmp_path / "e.json"))
+    assert main(["export", str(proj.folder), "--out", str(tmp_path / "pp"), "--format", "png"]) == 0
+    assert (tmp_path / "pp" / "x.png").exists()
+    assert main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "f.json")]) != 0
+    assert "not an annotator project" in capsys.readouterr().err

@@ -1,0 +1,179 @@
+"""The project on disk: atomic saves, protected user masks, moved images, damage and full disks."""
+from __future__ import annotations
+
+import errno
+from dataclasses import asdict
+import json
+
+import numpy as np
+import pytest
+
+from annotator import project as project_mod
+from annotator.project import AutoSaver, Project, ProjectError, ProjectSaveError
+from tests.synthetic import scene, write_rgb
+
+
+@pytest.fixture
+def proj(tmp_path):
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        write_rgb(imgs / name, scene(30, 40, (20, 15), 6, seed=len(name))[0])
+    p = Project.create(tmp_path / "proj", imgs)
+    p.add_class("ball")
+    return p
+
+
+def _disk(m):
+    return m.astype(bool)
+
+
+def test_create_save_and_reopen_keeps_everything(proj):
+    m = np.zeros((30, 40), bool)
+    m[5:10, 5:20] = True
+    a = proj.image_id("a.png")
+    proj.set_mask(a, 1, m)
+    proj.add_support(a, 1)
+    b = proj.image_id("b.png")
+    assert proj.set_proposal(b, 1, ~m, 0.42, {"model": "panet"})
+    proj.save()
+    again = Project.open(proj.folder)
+    assert [c.name for c in again.classes.values()] == ["ball"]
+    assert np.array_equal(again.mask(a, 1), m) and again.record(a, 1).state == "accepted"
+    assert again.record(b, 1).state == "proposed" and again.record(b, 1).score == 0.42
+    assert again.record(b, 1).settings == {"model": "panet"}
+    assert again.supports == {1: [a]}
+    assert not list(proj.image_root.glob("*.json"))  # the image folder is never written to
+
+
+def test_propagation_never_overwrites_accepted_or_edited_masks(proj):
+    a, b = proj.image_id("a.png"), proj.image_id("b.png")
+    mine = np.zeros((30, 40), bool)
+    mine[:5] = True
+    proj.set_mask(a, 1, mine)
+    assert not proj.set_proposal(a, 1, ~mine, 0.9, {})
+    proj.set_mask(b, 1, mine, state="proposed")  # edited but not yet accepted
+    assert not proj.set_proposal(b, 1, ~mine, 0.9, {})
+    assert np.array_equal(proj.mask(a, 1), mine) and np.array_equal(proj.mask(b, 1), mine)
+    c = proj.image_id("c.png")
+    assert proj.set_proposal(c, 1, mine, 0.3, {}) and proj.set_proposal(c, 1, ~mine, 0.5, {})
+    assert np.array_equal(proj.mask(c, 1), ~mine)
+
+
+def test_masks_are_loaded_on_demand_not_held(proj):
+    a = proj.image_id("a.png")
+    proj.set_mask(a, 1, np.ones((30, 40), bool))
+    proj.save()
+    assert all(not isinstance(v, np.ndarray) for r in proj.records.values() for v in asdict(r).values())
+    files = list((proj.folder / "masks").glob("*.png"))
+    assert len(files) == 1
+    proj.set_mask(a, 1, np.zeros((30, 40), bool) | np.eye(30, 40, dtype=bool))
+    proj.save()
+    assert len(list((proj.folder / "masks").glob("*.png"))) == 1  # the replaced mask file is gone
+
+
+def test_wrong_size_mask_is_refused(proj):
+    with pytest.raises(ProjectError, match="does not fit"):
+        proj.set_mask(proj.image_id("a.png"), 1, np.ones((10, 10), bool))
+
+
+def test_moved_and_deleted_images_are_reported_and_the_rest_kept(proj):
+    a = proj.image_id("a.png")
+    proj.set_mask(a, 1, np.ones((30, 40), bool))
+    proj.save()
+    (proj.image_root / "b.png").rename(proj.image_root / "renamed.png")
+    (proj.image_root / "c.png").unlink()
+    again = Project.open(proj.folder)
+    assert again.report.missing == ["b.png", "c.png"]
+    assert again.report.added == ["renamed.png"]
+    assert again.mask(a, 1).all()
+    assert "b.png" in {e.file for e in again.images.values()}  # kept, in case the files come back
+
+
+def test_project_and_images_moved_together_still_open(proj, tmp_path):
+    proj.save()
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (proj.image_root).rename(moved / "images")
+    proj.folder.rename(moved / "proj")
+    again = Project.open(moved / "proj")
+    assert again.report.missing == [] and again.image_root == (moved / "images").resolve()
+
+
+def test_damaged_index_opens_the_last_good_copy_and_keeps_the_damaged_one(proj):
+    a = proj.image_id("a.png")
+    proj.set_mask(a, 1, np.ones((30, 40), bool))
+    proj.save()
+    proj.add_class("second")
+    proj.save()  # the previous save is now the backup
+    (proj.folder / "project.json").write_text('{"format": "annotator-project", "classes": [')  # torn
+    again = Project.open(proj.folder)
+    assert "damaged" in again.report.recovered and "last good copy" in again.report.recovered
+    assert again.mask(a, 1).all()
+    assert list(proj.folder.glob("project.json.damaged-*"))
+
+
+def test_both_copies_damaged_is_a_clear_error(proj):
+    proj.save()
+    (proj.folder / "project.json").write_text("garbage")
+    (proj.folder / "project.json.bak").write_text("garbage")
+    with pytest.raises(ProjectError, match="damaged.*cannot be read"):
+        Project.open(proj.folder)
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS])
+def test_full_or_read_only_disk_is_reported_and_work_kept(proj, monkeypatch, err):
+    proj.save()
+    before = (proj.folder / "project.json").read_bytes()
+
+    def fail(path, data):
+        raise OSError(err, "No space left on device" if err == errno.ENOSPC else "Read-only file system")
+
+    monkeypatch.setattr(project_mod, "atomic_write_bytes", fail)
+    proj.rename_class(1, "renamed")
+    messages = []
+    saver = AutoSaver(proj, delay=10, on_error=messages.append)
+    assert not saver.flush()
+    assert "kept in memory" in messages[0] and proj.dirty
+    assert (proj.folder / "project.json").read_bytes() == before  # the old file is intact
+    with pytest.raises(ProjectSaveError, match="edit was not kept"):
+        proj.set_mask(proj.image_id("a.png"), 1, np.ones((30, 40), bool))
+    monkeypatch.undo()
+    assert saver.flush() and not proj.dirty
+    assert Project.open(proj.folder).classes[1].name == "renamed"
+
+
+def test_autosave_within_a_second(proj):
+    saver = AutoSaver(proj, delay=0.2)
+    proj.add_class("late")
+    import time
+
+    deadline = time.time() + 1.0
+    while proj.dirty and time.time() < deadline:
+        time.sleep(0.02)
+    assert not proj.dirty
+    assert "late" in (proj.folder / "project.json").read_text()
+    saver.flush()
+
+
+def test_classes_rename_recolor_delete(proj):
+    proj.add_class("cat")
+    with pytest.raises(ProjectError, match="already"):
+        proj.add_class("cat")
+    proj.set_mask(proj.image_id("a.png"), 2, np.ones((30, 40), bool))
+    proj.recolor_class(2, "#123456")
+    proj.delete_class(2)
+    proj.save()
+    data = json.loads((proj.folder / "project.json").read_text())
+    assert [c["name"] for c in data["classes"]] == ["ball"] and data["records"] == []
+
+
+def test_setting_a_mask_back_to_earlier_pixels_keeps_its_file(proj):
+    a = proj.image_id("a.png")
+    first, second = np.zeros((30, 40), bool), np.ones((30, 40), bool)
+    first[3:9, 3:9] = True
+    proj.set_mask(a, 1, first)
+    proj.set_mask(a, 1, second)
+    proj.set_mask(a, 1, first)  # same content, same file name as the one just replaced
+    proj.save()
+    assert np.array_equal(Project.open(proj.folder).mask(a, 1), first)
