@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from annotator.crf import CRFParams, refine
 from annotator.imageio import read_image, read_mask
@@ -130,12 +132,13 @@ def run(args) -> None:
     eps = {k: episodes(k) for k in args.shots}
     needed = sorted({p for es in eps.values() for e in es for p, _ in e.support + e.positives} |
                     {p for es in eps.values() for e in es for p in e.negatives})
-    cache = Path(args.cache) / f"feats_{predictor.backbone_name}_{args.input_size}.pt" if args.cache else None
+    cache = Path(args.cache) / f"feats_{predictor.backbone_name}_{args.input_size}.safetensors" if args.cache else None
     if cache and cache.exists():
-        blob = torch.load(cache)
-        feats, backbone_s = blob["feats"], blob["backbone_s"]
+        stored = load_file(str(cache))
+        feats = {p: stored[str(p)] for p in needed}
+        backbone_s = float(safe_open(str(cache), "pt").metadata()["backbone_s"])
     else:
-        feats, t0 = {}, time.perf_counter()
+        feats = {}
         for i, p in enumerate(needed):
             feats[p] = predictor.encode([read_image(p)])[0].half()
             print(f"\rbackbone features {i + 1}/{len(needed)}", end="", file=sys.stderr)
@@ -143,7 +146,7 @@ def run(args) -> None:
         backbone_s = predictor.timings.backbone / len(needed)
         if cache:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"feats": feats, "backbone_s": backbone_s}, cache)
+            save_file({str(p): f.contiguous() for p, f in feats.items()}, str(cache), {"backbone_s": str(backbone_s)})
     shapes = {p: read_image(p).shape[:2] for p in needed}
     gts = {}
 
