@@ -72,7 +72,8 @@ def convert_sdist(sdist: Path, out: Path) -> None:
     tensors = jax_vgg16_to_torchvision(_NumpyOnlyUnpickler(io.BytesIO(raw)).load())
     with tempfile.TemporaryDirectory() as tmp:
         tmp_file = Path(tmp) / out.name
-        save_file(tensors, str(tmp_file), metadata={"source": SDIST, "layout": "torchvision vgg16().features"})
+        # One metadata key only: safetensors writes a multi-key metadata map in random order.
+        save_file(tensors, str(tmp_file), metadata={"source": f"{SDIST}, torchvision vgg16().features layout"})
         atomic_write_bytes(out, tmp_file.read_bytes())
 
 
