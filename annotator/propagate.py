@@ -8,12 +8,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from annotator.imageio import ImageReadError, read_image, read_mask
 from annotator.predictor import Predictor
+from annotator.project import Project
 
 
 class SupportError(ValueError):
@@ -99,3 +100,45 @@ def propagate(
                     continue
                 prop = next(proposals)
                 yield ImageResult(path=p, height=h, width=w, mask=prop.mask, score=prop.score)
+
+
+def propagate_into_project(
+    project: Project,
+    class_id: int,
+    predictor: Predictor,
+    image_ids: Sequence[int],
+    presence_threshold: float = 0.0,
+    cancelled: Callable[[], bool] = lambda: False,
+    on_result: Callable[[int, ImageResult, bool], None] = lambda *_: None,
+    batch_size: int = 1,
+) -> int:
+    """Propose the class on `image_ids` from the project's supports of it, storing each proposal as it
+    comes (accepted or edited masks are never overwritten). Stops between images when `cancelled()`.
+
+    `on_result(image_id, result, stored)` is called per image. Returns the number of images done.
+    """
+    support_ids = project.supports.get(class_id, [])
+    if not support_ids:
+        raise SupportError(f"class '{project.classes[class_id].name}' has no support yet: paint a mask and mark it")
+    supports = []
+    for sid in support_ids:
+        try:
+            supports.append((read_image(project.image_path(sid)), project.mask(sid, class_id)))
+        except ImageReadError as exc:
+            raise SupportError(f"support image {exc}") from None
+    predictor.set_supports(supports)
+    settings = predictor.settings()
+    by_path = {project.image_path(i): i for i in image_ids if i not in support_ids}
+    done = 0
+    for res in propagate(predictor, list(by_path), batch_size=batch_size):
+        if cancelled():  # a result that lands after Cancel is dropped
+            break
+        image_id = by_path[res.path]
+        stored = False
+        if res.error is None and res.mask is not None:
+            keep = res.score is not None and res.score >= presence_threshold
+            mask = res.mask if keep else np.zeros_like(res.mask)
+            stored = project.set_proposal(image_id, class_id, mask, res.score if keep else None, settings)
+        on_result(image_id, res, stored)
+        done += 1
+    return done

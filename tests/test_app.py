@@ -1,20 +1,184 @@
-"""The window opens a folder given on the command line and lists its images."""
+"""The desktop app driven through its real widgets: painting, undo, propagation, review, export."""
 from __future__ import annotations
 
-from annotator.app.main_window import MainWindow
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+from pycocotools.coco import COCO
+
+from annotator.app.dialogs import HelpDialog, ModelSettings
+from annotator.app.main_window import MainWindow, project_dir_for
+from annotator.app.thumbnails import ImageIdRole
 from tests.synthetic import scene, write_rgb
 
 
-def test_window_lists_the_folder(qtbot, tmp_path):
-    for name in ("b.png", "a.png"):
-        write_rgb(tmp_path / name, scene(20, 30, None, 0, seed=1)[0])
-    win = MainWindow(tmp_path)
-    qtbot.addWidget(win)
-    assert [win.images.item(i).text() for i in range(win.images.count())] == ["a.png", "b.png"]
-    assert "2 images" in win.status.text()
+@pytest.fixture
+def folder(tmp_path):
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    for i, (c, r) in enumerate([((60, 50), 22), ((100, 60), 25), ((50, 70), 20), ((110, 40), 18)]):
+        write_rgb(imgs / f"{i}.png", scene(120, 160, c, r, seed=50 + i)[0])
+    return imgs
 
 
-def test_window_says_when_the_folder_is_gone(qtbot, tmp_path):
-    win = MainWindow(tmp_path / "gone")
-    qtbot.addWidget(win)
-    assert "no such folder" in win.status.text()
+@pytest.fixture
+def win(qtbot, folder, tmp_path):
+    qs = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    ModelSettings(crf=False, device="cpu").save(qs)
+    w = MainWindow(folder, settings=qs)
+    qtbot.addWidget(w)
+    w.resize(900, 700)
+    w.show()
+    qtbot.waitExposed(w)
+    w.canvas.actual_size()  # 1:1 so that view pixels are image pixels
+    yield w
+    w.close()
+
+
+def _vp(win, x, y) -> QPoint:
+    return win.canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
+
+
+def _drag(win, points, modifiers=Qt.KeyboardModifier.NoModifier):
+    vp = win.canvas.viewport()
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, modifiers, _vp(win, *points[0]))
+    for p in points[1:]:
+        pos = QPointF(_vp(win, *p))
+        ev = QMouseEvent(QEvent.Type.MouseMove, pos, vp.mapToGlobal(pos), Qt.MouseButton.NoButton,
+                         Qt.MouseButton.LeftButton, modifiers)
+        QApplication.sendEvent(vp, ev)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, modifiers, _vp(win, *points[-1]))
+
+
+def test_opening_a_folder_makes_a_project_beside_it_and_lists_images(win, folder):
+    assert win.project.folder == project_dir_for(folder) == folder.parent / "images.annotator"
+    assert win.thumbs.rowCount() == 4
+    assert [p.name for p in folder.iterdir()] and not list(folder.glob("*.json"))  # never written to
+
+
+def test_brush_stroke_paints_where_the_mouse_went_and_undo_restores(win, qtbot):
+    win.canvas.set_brush(9)
+    _drag(win, [(20, 20), (40, 20), (60, 20)])
+    m = win.canvas.mask
+    assert m[20, 20] and m[20, 40] and m[20, 60] and m[24, 40]  # 9 px wide line
+    assert not m[40, 40] and not m[20, 80]
+    painted = m.sum()
+    win.tool_actions["eraser"].trigger()
+    _drag(win, [(40, 20), (40, 21)])
+    assert not win.canvas.mask[20, 40] and win.canvas.mask.sum() < painted
+    QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert win.canvas.mask.sum() == painted
+    QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not win.canvas.mask.any()
+    QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert win.canvas.mask.sum() == painted
+    win._flush_writes()
+    assert win.project.mask(win.image_id, win.class_id).sum() == painted  # saved as the user's mask
+    assert win.project.record(win.image_id, win.class_id).edited
+
+
+def test_bracket_keys_resize_the_brush(win):
+    before = win.canvas.brush
+    QTest.keyClick(win, Qt.Key.Key_BracketRight)
+    assert win.canvas.brush > before and win.brush_spin.value() == win.canvas.brush
+    QTest.keyClick(win, Qt.Key.Key_BracketLeft)
+    QTest.keyClick(win, Qt.Key.Key_BracketLeft)
+    assert win.canvas.brush < before
+
+
+def test_polygon_clicks_and_flood_fill(win):
+    win.tool_actions["polygon"].trigger()
+    vp = win.canvas.viewport()
+    for p in [(10, 10), (50, 10), (50, 40)]:
+        QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(win, *p))
+    QTest.mouseDClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(win, 10, 40))
+    m = win.canvas.mask
+    assert m[25, 30] and not m[60, 30] and 1000 < m.sum() < 1500  # a 40x30 box
+    win.canvas.replace_mask(np.zeros_like(m))
+    win.tool_actions["fill"].trigger()
+    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(win, 60, 50))  # the red ball
+    truth = scene(120, 160, (60, 50), 22, seed=50)[1]
+    got = win.canvas.mask
+    assert (got & truth).sum() / (got | truth).sum() > 0.95
+
+
+def _paint_support(win):
+    truth = scene(120, 160, (60, 50), 22, seed=50)[1]
+    win.canvas.replace_mask(truth)
+    QTest.keyClick(win, Qt.Key.Key_S)
+    assert win.project.supports[win.class_id] == [win.image_id]
+
+
+def test_propagation_fills_the_thumbnails_and_review_keys_change_states(win, qtbot):
+    _paint_support(win)
+    QTest.keyClick(win, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+    assert win.worker is not None and win.progress.isVisible()
+    with qtbot.waitSignal(win.worker.finished, timeout=120000):
+        pass
+    win.wait_for_worker()
+    assert "cpu" in win.device_label.text().lower()
+    states = {i: win.project.record(i, win.class_id).state for i in win.project.images}
+    assert sorted(states.values()) == ["accepted", "proposed", "proposed", "proposed"]
+    texts = [win.thumbs.data(win.thumbs.index(r)) for r in range(4)]
+    assert sum("?" in t for t in texts) == 3  # proposals show on the thumbnails with their score
+    QTest.keyClick(win, Qt.Key.Key_R)
+    queue = list(win.review)
+    scores = [win.project.record(i, win.class_id).score for i in queue]
+    assert scores == sorted(scores) and win.image_id == queue[0]  # least confident first
+    QTest.keyClick(win, Qt.Key.Key_Return)
+    assert win.project.record(queue[0], win.class_id).state == "accepted" and win.image_id == queue[1]
+    QTest.keyClick(win, Qt.Key.Key_Backspace)
+    assert win.project.record(queue[1], win.class_id).state == "rejected" and win.image_id == queue[2]
+    QTest.keyClick(win, Qt.Key.Key_Left)
+    assert win.image_id == queue[1]
+
+
+def test_propagation_can_be_cancelled(win, qtbot, folder):
+    for i in range(4, 12):
+        write_rgb(folder / f"{i}.png", scene(120, 160, (80, 60), 20, seed=i)[0])
+    win.open_path(folder)  # rescans: 12 images now
+    assert win.thumbs.rowCount() == 12
+    _paint_support(win)
+    win.propagate("all")
+    worker = win.worker
+    with qtbot.waitSignal(worker.result, timeout=60000):
+        pass
+    QTest.keyClick(win, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
+    assert win.worker is None and not win.progress.isVisible()
+    win.wait_for_worker()
+    proposed = sum(win.project.record(i, win.class_id).state == "proposed" for i in win.project.images)
+    assert 1 <= proposed < 11
+
+
+def test_export_writes_coco_that_pycocotools_loads(win, tmp_path):
+    from annotator.export import ExportOptions
+
+    _paint_support(win)
+    win.export_to(tmp_path / "out.json", "coco-rle", ExportOptions())
+    api = COCO(str(tmp_path / "out.json"))
+    (ann,) = api.loadAnns(api.getAnnIds())
+    truth = scene(120, 160, (60, 50), 22, seed=50)[1]
+    assert np.array_equal(api.annToMask(ann).astype(bool), truth)
+
+
+def test_help_sheet_lists_every_shortcut(win):
+    dlg = HelpDialog(win.actions(), win)
+    keys = {dlg.table.item(r, 1).text() for r in range(dlg.table.rowCount())}
+    assert {"B", "E", "P", "G", "[", "]", "S", "R", "Return", "Backspace", "F1", "Ctrl+P", "Ctrl+Z"} <= keys
+
+
+def test_settings_persist(tmp_path):
+    qs = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    ModelSettings(crf=False, presence_threshold=0.4, device="cpu").save(qs)
+    qs.sync()
+    again = ModelSettings.load(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    assert again == ModelSettings(crf=False, presence_threshold=0.4, device="cpu")
+
+
+def test_thumbnails_arrive_lazily(win, qtbot):
+    idx = win.thumbs.index(0)
+    win.thumbs.data(idx, Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(lambda: win.thumbs.data(idx, ImageIdRole) in win.thumbs._cache, timeout=5000)

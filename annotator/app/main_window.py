@@ -1,55 +1,581 @@
-"""The main window. For now it shows the opened folder's images; the editing app comes with its own issue."""
+"""The main window: classes on the left, the canvas in the middle, thumbnails below; menus wire the
+actions (each with a shortcut) to the project model, the canvas and the propagation worker."""
 from __future__ import annotations
 
+import hashlib
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QListWidget, QMainWindow, QVBoxLayout, QWidget
+import numpy as np
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence
+from PySide6.QtWidgets import (QApplication, QColorDialog, QDockWidget, QFileDialog, QInputDialog, QLabel,
+                               QListView, QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QProgressBar,
+                               QPushButton, QSlider, QSpinBox, QToolBar)
 
-from annotator.imageio import ImageReadError, list_images
+from annotator.app.canvas import Canvas
+from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
+from annotator.app.thumbnails import ImageIdRole, ThumbnailModel
+from annotator.app.workers import PropagationWorker, start_in_thread
+from annotator.export import ExportError, export_coco, export_png
+from annotator.imageio import ImageReadError, read_image
+from annotator.project import AutoSaver, Project, ProjectError
+from annotator.review import review_queue, unreviewed
+
+ORG, APP = "annotator", "annotator"
+
+
+def project_dir_for(folder: Path) -> Path:
+    """Where the project of an image folder lives: `FOLDER.annotator` beside it, or in the user's data
+    folder when that place is not writable. The image folder itself is never written to."""
+    folder = folder.resolve()
+    beside = folder.parent / f"{folder.name}.annotator"
+    if beside.exists() or _writable(folder.parent):
+        return beside
+    base = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
+    return base / "projects" / f"{folder.name}-{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+
+
+def _writable(path: Path) -> bool:
+    import os
+
+    return os.access(path, os.W_OK)
 
 
 class MainWindow(QMainWindow):
-    """A window listing the images of a folder."""
+    """The annotator window. `open_folder` / `open_project` load work; everything else is an action."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    save_failed = Signal(str)
+
+    def __init__(self, folder: Path | None = None, settings: QSettings | None = None) -> None:
         super().__init__()
         self.setWindowTitle("annotator")
-        self.resize(900, 600)
-        self.status = QLabel("Open a folder of images (Ctrl+O).")
-        self.images = QListWidget()
-        body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.addWidget(self.status)
-        layout.addWidget(self.images)
-        self.setCentralWidget(body)
-        menu = self.menuBar().addMenu("&File")
-        menu.addAction("&Open folder…", "Ctrl+O", self.choose_folder)
-        menu.addAction("&Quit", "Ctrl+Q", self.close)
+        self.resize(1400, 900)
+        self.qs = settings or QSettings(ORG, APP)
+        self.model_settings = ModelSettings.load(self.qs)
+        self.project: Project | None = None
+        self.saver: AutoSaver | None = None
+        self.thumbs: ThumbnailModel | None = None
+        self.image_id: int | None = None
+        self.class_id: int | None = None
+        self.review: list[int] | None = None
+        self.worker: PropagationWorker | None = None
+        self.thread = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mask-writer")
+        self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
+        self._build_widgets()
+        self._build_actions()
         if folder is not None:
-            self.open_folder(folder)
+            self.open_path(folder)
 
+    # ---- layout ---------------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.canvas = Canvas(self)
+        self.canvas.edited.connect(self._mask_edited)
+        self.setCentralWidget(self.canvas)
+        self.classes = QListWidget()
+        self.classes.currentItemChanged.connect(self._class_chosen)
+        self.classes.itemDoubleClicked.connect(lambda _: self.rename_class())
+        dock = QDockWidget("Classes", self)
+        dock.setObjectName("classes")
+        dock.setWidget(self.classes)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.strip = QListView()
+        self.strip.setViewMode(QListView.ViewMode.IconMode)
+        self.strip.setFlow(QListView.Flow.LeftToRight)
+        self.strip.setWrapping(False)
+        self.strip.setUniformItemSizes(True)
+        self.strip.setLayoutMode(QListView.LayoutMode.Batched)
+        self.strip.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
+        self.strip.setMinimumHeight(150)
+        dock = QDockWidget("Images", self)
+        dock.setObjectName("images")
+        dock.setWidget(self.strip)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        sb = self.statusBar()
+        self.device_label = QLabel("device: not started")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setFormat("%v/%m")
+        self.progress.hide()
+        self.eta = QLabel("")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel_propagation)
+        for w in (self.progress, self.eta, self.cancel_button, self.device_label):
+            sb.addPermanentWidget(w)
+        sb.showMessage("Open a folder of images (Ctrl+O)")
+
+    def _act(self, menu, text: str, shortcut, slot, checkable: bool = False) -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        a.setCheckable(checkable)
+        a.triggered.connect(slot)
+        menu.addAction(a)
+        self.addAction(a)  # shortcuts work whichever widget has focus
+        return a
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        self._act(m, "&Open folder…", QKeySequence.StandardKey.Open, self.choose_folder)
+        self._act(m, "Open &project…", "Ctrl+Shift+O", self.choose_project)
+        self.recent_menu = m.addMenu("Recent")
+        self._fill_recent()
+        self._act(m, "&Export…", "Ctrl+E", self.export)
+        self._act(m, "&Save now", QKeySequence.StandardKey.Save, self.save_now)
+        self._act(m, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        m = mb.addMenu("&Edit")
+        self._act(m, "&Undo", QKeySequence.StandardKey.Undo, self.canvas.undo)
+        self._act(m, "&Redo", "Ctrl+Shift+Z", self.canvas.redo)
+        self._act(m, "&Clear mask", "Ctrl+Backspace", lambda: self.canvas.replace_mask(np.zeros_like(self.canvas.mask)))
+        self._act(m, "&Invert mask", "Ctrl+I", lambda: self.canvas.replace_mask(~self.canvas.mask))
+        m = mb.addMenu("&Tools")
+        group = QActionGroup(self)
+        self.tool_actions = {}
+        for tool, key in (("brush", "B"), ("eraser", "E"), ("polygon", "P"), ("fill", "G")):
+            a = self._act(m, f"{tool.capitalize()}" if tool != "polygon" else "Polygon / lasso", key,
+                          lambda _=False, t=tool: self.canvas.set_tool(t), checkable=True)
+            group.addAction(a)
+            self.tool_actions[tool] = a
+        self.tool_actions["brush"].setChecked(True)
+        m.addSeparator()
+        self._act(m, "Bigger brush", "]", lambda: self.canvas.set_brush(round(self.canvas.brush * 1.25) + 1))
+        self._act(m, "Smaller brush", "[", lambda: self.canvas.set_brush(round(self.canvas.brush / 1.25)))
+        m = mb.addMenu("&View")
+        self._act(m, "Zoom to &fit", "Ctrl+0", self.canvas.fit)
+        self._act(m, "&Actual size (1:1)", "Ctrl+1", self.canvas.actual_size)
+        self._act(m, "Zoom &in", QKeySequence.StandardKey.ZoomIn, lambda: self.canvas.zoom(1.25))
+        self._act(m, "Zoom &out", QKeySequence.StandardKey.ZoomOut, lambda: self.canvas.zoom(0.8))
+        self._act(m, "More opaque overlay", "Ctrl+]", lambda: self._opacity(0.1))
+        self._act(m, "More transparent overlay", "Ctrl+[", lambda: self._opacity(-0.1))
+        self._act(m, "Toggle &outline", "O", self._toggle_outline)
+        m = mb.addMenu("&Class")
+        self._act(m, "&New class…", "Ctrl+N", self.add_class)
+        self._act(m, "&Rename class…", "F2", self.rename_class)
+        self._act(m, "Re&colour class…", "Ctrl+Shift+C", self.recolor_class)
+        self._act(m, "&Delete class", "Ctrl+Shift+Delete", self.delete_class)
+        self._act(m, "Use this mask as a &support", "S", self.add_support)
+        m = mb.addMenu("&Propagate")
+        self._act(m, "Propagate to &all images", "Ctrl+P", lambda: self.propagate("all"))
+        self._act(m, "Propagate to the &selection", "Ctrl+Shift+P", lambda: self.propagate("selection"))
+        self._act(m, "Propagate again (not yet &accepted)", "Ctrl+Alt+P", lambda: self.propagate("unreviewed"))
+        self._act(m, "&Cancel propagation", "Ctrl+.", self.cancel_propagation)
+        self._act(m, "&Settings…", "Ctrl+,", self.edit_settings)
+        m = mb.addMenu("&Review")
+        self.review_action = self._act(m, "&Review proposals (least confident first)", "R", self.toggle_review,
+                                       checkable=True)
+        self._act(m, "&Accept", "Return", self.accept_current)
+        self._act(m, "Re&ject", "Backspace", self.reject_current)
+        self._act(m, "&Next image", "Right", lambda: self.step(1))
+        self._act(m, "&Previous image", "Left", lambda: self.step(-1))
+        m = mb.addMenu("&Help")
+        self._act(m, "&Shortcuts", "F1", self.show_help)
+        tb = QToolBar("Tools", self)
+        tb.setObjectName("tools")
+        for a in self.tool_actions.values():
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Brush "))
+        self.brush_spin = QSpinBox()
+        self.brush_spin.setRange(1, 500)
+        self.brush_spin.setValue(self.canvas.brush)
+        self.brush_spin.valueChanged.connect(self.canvas.set_brush)
+        self.canvas.brush_changed.connect(self.brush_spin.setValue)
+        tb.addWidget(self.brush_spin)
+        tb.addWidget(QLabel(" Opacity "))
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(50)
+        self.opacity.setMaximumWidth(120)
+        self.opacity.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
+        tb.addWidget(self.opacity)
+        self.addToolBar(tb)
+
+    def _opacity(self, delta: float) -> None:
+        self.opacity.setValue(int(self.opacity.value() + 100 * delta))
+
+    def _toggle_outline(self) -> None:
+        self.canvas.show_outline = not self.canvas.show_outline
+        self.canvas._update_outline()
+
+    # ---- opening --------------------------------------------------------------------------
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
         if folder:
-            self.open_folder(Path(folder))
+            self.open_path(Path(folder))
 
-    def open_folder(self, folder: Path) -> None:
-        """List the folder's images, or say why it cannot be opened."""
+    def choose_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a project folder (*.annotator)")
+        if folder:
+            self.open_path(Path(folder))
+
+    def open_path(self, path: Path) -> None:
+        """A project folder opens as it is; an image folder opens (or starts) its project."""
         try:
-            paths = list_images(folder)
-        except ImageReadError as exc:
-            self.status.setText(str(exc))
+            if (path / "project.json").exists() or (path / "project.json.bak").exists():
+                proj = Project.open(path)
+            else:
+                pdir = project_dir_for(path)
+                proj = Project.open(pdir) if (pdir / "project.json").exists() else Project.create(pdir, path)
+        except (ProjectError, ImageReadError, OSError) as exc:
+            self.statusBar().showMessage(f"Cannot open {path}: {exc}")
             return
-        self.images.clear()
-        self.images.addItems([p.relative_to(folder).as_posix() for p in paths])
-        self.status.setText(f"{folder}: {len(paths)} images")
+        self.set_project(proj)
+        notes = []
+        if proj.report.recovered:
+            notes.append(proj.report.recovered)
+        if proj.report.missing:
+            notes.append(f"{len(proj.report.missing)} images are missing (e.g. {proj.report.missing[0]}); "
+                         "their masks are kept")
+        if proj.report.added:
+            notes.append(f"{len(proj.report.added)} new images found")
+        self.statusBar().showMessage("; ".join(notes) or f"{proj.image_root}: {len(proj.images)} images")
+        self._remember(proj.folder)
+
+    def set_project(self, proj: Project) -> None:
+        self._flush_writes()
+        if self.saver:
+            self.saver.flush()
+        self.project = proj
+        self.saver = AutoSaver(proj, delay=0.5, on_error=self.save_failed.emit)
+        if self.thumbs:
+            self.thumbs.shutdown()
+        self.thumbs = ThumbnailModel(proj, self)
+        self.strip.setModel(self.thumbs)
+        self.strip.selectionModel().currentChanged.connect(self._thumb_chosen)
+        self.setWindowTitle(f"annotator — {proj.image_root.name}")
+        self._fill_classes()
+        if not proj.classes:
+            self._add_class_named("object")
+        if proj.images:
+            self.show_image(min(proj.images))
+
+    def _remember(self, folder: Path) -> None:
+        recent = [str(folder)] + [r for r in self.qs.value("recent", [], list) if r != str(folder)]
+        self.qs.setValue("recent", recent[:10])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for r in self.qs.value("recent", [], list):
+            self.recent_menu.addAction(r, lambda r=r: self.open_path(Path(r)))
+
+    # ---- classes --------------------------------------------------------------------------
+    def _fill_classes(self, select: int | None = None) -> None:
+        self.classes.blockSignals(True)
+        self.classes.clear()
+        for c in self.project.classes.values():
+            item = QListWidgetItem(c.name)
+            item.setData(Qt.ItemDataRole.UserRole, c.id)
+            item.setForeground(QColor(c.color))
+            n = len(self.project.supports.get(c.id, []))
+            item.setToolTip(f"{c.name}: {n} support(s)")
+            self.classes.addItem(item)
+        self.classes.blockSignals(False)
+        ids = [self.classes.item(r).data(Qt.ItemDataRole.UserRole) for r in range(self.classes.count())]
+        target = select if select in ids else (self.class_id if self.class_id in ids else (ids[0] if ids else None))
+        if target is not None:
+            self.classes.setCurrentRow(ids.index(target))
+        else:
+            self.class_id = None
+
+    def _class_chosen(self, item, _previous=None) -> None:
+        if item is None:
+            return
+        self._flush_writes()
+        self.class_id = item.data(Qt.ItemDataRole.UserRole)
+        self.thumbs.set_class(self.class_id)
+        if self.image_id is not None:
+            self.show_image(self.image_id)
+
+    def _add_class_named(self, name: str) -> None:
+        try:
+            c = self.project.add_class(name)
+        except ProjectError as exc:
+            self.statusBar().showMessage(str(exc))
+            return
+        self._fill_classes(select=c.id)
+
+    def add_class(self) -> None:
+        if self.project:
+            name, ok = QInputDialog.getText(self, "New class", "Name:")
+            if ok and name.strip():
+                self._add_class_named(name.strip())
+
+    def rename_class(self) -> None:
+        if self.project and self.class_id:
+            name, ok = QInputDialog.getText(self, "Rename class", "Name:", text=self.project.classes[self.class_id].name)
+            if ok and name.strip():
+                try:
+                    self.project.rename_class(self.class_id, name.strip())
+                except ProjectError as exc:
+                    self.statusBar().showMessage(str(exc))
+                self._fill_classes()
+
+    def recolor_class(self) -> None:
+        if self.project and self.class_id:
+            c = QColorDialog.getColor(QColor(self.project.classes[self.class_id].color), self)
+            if c.isValid():
+                self.project.recolor_class(self.class_id, c.name())
+                self.canvas.set_color(c)
+                self._fill_classes()
+
+    def delete_class(self) -> None:
+        if not (self.project and self.class_id):
+            return
+        name = self.project.classes[self.class_id].name
+        ask = QMessageBox.question(self, "Delete class", f"Delete '{name}' and all its masks?")
+        if ask == QMessageBox.StandardButton.Yes:
+            self._flush_writes()
+            self.project.delete_class(self.class_id)
+            self.class_id = None
+            self._fill_classes()
+
+    # ---- images and masks -----------------------------------------------------------------
+    def _thumb_chosen(self, current, _previous=None) -> None:
+        if current.isValid():
+            image_id = current.data(ImageIdRole)
+            if image_id != self.image_id:
+                self.show_image(image_id)
+
+    def show_image(self, image_id: int) -> None:
+        """Put an image and its current-class mask on the canvas."""
+        self._flush_writes()
+        self.image_id = image_id
+        row = self.thumbs.row_of[image_id]
+        if self.strip.currentIndex().row() != row:
+            self.strip.setCurrentIndex(self.thumbs.index(row))
+        try:
+            rgb = read_image(self.project.image_path(image_id))
+        except ImageReadError as exc:
+            self.canvas.set_image(np.zeros((240, 320, 3), np.uint8), None, QColor("red"))
+            self.statusBar().showMessage(str(exc))
+            return
+        mask = None
+        color = QColor("#ff0000")
+        if self.class_id is not None:
+            color = QColor(self.project.classes[self.class_id].color)
+            try:
+                mask = self.project.mask(image_id, self.class_id)
+            except ProjectError as exc:
+                self.statusBar().showMessage(str(exc))
+            if mask is not None and mask.shape != rgb.shape[:2]:
+                mask = None
+        self.canvas.set_image(rgb, mask, color)
+        rec = self.project.record(image_id, self.class_id) if self.class_id else None
+        where = f"review {self.review.index(image_id) + 1}/{len(self.review)} · " if self.review and image_id in self.review else ""
+        state = f"{rec.state}" + (f" (score {rec.score:.2f})" if rec and rec.score is not None else "") if rec else ""
+        self.statusBar().showMessage(f"{where}{self.project.images[image_id].file} · {state}")
+
+    def _mask_edited(self) -> None:
+        """A brush edit makes the mask the user's own (accepted); written off the GUI thread."""
+        if self.project is None or self.image_id is None or self.class_id is None:
+            return
+        proj, image_id, class_id, mask = self.project, self.image_id, self.class_id, self.canvas.mask.copy()
+
+        def write() -> None:
+            try:
+                proj.set_mask(image_id, class_id, mask)
+            except ProjectError as exc:
+                self.save_failed.emit(str(exc))
+
+        self._writer.submit(write)
+        QTimer.singleShot(0, lambda: self.thumbs.refresh(image_id))
+
+    def _flush_writes(self) -> None:
+        self._writer.submit(lambda: None).result()
+
+    def save_now(self) -> None:
+        self._flush_writes()
+        if self.saver and self.saver.flush():
+            self.statusBar().showMessage("Saved", 3000)
+
+    def add_support(self) -> None:
+        """Make the current mask a support of the current class (accepting it if it was a proposal)."""
+        if not (self.project and self.image_id and self.class_id):
+            return
+        self._flush_writes()
+        rec = self.project.record(self.image_id, self.class_id)
+        try:
+            if rec.state != "accepted":
+                self.project.set_state(self.image_id, self.class_id, "accepted")
+            self.project.add_support(self.image_id, self.class_id)
+        except ProjectError as exc:
+            self.statusBar().showMessage(str(exc))
+            return
+        self.thumbs.refresh(self.image_id)
+        self._fill_classes()
+        n = len(self.project.supports[self.class_id])
+        self.statusBar().showMessage(f"{self.project.images[self.image_id].file} is now support {n} of "
+                                     f"'{self.project.classes[self.class_id].name}'")
+
+    # ---- propagation ----------------------------------------------------------------------
+    def propagate(self, scope: str) -> None:
+        if not (self.project and self.class_id):
+            return
+        if self.worker is not None:
+            self.statusBar().showMessage("A propagation is already running (Ctrl+. cancels it)")
+            return
+        self._flush_writes()
+        if scope == "selection":
+            ids = [i.data(ImageIdRole) for i in self.strip.selectionModel().selectedIndexes()]
+        elif scope == "unreviewed":
+            ids = unreviewed(self.project, self.class_id)
+        else:
+            ids = sorted(self.project.images)
+        if not ids:
+            self.statusBar().showMessage("Nothing to propagate to")
+            return
+        s = self.model_settings
+        self.worker = PropagationWorker(self.project, self.class_id, ids, s.device, s.crf, s.presence_threshold)
+        self.worker.started_on.connect(lambda name: self.device_label.setText(f"device: {name}"))
+        self.worker.progress.connect(self._progress)
+        self.worker.result.connect(self._proposal_arrived)
+        self.worker.skipped.connect(lambda msg: self.statusBar().showMessage(f"skipped: {msg}", 5000))
+        self.worker.finished.connect(self._propagation_done)
+        self.progress.setRange(0, len(ids))
+        self.progress.setValue(0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.eta.setText("starting…")
+        self.thread = start_in_thread(self.worker, self)
+
+    def _progress(self, done: int, total: int, rate: float) -> None:
+        self.progress.setValue(done)
+        eta = (total - done) / rate if rate > 0 else 0
+        self.eta.setText(f"{rate:.2f} img/s · ETA {int(eta // 60)}:{int(eta % 60):02d}")
+
+    def _proposal_arrived(self, image_id: int, stored: bool) -> None:
+        self.thumbs.refresh(image_id)
+        if stored and image_id == self.image_id:
+            self.show_image(image_id)
+
+    def cancel_propagation(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self._end_propagation("Propagation cancelled")
+
+    def _propagation_done(self, done: int, cancelled: bool, error: str) -> None:
+        if self.worker is None:  # already closed by Cancel
+            return
+        self._end_propagation(error or f"Propagation done: {done} images")
+
+    def _end_propagation(self, message: str) -> None:
+        self.worker = None
+        self.progress.hide()
+        self.cancel_button.hide()
+        self.eta.setText("")
+        self.statusBar().showMessage(message)
+        if self.review_action.isChecked():
+            self.review = review_queue(self.project, self.class_id)
+
+    def wait_for_worker(self, timeout_ms: int = 60000) -> None:
+        """Block until the propagation thread has stopped (closing, tests)."""
+        if self.thread is not None:
+            self.thread.wait(timeout_ms)
+
+    def edit_settings(self) -> None:
+        dlg = SettingsDialog(self.model_settings, self)
+        if dlg.exec():
+            self.model_settings = dlg.value()
+            self.model_settings.save(self.qs)
+
+    # ---- review ---------------------------------------------------------------------------
+    def toggle_review(self) -> None:
+        if not (self.project and self.class_id) or not self.review_action.isChecked():
+            self.review = None
+            self.review_action.setChecked(False)
+            return
+        self.review = review_queue(self.project, self.class_id)
+        if not self.review:
+            self.statusBar().showMessage("No proposals to review: propagate first (Ctrl+P)")
+            self.review_action.setChecked(False)
+            self.review = None
+            return
+        self.show_image(self.review[0])
+
+    def _set_current_state(self, state: str) -> None:
+        if not (self.project and self.image_id and self.class_id):
+            return
+        if self.canvas.tool == "polygon" and self.canvas._poly:
+            self.canvas.close_polygon()
+            return
+        self._flush_writes()
+        self.project.set_state(self.image_id, self.class_id, state)
+        self.thumbs.refresh(self.image_id)
+        self.step(1)
+
+    def accept_current(self) -> None:
+        self._set_current_state("accepted")
+
+    def reject_current(self) -> None:
+        self._set_current_state("rejected")
+
+    def step(self, delta: int) -> None:
+        """Next/previous image: in review, through the review queue; else through the folder."""
+        if not self.project or self.image_id is None:
+            return
+        order = self.review if self.review else sorted(self.project.images)
+        if self.image_id in order:
+            i = order.index(self.image_id) + delta
+        else:
+            i = 0 if delta > 0 else len(order) - 1
+        if 0 <= i < len(order):
+            self.show_image(order[i])
+        elif self.review:
+            self.statusBar().showMessage("End of the review queue")
+
+    # ---- export, help, closing ------------------------------------------------------------
+    def export(self) -> None:
+        if not self.project:
+            return
+        dlg = ExportDialog(self)
+        if not dlg.exec():
+            return
+        fmt, opts = dlg.value()
+        if fmt == "png":
+            out = QFileDialog.getExistingDirectory(self, "Export PNG masks into")
+        else:
+            out, _ = QFileDialog.getSaveFileName(self, "Export COCO", str(self.project.folder / "annotations.json"),
+                                                 "COCO JSON (*.json)")
+        if out:
+            self.export_to(Path(out), fmt, opts)
+
+    def export_to(self, out: Path, fmt: str, opts) -> None:
+        self._flush_writes()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            n = export_png(self.project, out, opts) if fmt == "png" else export_coco(self.project, out, opts)
+            self.statusBar().showMessage(f"Exported {n} to {out}")
+        except (ExportError, ProjectError, OSError) as exc:
+            QMessageBox.warning(self, "Export failed", str(exc))
+        finally:
+            QApplication.restoreOverrideCursor()
+
+    def show_help(self) -> None:
+        HelpDialog(self.actions(), self).exec()
+
+    def closeEvent(self, event) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+        self.wait_for_worker()
+        self._flush_writes()
+        self._writer.shutdown()
+        if self.saver and not self.saver.flush():
+            QMessageBox.warning(self, "Not saved", self.saver.last_error or "The project could not be saved.")
+        if self.thumbs:
+            self.thumbs.shutdown()
+        super().closeEvent(event)
 
 
 def launch(argv: list[str]) -> int:
-    """Run the Qt event loop with a main window; argv[0], when given, is a folder to open."""
+    """Run the Qt event loop with a main window; argv[0], when given, is a folder or project to open."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORG)
+    app.setApplicationName(APP)
     win = MainWindow(Path(argv[0]) if argv else None)
     win.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     win.show()

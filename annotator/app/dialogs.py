@@ -1,0 +1,124 @@
+"""The app's dialogs and its persistent settings: model settings, export options, the shortcut sheet."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout)
+
+from annotator.export import ExportOptions
+
+
+@dataclass
+class ModelSettings:
+    """What propagation runs with; persisted in QSettings between runs."""
+
+    model: str = "panet"
+    crf: bool = True
+    presence_threshold: float = 0.0
+    device: str = "auto"
+
+    @classmethod
+    def load(cls, qs: QSettings) -> "ModelSettings":
+        d = cls()
+        return cls(
+            model=str(qs.value("model/name", d.model)),
+            crf=str(qs.value("model/crf", d.crf)).lower() == "true",
+            presence_threshold=float(qs.value("model/presence_threshold", d.presence_threshold)),
+            device=str(qs.value("model/device", d.device)),
+        )
+
+    def save(self, qs: QSettings) -> None:
+        qs.setValue("model/name", self.model)
+        qs.setValue("model/crf", self.crf)
+        qs.setValue("model/presence_threshold", self.presence_threshold)
+        qs.setValue("model/device", self.device)
+
+
+class SettingsDialog(QDialog):
+    """Model, CRF, presence threshold and device."""
+
+    def __init__(self, current: ModelSettings, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Propagation settings")
+        form = QFormLayout(self)
+        self.model = QComboBox()
+        self.model.addItem("PANet", "panet")
+        self.model.addItem("SG-One (not trained yet)", "sgone")
+        self.model.model().item(1).setEnabled(False)
+        self.crf = QCheckBox("Refine edges with a dense CRF")
+        self.crf.setChecked(current.crf)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setValue(current.presence_threshold)
+        self.threshold.setToolTip("Proposals scoring below this come back empty (the class judged absent)")
+        self.device = QComboBox()
+        for d in ("auto", "cpu", "cuda", "mps"):
+            self.device.addItem(d, d)
+        self.device.setCurrentIndex(max(0, self.device.findData(current.device)))
+        form.addRow("Model", self.model)
+        form.addRow("", self.crf)
+        form.addRow("Presence threshold", self.threshold)
+        form.addRow("Device", self.device)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def value(self) -> ModelSettings:
+        return ModelSettings(self.model.currentData(), self.crf.isChecked(), self.threshold.value(),
+                             self.device.currentData())
+
+
+class ExportDialog(QDialog):
+    """Format and content of an export."""
+
+    FORMATS = (("COCO, RLE masks (lossless)", "coco-rle"), ("COCO, polygons", "coco-polygon"),
+               ("PNG index masks + palette", "png"))
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        form = QFormLayout(self)
+        self.format = QComboBox()
+        for label, key in self.FORMATS:
+            self.format.addItem(label, key)
+        self.proposals = QCheckBox("Also export unreviewed proposals (with their score)")
+        self.instances = QCheckBox("One annotation per instance (else one per class and image)")
+        self.holes = QComboBox()
+        self.holes.addItem("keep them as RLE", "rle")
+        self.holes.addItem("stop the export", "refuse")
+        form.addRow("Format", self.format)
+        form.addRow("", self.proposals)
+        form.addRow("", self.instances)
+        form.addRow("Polygons with holes", self.holes)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def value(self) -> tuple[str, ExportOptions]:
+        fmt = self.format.currentData()
+        return fmt, ExportOptions(include_proposals=self.proposals.isChecked(), instances=self.instances.isChecked(),
+                                  polygons=fmt == "coco-polygon", holes=self.holes.currentData())
+
+
+class HelpDialog(QDialog):
+    """Every action with its shortcut, read from the actions themselves so it cannot drift."""
+
+    def __init__(self, actions, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Shortcuts")
+        self.resize(520, 640)
+        rows = [(a.text().replace("&", ""), a.shortcut().toString()) for a in actions if a.shortcut().toString()]
+        table = QTableWidget(len(rows), 2)
+        table.setHorizontalHeaderLabels(["Action", "Shortcut"])
+        for r, (text, key) in enumerate(rows):
+            table.setItem(r, 0, QTableWidgetItem(text))
+            table.setItem(r, 1, QTableWidgetItem(key))
+        table.resizeColumnsToContents()
+        self.table = table
+        layout = QVBoxLayout(self)
+        layout.addWidget(table)

@@ -1,0 +1,81 @@
+"""Background work for the app: propagation in a QThread that reports progress and can be cancelled."""
+from __future__ import annotations
+
+import threading
+import time
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from annotator.crf import CRFParams
+from annotator.predictor import Predictor
+from annotator.project import Project, ProjectError
+from annotator.propagate import ImageResult, SupportError, propagate_into_project
+from annotator.weights import WeightsError
+
+_predictors: dict[tuple, Predictor] = {}
+
+
+def shared_predictor(device: str, crf: bool) -> Predictor:
+    """One predictor per (device, CRF) for the app's lifetime: weights load once."""
+    key = (device, crf)
+    if key not in _predictors:
+        _predictors[key] = Predictor(device=device, crf=CRFParams() if crf else None, batch_size=1)
+    return _predictors[key]
+
+
+class PropagationWorker(QObject):
+    """Runs `propagate_into_project` off the GUI thread. Cancel is honoured between images."""
+
+    started_on = Signal(str)  # device name
+    progress = Signal(int, int, float)  # done, total, images per second
+    result = Signal(int, bool)  # image id, whether a proposal was stored
+    skipped = Signal(str)
+    finished = Signal(int, bool, str)  # done, cancelled, error ('' when none)
+
+    def __init__(self, project: Project, class_id: int, image_ids: list[int], device: str, crf: bool,
+                 presence_threshold: float) -> None:
+        super().__init__()
+        self.project, self.class_id, self.image_ids = project, class_id, image_ids
+        self.device, self.crf, self.threshold = device, crf, presence_threshold
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> None:
+        done = 0
+        t0 = time.perf_counter()
+        total = len(self.image_ids)
+
+        def on_result(image_id: int, res: ImageResult, stored: bool) -> None:
+            nonlocal done
+            done += 1
+            if res.error:
+                self.skipped.emit(res.error)
+            self.result.emit(image_id, stored)
+            self.progress.emit(done, total, done / max(time.perf_counter() - t0, 1e-9))
+
+        try:
+            predictor = shared_predictor(self.device, self.crf)
+            self.started_on.emit(predictor.device_name)
+            propagate_into_project(self.project, self.class_id, predictor, self.image_ids, self.threshold,
+                                   cancelled=self._cancel.is_set, on_result=on_result)
+        except (SupportError, WeightsError, ProjectError, ValueError, RuntimeError) as exc:
+            self.finished.emit(done, self.cancelled, str(exc))
+            return
+        self.finished.emit(done, self.cancelled, "")
+
+
+def start_in_thread(worker: QObject, parent: QObject) -> QThread:
+    """Move `worker` to a new QThread, run its `run` there, and clean both up when it finishes."""
+    thread = QThread(parent)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    thread.finished.connect(worker.deleteLater)
+    thread.start()
+    return thread

@@ -1,0 +1,16 @@
+"""Which images to review, and in what order: the least confident proposals first."""
+from __future__ import annotations
+
+from annotator.project import Project
+
+
+def review_queue(project: Project, class_id: int) -> list[int]:
+    """Image ids whose record of the class is a proposal, least confident first (empty ones last)."""
+    props = [(image_id, rec) for (image_id, cid), rec in project.records.items()
+             if cid == class_id and rec.state == "proposed"]
+    return [i for i, rec in sorted(props, key=lambda t: (t[1].mask is None, t[1].score or 0.0, t[0]))]
+
+
+def unreviewed(project: Project, class_id: int) -> list[int]:
+    """Images whose record of the class is not accepted: what "propagate again" redoes."""
+    return [i for i in sorted(project.images) if project.record(i, class_id).state != "accepted"]
