@@ -75,16 +75,26 @@ def read_mask(path: Path | str) -> np.ndarray:
     return m > 127
 
 
-def list_images(folder: Path | str) -> list[Path]:
-    """Image files under `folder` (recursively, hidden folders skipped), sorted by relative path."""
+def list_image_files(folder: Path | str) -> list[str]:
+    """Relative POSIX paths of the image files under `folder` (recursively, hidden entries skipped), sorted."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageReadError(f"{folder}: no such folder")
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder):
+    found: list[str] = []
+    top = str(folder)
+    for root, dirs, files in os.walk(top):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+        rel = os.path.relpath(root, top).replace(os.sep, "/")
+        prefix = "" if rel == "." else rel + "/"
+        found.extend(prefix + f for f in files
+                     if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+    return sorted(found)
+
+
+def list_images(folder: Path | str) -> list[Path]:
+    """Image files under `folder` (recursively, hidden entries skipped), sorted by relative path."""
+    folder = Path(folder)
+    return [folder / f for f in list_image_files(folder)]
 
 
 def image_size(path: Path | str) -> tuple[int, int]:

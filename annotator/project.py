@@ -19,7 +19,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from annotator.imageio import ImageReadError, image_size, list_images
+from annotator.imageio import ImageReadError, image_size, list_image_files
 from annotator.utils.atomic import atomic_write_bytes
 
 FORMAT = "annotator-project"
@@ -94,6 +94,7 @@ class Project:
         self.records: dict[tuple[int, int], MaskRecord] = {}
         self.report = OpenReport()
         self._by_file: dict[str, int] = {}
+        self._next_image_id = 1
         self._garbage: set[str] = set()
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
@@ -106,11 +107,11 @@ class Project:
         folder, image_root = Path(folder), Path(image_root).resolve()
         if (folder / INDEX).exists():
             raise ProjectError(f"{folder} already holds a project; open it instead")
-        paths = list_images(image_root)
+        files = list_image_files(image_root)
         (folder / "masks").mkdir(parents=True, exist_ok=True)
         proj = cls(folder, image_root)
-        for p in paths:
-            proj._add_image(p.relative_to(image_root).as_posix())
+        for f in files:
+            proj._add_image(f)
         proj.save()
         return proj
 
@@ -173,7 +174,7 @@ class Project:
 
     def _check_images(self, rescan: bool) -> None:
         try:
-            on_disk = {p.relative_to(self.image_root).as_posix() for p in list_images(self.image_root)}
+            on_disk = set(list_image_files(self.image_root))
         except ImageReadError:
             on_disk = set()
         self.report.missing = sorted(f for f in self._by_file if f not in on_disk)
@@ -185,7 +186,8 @@ class Project:
                 self._changed()
 
     def _add_image(self, file: str, image_id: int | None = None, h: int | None = None, w: int | None = None) -> int:
-        image_id = image_id if image_id is not None else max(self.images, default=0) + 1
+        image_id = image_id if image_id is not None else self._next_image_id
+        self._next_image_id = max(self._next_image_id, image_id + 1)
         self.images[image_id] = ImageEntry(image_id, file, h, w)
         self._by_file[file] = image_id
         return image_id
@@ -213,7 +215,8 @@ class Project:
                 "image_root_rel": rel,
                 "classes": [asdict(c) for c in self.classes.values()],
                 "supports": {str(k): v for k, v in self.supports.items()},
-                "images": [asdict(e) for e in self.images.values()],
+                "images": [{"id": e.id, "file": e.file, "height": e.height, "width": e.width}
+                           for e in self.images.values()],
                 "records": [{"image": i, "class": c, **asdict(r)} for (i, c), r in self.records.items()
                             if r.state != "unlabelled" or r.mask],
             }
