@@ -76,7 +76,7 @@ def test_forward_segments_a_toy_object_and_par_loss_trains():
         (ce + loss).backward()
         opt.step()
         first = first if first is not None else (ce + loss).item()
-    assert float(ce + loss) < 0.5 * first
+    assert (ce + loss).item() < 0.5 * first
     pred = logits.argmax(1)[0].bool()
     iou = (pred & fg[1].bool()).sum() / (pred | fg[1].bool()).sum()
     assert iou > 0.9

@@ -95,6 +95,8 @@ class ThumbnailModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             name = Path(self.project.images[image_id].file).name
             name = name if len(name) <= 16 else name[:7] + "…" + name[-8:]
+            if rec and rec.state == "proposed" and rec.mask is None:
+                return f"∅ {name}"  # proposed as absent
             score = f" {rec.score:.2f}" if rec and rec.state == "proposed" and rec.score is not None else ""
             return f"{STATE_MARK[state]}{score} {name}".strip()
         if role == Qt.ItemDataRole.DecorationRole:
