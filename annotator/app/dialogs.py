@@ -10,6 +10,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from annotator.export import ExportOptions
 
 
+def _add_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    form.addRow(buttons)
+
+
 @dataclass
 class ModelSettings:
     """What propagation runs with; persisted in QSettings between runs."""
@@ -62,10 +69,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.crf)
         form.addRow("Presence threshold", self.threshold)
         form.addRow("Device", self.device)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        _add_ok_cancel(self, form)
 
     def value(self) -> ModelSettings:
         return ModelSettings(self.model.currentData(), self.crf.isChecked(), self.threshold.value(),
@@ -94,10 +98,7 @@ class ExportDialog(QDialog):
         form.addRow("", self.proposals)
         form.addRow("", self.instances)
         form.addRow("Polygons with holes", self.holes)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        _add_ok_cancel(self, form)
 
     def value(self) -> tuple[str, ExportOptions]:
         fmt = self.format.currentData()
