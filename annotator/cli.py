@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -118,7 +119,9 @@ def run_propagate(args: argparse.Namespace) -> int:
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
     crf = CRFParams(**{k: getattr(args, f"crf_{k}") for k in CRFParams.__dataclass_fields__}) if args.crf else None
     try:
-        predictor = Predictor(args.backbone, args.device, args.input_size, crf, args.batch_size)
+        # With batches, the CRF of a batch's images runs in parallel worker processes.
+        procs = min(args.batch_size, os.cpu_count() or 1) if crf and args.batch_size > 1 else 0
+        predictor = Predictor(args.backbone, args.device, args.input_size, crf, args.batch_size, crf_processes=procs)
         predictor.set_supports([(im, m) for _, im, m in supports])
     except (WeightsError, ValueError) as exc:
         return _fail(str(exc))
@@ -140,6 +143,7 @@ def run_propagate(args: argparse.Namespace) -> int:
         if res.mask is not None and coco.add_mask(image_id, 1, res.mask, res.score):
             n_masks += 1
     bar.close()
+    predictor.close()
     info = {"description": f"annotator propagate: {args.label}", "settings": predictor.settings(),
             "supports": [str(p) for p, _, _ in supports]}
     try:

@@ -1,7 +1,11 @@
 """Dense-CRF refinement of a foreground probability map (Kraehenbuehl & Koltun) through pydensecrf."""
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -57,3 +61,21 @@ def refine(image: np.ndarray, fg_prob: np.ndarray, params: CRFParams = CRFParams
     if (ph, pw) != (h, w):
         q = cv2.resize(q, (w, h), interpolation=cv2.INTER_LINEAR)
     return q
+
+
+class CRFPool:
+    """Runs `refine` in worker processes. pydensecrf holds the GIL for the whole inference, so run in a
+    thread it would freeze a GUI's event loop for the CRF's duration; in processes it also uses every core.
+    Workers are spawned (not forked), so a parent with Qt or CUDA threads is safe.
+    """
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = processes or os.cpu_count() or 1
+        self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=get_context("spawn"))
+
+    def refine_many(self, images: Sequence[np.ndarray], probs: Sequence[np.ndarray], params: CRFParams) -> list[np.ndarray]:
+        """Foreground marginals for each (image, probability) pair, in order."""
+        return list(self._pool.map(refine, images, probs, [params] * len(images)))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

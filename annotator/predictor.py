@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from annotator.crf import CRFParams, refine
+from annotator.crf import CRFParams, CRFPool, refine
 from annotator.device import describe, pick_device
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from annotator.modeling.panet import PANet
@@ -63,7 +63,9 @@ class Predictor:
         input_size: int = 417,
         crf: CRFParams | None = CRFParams(),
         batch_size: int = 4,
+        crf_processes: int = 0,
     ) -> None:
+        """`crf_processes` > 0 runs the CRF in that many worker processes (needed beside a GUI, see CRFPool)."""
         self.device = pick_device(device)
         state = load_backbone_state(backbone)
         self.backbone_name = backbone
@@ -71,6 +73,7 @@ class Predictor:
         self.input_size = input_size
         self.crf = crf
         self.batch_size = max(1, batch_size)
+        self._crf_pool = CRFPool(crf_processes) if crf and crf_processes > 0 else None
         self.timings = Timings(_sync=self.device.type == "cuda")
         self._prototypes: torch.Tensor | None = None
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
@@ -150,18 +153,24 @@ class Predictor:
 
     def decode(self, feats: torch.Tensor, images: Sequence[np.ndarray]) -> list[Proposal]:
         """Proposals from precomputed features (matching, then CRF when enabled)."""
-        proposals = []
-        for f, im in zip(feats, images):
-            prob = self.fg_probability(f, im.shape[:2])
-            if self.crf is not None:
-                with self.timings.stage("crf"):
-                    mask = refine(im, prob, self.crf) > 0.5
-            else:
-                mask = prob > 0.5
-            score = float(prob[mask].mean()) if mask.any() else None
-            proposals.append(Proposal(mask=mask, score=score))
+        probs = [self.fg_probability(f, im.shape[:2]) for f, im in zip(feats, images)]
+        if self.crf is None:
+            masks = [p > 0.5 for p in probs]
+        else:
+            with self.timings.stage("crf"):
+                if self._crf_pool is not None:
+                    q = self._crf_pool.refine_many(images, probs, self.crf)
+                else:
+                    q = [refine(im, p, self.crf) for im, p in zip(images, probs)]
+            masks = [x > 0.5 for x in q]
         self.timings.images += len(images)
-        return proposals
+        return [Proposal(mask=m, score=float(p[m].mean()) if m.any() else None) for m, p in zip(masks, probs)]
+
+    def close(self) -> None:
+        """Stop the CRF worker processes, if any."""
+        if self._crf_pool is not None:
+            self._crf_pool.close()
+            self._crf_pool = None
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Proposal]:
         """Proposals for RGB uint8 images of any sizes, in order."""

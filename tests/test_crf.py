@@ -41,3 +41,17 @@ def test_crf_refuses_mismatched_sizes():
     img, mask = scene(60, 80, (40, 30), 10, seed=3)
     with pytest.raises(ValueError, match="differ"):
         refine(img, np.zeros((10, 10), np.float32))
+
+
+def test_crf_pool_gives_the_same_marginals_as_inline():
+    from annotator.crf import CRFPool
+
+    scenes = [scene(120, 160, (60 + 10 * i, 60), 30, seed=i) for i in range(3)]
+    images, probs = [im for im, _ in scenes], [_blurry(m, seed=i) for i, (_, m) in enumerate(scenes)]
+    pool = CRFPool(2)
+    try:
+        got = pool.refine_many(images, probs, CRFParams())
+    finally:
+        pool.close()
+    for im, p, q in zip(images, probs, got):
+        assert np.allclose(q, refine(im, p), atol=1e-6)

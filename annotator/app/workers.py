@@ -1,6 +1,7 @@
 """Background work for the app: propagation in a QThread that reports progress and can be cancelled."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -19,7 +20,9 @@ def shared_predictor(device: str, crf: bool) -> Predictor:
     """One predictor per (device, CRF) for the app's lifetime: weights load once."""
     key = (device, crf)
     if key not in _predictors:
-        _predictors[key] = Predictor(device=device, crf=CRFParams() if crf else None, batch_size=1)
+        # The CRF runs in worker processes: in this process it would hold the GIL and freeze the GUI.
+        _predictors[key] = Predictor(device=device, crf=CRFParams() if crf else None, batch_size=1,
+                                     crf_processes=os.cpu_count() or 1)
     return _predictors[key]
 
 
