@@ -182,3 +182,18 @@ def test_thumbnails_arrive_lazily(win, qtbot):
     idx = win.thumbs.index(0)
     win.thumbs.data(idx, Qt.ItemDataRole.DecorationRole)
     qtbot.waitUntil(lambda: win.thumbs.data(idx, ImageIdRole) in win.thumbs._cache, timeout=5000)
+
+
+def test_dropping_a_folder_opens_it(win, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    other = tmp_path / "other"
+    other.mkdir()
+    write_rgb(other / "z.png", scene(20, 30, None, 0, seed=3)[0])
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(other))])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    win.dropEvent(ev)
+    assert win.project.image_root == other.resolve() and win.thumbs.rowCount() == 1

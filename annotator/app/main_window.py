@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
         self._build_widgets()
         self._build_actions()
+        self.setAcceptDrops(True)
         if folder is not None:
             self.open_path(folder)
 
@@ -202,6 +203,17 @@ class MainWindow(QMainWindow):
         self.canvas._update_outline()
 
     # ---- opening --------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if any(Path(u.toLocalFile()).is_dir() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        """A folder dropped on the window opens (an image folder, or a project folder)."""
+        folders = [Path(u.toLocalFile()) for u in event.mimeData().urls() if Path(u.toLocalFile()).is_dir()]
+        if folders:
+            event.acceptProposedAction()
+            self.open_path(folders[0])
+
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
         if folder:
