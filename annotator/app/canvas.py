@@ -124,7 +124,7 @@ class Canvas(QGraphicsView):
         self.redo_stack.clear()
         self._poly.clear()
         self.poly_item.setPath(QPainterPath())
-        self._update_outline()
+        self.update_outline()
         self.fit()
 
     def set_color(self, color: QColor) -> None:
@@ -200,14 +200,14 @@ class Canvas(QGraphicsView):
             return
         self.undo_stack.append(Edit(y0, x0, old.copy(), new.copy()))
         self.redo_stack.clear()
-        self._update_outline()
+        self.update_outline()
         self.edited.emit()
 
     def _apply(self, edit: Edit, patch: np.ndarray) -> None:
         h, w = patch.shape
         self.mask[edit.y : edit.y + h, edit.x : edit.x + w] = patch
         self.overlay.refresh(self.mask, edit.y, edit.x, edit.y + h, edit.x + w)
-        self._update_outline()
+        self.update_outline()
         self.edited.emit()
 
     def undo(self) -> None:
@@ -261,7 +261,8 @@ class Canvas(QGraphicsView):
         self.overlay.refresh(self.mask, y0, x0, y1, x1)
         self._commit()
 
-    def _update_outline(self) -> None:
+    def update_outline(self) -> None:
+        """Redraw the mask's outline (or clear it when outlines are off)."""
         path = QPainterPath()
         if self.show_outline and self.mask.any():
             contours, _ = cv2.findContours(self.mask.view(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
@@ -270,6 +271,11 @@ class Canvas(QGraphicsView):
                 path.addPolygon(QPolygonF([QPointF(float(px) + 0.5, float(py) + 0.5) for px, py in pts]))
                 path.closeSubpath()
         self.outline.setPath(path)
+
+    @property
+    def drawing_polygon(self) -> bool:
+        """True while polygon vertices are placed but not yet closed."""
+        return self.tool == "polygon" and bool(self._poly)
 
     def _update_cursor(self, pos) -> None:
         if pos is None or self.tool not in ("brush", "eraser"):

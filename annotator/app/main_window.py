@@ -3,6 +3,7 @@ actions (each with a shortcut) to the project model, the canvas and the propagat
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,8 +39,6 @@ def project_dir_for(folder: Path) -> Path:
 
 
 def _writable(path: Path) -> bool:
-    import os
-
     return os.access(path, os.W_OK)
 
 
@@ -200,7 +199,7 @@ class MainWindow(QMainWindow):
 
     def _toggle_outline(self) -> None:
         self.canvas.show_outline = not self.canvas.show_outline
-        self.canvas._update_outline()
+        self.canvas.update_outline()
 
     # ---- opening --------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
@@ -512,7 +511,7 @@ class MainWindow(QMainWindow):
     def _set_current_state(self, state: str) -> None:
         if not (self.project and self.image_id and self.class_id):
             return
-        if self.canvas.tool == "polygon" and self.canvas._poly:
+        if self.canvas.drawing_polygon:  # Enter closes the polygon being drawn first
             self.canvas.close_polygon()
             return
         self._flush_writes()
