@@ -121,11 +121,6 @@ def _unpack(bits, shape):
     return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
 
-def presence_score(prob: np.ndarray, mask: np.ndarray) -> float:
-    """Mean foreground probability inside the mask; 0 for an empty mask (the predictor's score)."""
-    return float(prob[mask].mean()) if mask.any() else 0.0
-
-
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     predictor = Predictor(device=args.device, input_size=args.input_size, crf=None)
@@ -159,21 +154,21 @@ def run(args) -> None:
                 predictor.set_support_features(torch.stack([feats[p].float() for p, _ in e.support]),
                                                [read_mask(m) for _, m in e.support])
                 queries = [(p, m) for p, m in e.positives] + [(p, None) for p in e.negatives]
-                probs = []
+                probs, presence = [], []
                 for p, _ in queries:
                     t0 = time.perf_counter()
-                    prob = predictor.fg_probability(feats[p].float(), shapes[p])
+                    probs.append(predictor.fg_probability(feats[p].float(), shapes[p]))
+                    presence.append(predictor.presence(feats[p].float()))
                     plain.matching.append(time.perf_counter() - t0)
-                    probs.append(prob)
                 jobs = [(p, prob.astype(np.float16), crf_params) for (p, _), prob in zip(queries, probs)]
                 crf_out = pool.map(_crf_job, jobs, chunksize=4) if args.crf else [None] * len(jobs)
-                for (p, m), prob, co in zip(queries, probs, crf_out):
+                for (p, m), prob, pres, co in zip(queries, probs, presence, crf_out):
                     if m is not None and m not in gts:
                         gts[m] = read_mask(m)
                     for scores, mask in ((plain, prob > 0.5), (with_crf, _unpack(co[0], co[1]) if co else None)):
                         if mask is None:
                             continue
-                        s = presence_score(prob, mask)
+                        s = pres if mask.any() else 0.0  # the predictor's score; an empty mask means absent
                         if m is None:
                             scores.add_negative(mask, s)
                         else:
