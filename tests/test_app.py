@@ -148,6 +148,13 @@ def test_propagation_can_be_cancelled(win, qtbot, folder):
         pass
     QTest.keyClick(win, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
     assert win.worker is None and not win.progress.isVisible()
+    old_thread = win.thread
+    if old_thread.isRunning():  # the cancelled run is finishing its last image off the GUI thread
+        win.propagate("all")
+        assert win.worker is None  # a new run waits for it instead of sharing the predictor beside it
+        qtbot.waitUntil(lambda: win.worker is not None, timeout=60000)  # ...and starts once it has stopped
+        assert not old_thread.isRunning()
+        win.cancel_propagation()
     win.wait_for_worker()
     proposed = sum(win.project.record(i, win.class_id).state == "proposed" for i in win.project.images)
     assert 1 <= proposed < 11

@@ -430,6 +430,10 @@ class MainWindow(QMainWindow):
         if self.worker is not None:
             self.statusBar().showMessage("A propagation is already running (Ctrl+. cancels it)")
             return
+        if self.thread is not None and self.thread.isRunning():  # a cancelled run finishing its last image
+            self.statusBar().showMessage("Waiting for the cancelled propagation to stop…")
+            QTimer.singleShot(200, lambda: self.propagate(scope))
+            return
         self._flush_writes()
         if scope == "selection":
             ids = [i.data(ImageIdRole) for i in self.strip.selectionModel().selectedIndexes()]
