@@ -60,7 +60,8 @@ class MainWindow(QMainWindow):
         self.class_id: int | None = None
         self.review: list[int] | None = None
         self.worker: PropagationWorker | None = None
-        self.thread = None
+        self.propagation_thread = None  # the latest one
+        self._running: list[tuple] = []  # (thread, worker) kept alive until the thread has finished
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mask-writer")
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
         self._build_widgets()
@@ -430,7 +431,7 @@ class MainWindow(QMainWindow):
         if self.worker is not None:
             self.statusBar().showMessage("A propagation is already running (Ctrl+. cancels it)")
             return
-        if self.thread is not None and self.thread.isRunning():  # a cancelled run finishing its last image
+        if any(t.isRunning() for t, _ in self._running):  # a cancelled run finishing its last image
             self.statusBar().showMessage("Waiting for the cancelled propagation to stop…")
             QTimer.singleShot(200, lambda: self.propagate(scope))
             return
@@ -456,7 +457,13 @@ class MainWindow(QMainWindow):
         self.progress.show()
         self.cancel_button.show()
         self.eta.setText("starting…")
-        self.thread = start_in_thread(self.worker, self)
+        self.propagation_thread = start_in_thread(self.worker, self)
+        self._running.append((self.propagation_thread, self.worker))
+        self.propagation_thread.finished.connect(self._forget_thread)  # queued: runs on the GUI thread
+
+    def _forget_thread(self) -> None:
+        done = self.sender()
+        self._running = [(t, w) for t, w in self._running if t is not done]
 
     def _progress(self, done: int, total: int, rate: float) -> None:
         self.progress.setValue(done)
@@ -488,9 +495,9 @@ class MainWindow(QMainWindow):
             self.review = review_queue(self.project, self.class_id)
 
     def wait_for_worker(self, timeout_ms: int = 60000) -> None:
-        """Block until the propagation thread has stopped (closing, tests)."""
-        if self.thread is not None:
-            self.thread.wait(timeout_ms)
+        """Block until every propagation thread has stopped (closing, tests)."""
+        for thread, _ in list(self._running):
+            thread.wait(timeout_ms)
 
     def edit_settings(self) -> None:
         dlg = SettingsDialog(self.model_settings, self)

@@ -74,11 +74,14 @@ class PropagationWorker(QObject):
 
 
 def start_in_thread(worker: QObject, parent: QObject) -> QThread:
-    """Move `worker` to a new QThread, run its `run` there, and clean both up when it finishes."""
+    """Move `worker` to a new QThread and run its `run` there; the thread quits when the worker finishes.
+
+    The caller must keep both alive until the thread's `finished`: a worker freed from Python while its
+    thread still runs it is a use-after-free in Qt.
+    """
     thread = QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     worker.finished.connect(thread.quit)
-    thread.finished.connect(worker.deleteLater)
     thread.start()
     return thread
