@@ -72,7 +72,7 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
         if rec.state in states and rec.mask and class_id in project.classes:
             by_image.setdefault(image_id, []).append((class_id, rec))
     for image_id, entry in sorted(project.images.items()):
-        h, w = project.size_of(image_id) if image_id in by_image or entry.height is None else (entry.height, entry.width)
+        h, w = project.size_of(image_id)  # remembered; read from the header only the first time
         coco_id = coco.add_image(entry.file, h, w)
         for class_id, rec in by_image.get(image_id, []):
             labels = project.labels(image_id, class_id)

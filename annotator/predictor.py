@@ -142,37 +142,32 @@ class Predictor:
         return torch.cat(out)
 
     @torch.inference_mode()
-    def fg_probability(self, feats: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-        """Foreground probability [H,W] of one image's features [C,h,w], upsampled to the image size."""
-        if self._prototypes is None:
-            raise RuntimeError("set_supports() must be called before predicting")
-        with self.timings.stage("matching"):
-            logits = self.model.match(feats[None], self._prototypes)
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-            prob = logits.softmax(dim=1)[0, 1].float().cpu().numpy()
-        return prob
+    def match(self, feats: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+        """Foreground probability [H,W] of one image's features [C,h,w], upsampled to the image size, and
+        the presence score, both from one matching pass.
 
-    @torch.inference_mode()
-    def presence(self, feats: torch.Tensor) -> float:
-        """How surely the class is in an image, in [0, 1]: the cosine between the prototype of the region
-        its features match as foreground and the supports' foreground prototype (0 if none matches).
-
-        On the DAVIS benchmark it separates images with and without the class at AUROC 0.88, against
-        0.69 for the mean foreground probability; it is the score proposals are ranked and exported by.
+        Presence, in [0, 1], is the cosine between the prototype of the region the features match as
+        foreground and the supports' foreground prototype (0 if none matches). On the DAVIS benchmark it
+        separates images with and without the class at AUROC 0.88, against 0.69 for the mean foreground
+        probability; it is the score proposals are ranked and exported by.
         """
         if self._prototypes is None:
             raise RuntimeError("set_supports() must be called before predicting")
         with self.timings.stage("matching"):
-            fg = (self.model.match(feats[None], self._prototypes).argmax(dim=1) == 1).float()
-            if not fg.any():
-                return 0.0
-            sim = F.cosine_similarity(masked_average_pool(feats[None], fg), self._prototypes[1:2])
-        return max(0.0, float(sim))
+            logits = self.model.match(feats[None], self._prototypes)
+            fg = (logits.argmax(dim=1) == 1).float()
+            presence = 0.0
+            if fg.any():
+                sim = F.cosine_similarity(masked_average_pool(feats[None], fg), self._prototypes[1:2])
+                presence = max(0.0, float(sim))
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            prob = logits.softmax(dim=1)[0, 1].float().cpu().numpy()
+        return prob, presence
 
     def decode(self, feats: torch.Tensor, images: Sequence[np.ndarray]) -> list[Proposal]:
         """Proposals from precomputed features (matching, then CRF when enabled)."""
-        probs = [self.fg_probability(f, im.shape[:2]) for f, im in zip(feats, images)]
-        presence = [self.presence(f) for f in feats]
+        matched = [self.match(f, im.shape[:2]) for f, im in zip(feats, images)]
+        probs = [prob for prob, _ in matched]
         if self.crf is None:
             masks = [p > 0.5 for p in probs]
         else:
@@ -183,7 +178,7 @@ class Predictor:
                     q = [refine(im, p, self.crf) for im, p in zip(images, probs)]
             masks = [x > 0.5 for x in q]
         self.timings.images += len(images)
-        return [Proposal(mask=m, score=s if m.any() else None) for m, s in zip(masks, presence)]
+        return [Proposal(mask=m, score=pres if m.any() else None) for m, (_, pres) in zip(masks, matched)]
 
     def close(self) -> None:
         """Stop the CRF worker processes, if any."""

@@ -28,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from annotator.crf import CRFParams, refine
-from annotator.imageio import read_image, read_mask
+from annotator.imageio import image_size, read_image, read_mask
 from annotator.predictor import Predictor
 from benchmarks import davis
 
@@ -142,7 +142,7 @@ def run(args) -> None:
         if cache:
             cache.parent.mkdir(parents=True, exist_ok=True)
             save_file({str(p): f.contiguous() for p, f in feats.items()}, str(cache), {"backbone_s": str(backbone_s)})
-    shapes = {p: read_image(p).shape[:2] for p in needed}
+    shapes = {p: image_size(p) for p in needed}  # header only: pixels are decoded where needed
     gts = {}
 
     rows = []
@@ -157,8 +157,9 @@ def run(args) -> None:
                 probs, presence = [], []
                 for p, _ in queries:
                     t0 = time.perf_counter()
-                    probs.append(predictor.fg_probability(feats[p].float(), shapes[p]))
-                    presence.append(predictor.presence(feats[p].float()))
+                    prob, pres = predictor.match(feats[p].float(), shapes[p])
+                    probs.append(prob)
+                    presence.append(pres)
                     plain.matching.append(time.perf_counter() - t0)
                 jobs = [(p, prob.astype(np.float16), crf_params) for (p, _), prob in zip(queries, probs)]
                 crf_out = pool.map(_crf_job, jobs, chunksize=4) if args.crf else [None] * len(jobs)
