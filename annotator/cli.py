@@ -29,6 +29,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--input-size", type=int, default=417, help="side the images are resized to for the network")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding processes (default: up to 4, fewer on small machines; 0: a thread)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="backbone arithmetic: auto = bf16 (else fp16) on CUDA, fp32 on CPU")
+    p.add_argument("--feature-cache", type=Path, default=None,
+                   help="folder of cached backbone features (default: $ANNOTATOR_CACHE_DIR or ~/.cache/annotator/features)")
+    p.add_argument("--no-feature-cache", dest="use_cache", action="store_false",
+                   help="neither read nor write cached features")
+    p.add_argument("--cache-gb", type=float, default=20.0, help="bound on the feature cache's disk use")
     for f in CRFParams.__dataclass_fields__.values():
         p.add_argument(f"--crf-{f.name.replace('_', '-')}", dest=f"crf_{f.name}", type=type(f.default), default=f.default,
                        help=argparse.SUPPRESS if f.name == "max_side" else None)
@@ -99,10 +108,14 @@ def _fail(msg: str) -> int:
 
 
 def run_propagate(args: argparse.Namespace) -> int:
-    """The `propagate` command: supports -> proposals for every image -> one COCO file."""
+    """The `propagate` command: supports -> proposals for every image -> one COCO file. Under torchrun each
+    process proposes a contiguous slice of the images and rank 0 joins the slices in order."""
+    import torch
     from tqdm import tqdm
 
-    from annotator.coco import CocoBuilder
+    from annotator.coco import CocoSpool, write_coco
+    from annotator.distributed import close_world, init_world
+    from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.imageio import ImageReadError, list_images
     from annotator.predictor import Predictor
     from annotator.propagate import SupportError, load_support, propagate
@@ -118,42 +131,61 @@ def run_propagate(args: argparse.Namespace) -> int:
     if not args.out.parent.exists():
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
     crf = CRFParams(**{k: getattr(args, f"crf_{k}") for k in CRFParams.__dataclass_fields__}) if args.crf else None
+    world = init_world()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = max(1, cores // world.size)
+    torch.set_num_threads(cores)
+    workers = args.workers if args.workers is not None else min(4, max(0, cores - 1))
+    cache = None
+    if args.use_cache:
+        cache = FeatureCache(args.feature_cache or default_cache_folder(), disk_bytes=int(args.cache_gb * 2**30))
     try:
         # With batches, the CRF of a batch's images runs in parallel worker processes.
-        procs = min(args.batch_size, os.cpu_count() or 1) if crf and args.batch_size > 1 else 0
-        predictor = Predictor(args.backbone, args.device, args.input_size, crf, args.batch_size, crf_processes=procs)
+        procs = min(args.batch_size, cores) if crf and args.batch_size > 1 else 0
+        predictor = Predictor(args.backbone, world.device(args.device), args.input_size, crf, args.batch_size,
+                              crf_processes=procs, precision=args.precision, cache=cache)
         predictor.set_supports([(im, m) for _, im, m in supports])
     except (WeightsError, ValueError) as exc:
         return _fail(str(exc))
 
-    coco = CocoBuilder(categories=[{"id": 1, "name": args.label, "supercategory": ""}])
+    spools = [args.out.with_name(f".{args.out.name}.part{r}.jsonl") for r in range(world.size)]
+    spool = CocoSpool(spools[world.rank])
     skipped: list[str] = []
     n_masks = 0
     t0 = time.perf_counter()
     known = {p: m for p, _, m in supports}
-    bar = tqdm(total=len(paths), unit="img", desc=f"{args.label} on {predictor.device_name}", file=sys.stderr,
-               disable=None, dynamic_ncols=True)
-    for res in propagate(predictor, paths, known, args.batch_size):
-        bar.update(1)
-        if res.error:
-            skipped.append(res.error)
-            tqdm.write(f"skipped: {res.error}", file=sys.stderr)
-            continue
-        image_id = coco.add_image(res.path.relative_to(args.images).as_posix(), res.height, res.width)
-        if res.mask is not None and coco.add_mask(image_id, 1, res.mask, res.score):
-            n_masks += 1
-    bar.close()
-    predictor.close()
-    info = {"description": f"annotator propagate: {args.label}", "settings": predictor.settings(),
-            "supports": [str(p) for p, _, _ in supports]}
+    mine = world.shard(paths)
+    bar = tqdm(total=len(mine), unit="img", desc=f"{args.label} on {predictor.device_name}", file=sys.stderr,
+               disable=None if world.main else True, dynamic_ncols=True)
     try:
-        coco.write(args.out, info)
-    except OSError as exc:
-        return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
-    dt = time.perf_counter() - t0
-    done = len(paths) - len(skipped)
-    print(f"{args.label}: {n_masks} masks on {done} images ({len(skipped)} skipped) in {dt:.1f} s "
-          f"({done / max(dt, 1e-9):.2f} img/s, {predictor.device_name}) -> {args.out}")
+        for res in propagate(predictor, mine, known, args.batch_size, workers):
+            bar.update(1)
+            if res.error:
+                skipped.append(res.error)
+                tqdm.write(f"skipped: {res.error}", file=sys.stderr)
+                continue
+            n_masks += spool.add(res.path.relative_to(args.images).as_posix(), res.height, res.width, res.mask,
+                                 res.score)
+    finally:
+        bar.close()
+        spool.close()
+        predictor.close()
+    world.barrier()
+    if world.main:
+        info = {"description": f"annotator propagate: {args.label}", "settings": predictor.settings(),
+                "supports": [str(p) for p, _, _ in supports]}
+        try:
+            n_img, n_masks = write_coco(args.out, spools, {"id": 1, "name": args.label, "supercategory": ""}, info)
+        except OSError as exc:
+            return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
+        finally:
+            for sp in spools:
+                sp.unlink(missing_ok=True)
+        dt = time.perf_counter() - t0
+        procs_note = f", {world.size} processes" if world.size > 1 else ""
+        print(f"{args.label}: {n_masks} masks on {n_img} images ({len(paths) - n_img} skipped) in {dt:.1f} s "
+              f"({n_img / max(dt, 1e-9):.2f} img/s, {predictor.device_name}{procs_note}) -> {args.out}")
+    close_world(world)
     return 0
 
 

@@ -1,13 +1,15 @@
 """COCO instances output: lossless RLE masks (iscrowd 0) with area, bbox and score, via pycocotools."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from annotator.utils.atomic import atomic_write_json
+from annotator.utils.atomic import atomic_write_json, atomic_writer
 
 
 def encode_rle(mask: np.ndarray) -> dict:
@@ -75,3 +77,56 @@ class CocoBuilder:
     def write(self, path: Path | str, info: dict | None = None) -> None:
         """Write the COCO file atomically (a crash leaves the previous file, never half of one)."""
         atomic_write_json(path, self.to_dict(info))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+class CocoSpool:
+    """Results of a streamed run, one JSON line per image as it comes (RLE, never pixels), so a run over
+    100,000 images holds none of them in memory; `write_coco` turns spools into the COCO file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._f = open(self.path, "w", encoding="utf-8")
+
+    def add(self, file_name: str, height: int, width: int, mask: np.ndarray | None, score: float | None) -> bool:
+        """Record an image and its mask (None or empty: no annotation). Returns whether a mask was added."""
+        ann = None
+        if mask is not None and mask.any():
+            ann = mask_annotation(mask, 0, 0, 0, score)
+            for k in ("id", "image_id", "category_id"):
+                del ann[k]
+        self._f.write(_dumps({"file_name": file_name, "height": int(height), "width": int(width), "ann": ann}) + "\n")
+        return ann is not None
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _spooled(spools: Sequence[Path]) -> Iterator[dict]:
+    for sp in spools:
+        with open(sp, encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
+
+
+def write_coco(path: Path | str, spools: Sequence[Path], category: dict, info: dict) -> tuple[int, int]:
+    """Write one COCO file from spools read in order (ids follow that order), streaming and atomically.
+    Returns (images, annotations)."""
+    n_img = n_ann = 0
+    with atomic_writer(path) as out:
+        out.write(f'{{"info":{_dumps(info)},"licenses":[],"categories":[{_dumps(category)}],"images":['.encode())
+        for n_img, rec in enumerate(_spooled(spools), 1):
+            img = {"id": n_img, "file_name": rec["file_name"], "height": rec["height"], "width": rec["width"]}
+            out.write(((b"," if n_img > 1 else b"") + _dumps(img).encode()))
+        out.write(b'],"annotations":[')
+        for image_id, rec in enumerate(_spooled(spools), 1):
+            if rec["ann"] is None:
+                continue
+            n_ann += 1
+            ann = {"id": n_ann, "image_id": image_id, "category_id": category["id"], **rec["ann"]}
+            out.write(((b"," if n_ann > 1 else b"") + _dumps(ann).encode()))
+        out.write(b"]}")
+    return n_img, n_ann

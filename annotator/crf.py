@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from typing import Sequence
@@ -63,6 +64,13 @@ def refine(image: np.ndarray, fg_prob: np.ndarray, params: CRFParams = CRFParams
     return q
 
 
+def timed_refine(image: np.ndarray, fg_prob: np.ndarray, params: CRFParams) -> tuple[np.ndarray, float]:
+    """`refine` and the seconds it took (measured where it ran, e.g. inside a worker process)."""
+    t0 = time.perf_counter()
+    q = refine(image, fg_prob, params)
+    return q, time.perf_counter() - t0
+
+
 class CRFPool:
     """Runs `refine` in worker processes. pydensecrf holds the GIL for the whole inference, so run in a
     thread it would freeze a GUI's event loop for the CRF's duration; in processes it also uses every core.
@@ -73,9 +81,9 @@ class CRFPool:
         self.processes = processes or os.cpu_count() or 1
         self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=get_context("spawn"))
 
-    def refine_many(self, images: Sequence[np.ndarray], probs: Sequence[np.ndarray], params: CRFParams) -> list[np.ndarray]:
-        """Foreground marginals for each (image, probability) pair, in order."""
-        return list(self._pool.map(refine, images, probs, [params] * len(images)))
+    def submit(self, image: np.ndarray, prob: np.ndarray, params: CRFParams) -> "Future[tuple[np.ndarray, float]]":
+        """Refine in a worker; the future gives the foreground marginal and the seconds the worker spent."""
+        return self._pool.submit(timed_refine, image, prob, params)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

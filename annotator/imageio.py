@@ -17,7 +17,8 @@ class ImageReadError(OSError):
     """A file could not be read as an image (missing, unreadable, corrupt, unsupported, too large)."""
 
 
-def _read_bytes(path: Path) -> np.ndarray:
+def read_file_bytes(path: Path) -> np.ndarray:
+    """The file's bytes as a uint8 array, or ImageReadError saying why not."""
     try:
         data = np.fromfile(path, dtype=np.uint8)  # handles any unicode path, unlike cv2.imread on Windows
     except FileNotFoundError:
@@ -48,7 +49,11 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 def read_image(path: Path | str) -> np.ndarray:
     """RGB uint8 [H,W,3] of the image at `path`, EXIF-rotated; grey, 16-bit and RGBA are converted."""
     path = Path(path)
-    data = _read_bytes(path)
+    return decode_image(read_file_bytes(path), path)
+
+
+def decode_image(data: np.ndarray, path: Path | str) -> np.ndarray:
+    """RGB uint8 image of a file's bytes (see read_image); `path` only names the file in errors."""
     try:
         img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     except cv2.error as exc:
@@ -61,7 +66,7 @@ def read_image(path: Path | str) -> np.ndarray:
 def read_mask(path: Path | str) -> np.ndarray:
     """Boolean [H,W] mask from a PNG: any value > 127 is the class (colour masks use their maximum channel)."""
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     try:
         m = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:

@@ -6,7 +6,8 @@ itself on CUDA out-of-memory, dense-CRF refinement and per-stage timings.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from concurrent.futures import Future
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -17,6 +18,8 @@ import torch.nn.functional as F
 
 from annotator.crf import CRFParams, CRFPool, refine
 from annotator.device import describe, pick_device
+from annotator.feature_cache import FeatureCache
+from annotator.loading import resize_for_network
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from annotator.modeling.panet import PANet
 from annotator.modeling.prototypes import masked_average_pool
@@ -65,24 +68,48 @@ class Predictor:
         crf: CRFParams | None = CRFParams(),
         batch_size: int = 4,
         crf_processes: int = 0,
+        precision: str = "auto",
+        cache: FeatureCache | None = None,
     ) -> None:
-        """`crf_processes` > 0 runs the CRF in that many worker processes (needed beside a GUI, see CRFPool)."""
+        """`crf_processes` > 0 runs the CRF in that many worker processes (needed beside a GUI, see CRFPool).
+        `precision`: auto (bf16, else fp16, on CUDA; fp32 elsewhere) | fp32 | bf16 | fp16 for the backbone.
+        """
         self.device = pick_device(device)
         state = load_backbone_state(backbone)
         self.backbone_name = backbone
         self.model = PANet(build_backbone(architecture_of(state), state)).to(self.device).eval()
+        self.precision = self._pick_precision(precision)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.cache = cache
         self.input_size = input_size
         self.crf = crf
         self.batch_size = max(1, batch_size)
         self._crf_pool = CRFPool(crf_processes) if crf and crf_processes > 0 else None
+        self.crf_processes = crf_processes if self._crf_pool else 0
         self.timings = Timings(_sync=self.device.type == "cuda")
         self._prototypes: torch.Tensor | None = None
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         self._mean, self._std = mean.view(1, 3, 1, 1).to(self.device), std.view(1, 3, 1, 1).to(self.device)
 
+    def _pick_precision(self, precision: str) -> torch.dtype:
+        if precision == "auto":
+            if self.device.type != "cuda":
+                return torch.float32
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+        if precision not in dtypes:
+            raise ValueError(f"precision '{precision}' is not one of auto, fp32, bf16, fp16")
+        return dtypes[precision]
+
     @property
     def device_name(self) -> str:
         return describe(self.device)
+
+    @property
+    def model_tag(self) -> str:
+        """What the features depend on besides the pixels: the feature cache's namespace."""
+        return f"panet-{self.backbone_name}-{self.input_size}-{str(self.precision).removeprefix('torch.')}"
 
     def settings(self) -> dict:
         """The settings that make a proposal, recorded beside it."""
@@ -93,16 +120,20 @@ class Predictor:
             "crf": self.crf.as_dict() if self.crf else None,
         }
 
-    def _to_tensor(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        s = self.input_size
-        arr = np.stack([cv2.resize(im, (s, s), interpolation=cv2.INTER_AREA) for im in images])
-        x = torch.from_numpy(arr).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        return (x - self._mean) / self._std
+    def _to_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Network-sized uint8 pixels [N,s,s,3] (pinned or not) -> normalised float input on the device."""
+        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        x = (x - self._mean) / self._std
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
 
     @torch.inference_mode()
     def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features, rounded to float16 whatever the precision: the feature cache keeps them so,
+        and a first pass then gives exactly the masks a cached second pass gives."""
         with self.timings.stage("backbone"):
-            return self.model.features(x)
+            amp = self.precision != torch.float32
+            with torch.autocast(self.device.type, dtype=self.precision) if amp else nullcontext():
+                return self.model.features(x).half()
 
     def set_supports(self, supports: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         """Take k (RGB uint8 image, boolean mask) pairs of one class and compute its prototypes."""
@@ -125,11 +156,17 @@ class Predictor:
             self._prototypes = self.model.prototypes(feats, fg_t, 1.0 - fg_t)
 
     def encode(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Backbone features of images, in sub-batches; a CUDA out-of-memory error halves the batch and retries."""
+        """Backbone features [N,C,h,w] (float16) of RGB uint8 images of any sizes."""
+        pixels = torch.from_numpy(np.stack([resize_for_network(im, self.input_size) for im in images]))
+        return self.encode_pixels(pixels)
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Features of network-sized uint8 pixels [N,s,s,3], in sub-batches; a CUDA out-of-memory error
+        halves the batch and retries."""
         out: list[torch.Tensor] = []
         i = 0
-        while i < len(images):
-            chunk = images[i : i + self.batch_size]
+        while i < len(pixels):
+            chunk = pixels[i : i + self.batch_size]
             try:
                 out.append(self._features(self._to_tensor(chunk)))
             except torch.OutOfMemoryError:
@@ -140,6 +177,20 @@ class Predictor:
                 continue
             i += len(chunk)
         return torch.cat(out)
+
+    def cached_features(self, keys: Sequence[str], pixels: torch.Tensor) -> list[torch.Tensor]:
+        """Features of each image, from the cache where its key is there, else computed (and cached)."""
+        if self.cache is None:
+            return list(self.encode_pixels(pixels)) if len(pixels) else []
+        found = [self.cache.get(k) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        feats: list[torch.Tensor | None] = [f["features"].to(self.device) if f else None for f in found]
+        if missing:
+            new = self.encode_pixels(pixels[missing])
+            for i, f in zip(missing, new):
+                self.cache.put(keys[i], {"features": f})
+                feats[i] = f
+        return feats  # type: ignore[return-value]
 
     @torch.inference_mode()
     def match(self, feats: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, float]:
@@ -154,30 +205,55 @@ class Predictor:
         if self._prototypes is None:
             raise RuntimeError("set_supports() must be called before predicting")
         with self.timings.stage("matching"):
-            logits = self.model.match(feats[None], self._prototypes)
+            # float64: BLAS results vary in their last float32 bits with memory alignment, which would let a
+            # pixel at p = 0.5 flip between a first pass and a cached second one. The cost is negligible.
+            dtype = torch.float32 if self.device.type == "mps" else torch.float64
+            feats = feats.to(dtype)
+            logits = self.model.match(feats[None], self._prototypes.to(dtype))
             fg = (logits.argmax(dim=1) == 1).float()
             presence = 0.0
             if fg.any():
-                sim = F.cosine_similarity(masked_average_pool(feats[None], fg), self._prototypes[1:2])
-                presence = max(0.0, float(sim))
+                sim = F.cosine_similarity(masked_average_pool(feats[None], fg), self._prototypes[1:2].to(dtype))
+                # Rounded: it ranks proposals, and its last float bits vary with the tensors' memory layout.
+                presence = round(max(0.0, float(sim)), 4)
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
             prob = logits.softmax(dim=1)[0, 1].float().cpu().numpy()
         return prob, presence
 
+    def refine_async(self, image: np.ndarray | None, prob: np.ndarray) -> "Future[np.ndarray]":
+        """The final boolean mask of a probability map: CRF-refined when the CRF is on (in the worker
+        processes when there are some, so the caller can go on with the next batch meanwhile)."""
+        self.timings.images += 1
+        if self.crf is not None and image is None:
+            raise ValueError("the CRF needs the image's pixels")
+        if self.crf is not None and self._crf_pool is not None:
+            fut = self._crf_pool.submit(image, prob, self.crf)
+            out: Future = Future()
+
+            def done(f: Future) -> None:
+                try:
+                    q, seconds = f.result()
+                except BaseException as exc:
+                    out.set_exception(exc)
+                    return
+                self.timings.crf += seconds
+                out.set_result(q > 0.5)
+
+            fut.add_done_callback(done)
+            return out
+        out = Future()
+        if self.crf is None:
+            out.set_result(prob > 0.5)
+        else:
+            with self.timings.stage("crf"):
+                out.set_result(refine(image, prob, self.crf) > 0.5)
+        return out
+
     def decode(self, feats: torch.Tensor, images: Sequence[np.ndarray]) -> list[Proposal]:
         """Proposals from precomputed features (matching, then CRF when enabled)."""
         matched = [self.match(f, im.shape[:2]) for f, im in zip(feats, images)]
-        probs = [prob for prob, _ in matched]
-        if self.crf is None:
-            masks = [p > 0.5 for p in probs]
-        else:
-            with self.timings.stage("crf"):
-                if self._crf_pool is not None:
-                    q = self._crf_pool.refine_many(images, probs, self.crf)
-                else:
-                    q = [refine(im, p, self.crf) for im, p in zip(images, probs)]
-            masks = [x > 0.5 for x in q]
-        self.timings.images += len(images)
+        futures = [self.refine_async(im, prob) for im, (prob, _) in zip(images, matched)]
+        masks = [f.result() for f in futures]
         return [Proposal(mask=m, score=pres if m.any() else None) for m, (_, pres) in zip(masks, matched)]
 
     def close(self) -> None:

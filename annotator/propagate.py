@@ -1,11 +1,12 @@
 """Spreading one class over a folder: load supports, then stream a proposal for every image.
 
-Decoding of the next batch overlaps the model's work on the current one; only two batches of
+Decoding runs ahead of the model and the CRF behind it (see `propagate`); only a few batches of
 pixels are ever held, so memory does not grow with the folder.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -13,6 +14,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from annotator.imageio import ImageReadError, read_image, read_mask
+from annotator.loading import load_batches
 from annotator.predictor import Predictor
 from annotator.project import Project
 
@@ -64,42 +66,51 @@ class ImageResult:
     error: str | None = None
 
 
-def _decode(paths: Sequence[Path]) -> list[tuple[Path, np.ndarray | None, str | None]]:
-    out = []
-    for p in paths:
-        try:
-            out.append((p, read_image(p), None))
-        except ImageReadError as exc:
-            out.append((p, None, str(exc)))
-    return out
-
-
 def propagate(
     predictor: Predictor,
     paths: Sequence[Path],
     known: dict[Path, np.ndarray] | None = None,
     batch_size: int = 4,
+    workers: int = 0,
 ) -> Iterator[ImageResult]:
-    """Yield an ImageResult per path, in order. Paths in `known` (the supports) keep their own mask."""
+    """Yield an ImageResult per path, in order. Paths in `known` (the supports) keep their own mask.
+
+    A pipeline: `workers` processes (or one thread when 0) decode ahead of the backbone; features come
+    from the predictor's cache when it has them; CRF refinements run in the predictor's worker processes
+    while the next batches go through the backbone. At most a few batches are in flight at any time.
+    """
     known = {p.resolve(): m for p, m in (known or {}).items()}
-    batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        pending = pool.submit(_decode, batches[0]) if batches else None
-        for i in range(len(batches)):
-            decoded = pending.result()  # type: ignore[union-attr]
-            pending = pool.submit(_decode, batches[i + 1]) if i + 1 < len(batches) else None
-            todo = [(p, im) for p, im, err in decoded if im is not None and p.resolve() not in known]
-            proposals = iter(predictor.predict([im for _, im in todo]))
-            for p, im, err in decoded:
-                if im is None:
-                    yield ImageResult(path=p, error=err)
-                    continue
-                h, w = im.shape[:2]
-                if p.resolve() in known:
-                    yield ImageResult(path=p, height=h, width=w, mask=known[p.resolve()], score=1.0)
-                    continue
-                prop = next(proposals)
-                yield ImageResult(path=p, height=h, width=w, mask=prop.mask, score=prop.score)
+    keep_pixels = predictor.crf is not None
+    pending: deque[tuple[ImageResult, Future | None]] = deque()
+    max_pending = 4 * batch_size + 2 * predictor.crf_processes
+
+    def ready() -> Iterator[ImageResult]:
+        while pending and (len(pending) > max_pending or pending[0][1] is None or pending[0][1].done()):
+            res, fut = pending.popleft()
+            if fut is not None:
+                res.mask = fut.result()
+                if not res.mask.any():
+                    res.score = None
+            yield res
+
+    batches = load_batches(paths, predictor.input_size, predictor.model_tag, batch_size, workers, keep_pixels,
+                           pin_memory=predictor.device.type == "cuda")
+    for batch in batches:
+        ok = [it for it in batch.items if it.error is None]
+        todo = [i for i, it in enumerate(ok) if it.path.resolve() not in known]
+        feats = iter(predictor.cached_features([ok[i].key for i in todo], batch.pixels[todo]))
+        for it in batch.items:
+            res = ImageResult(path=it.path, height=it.size[0], width=it.size[1], error=it.error)
+            fut = None
+            if it.error is None and it.path.resolve() in known:
+                res.mask, res.score = known[it.path.resolve()], 1.0
+            elif it.error is None:
+                prob, res.score = predictor.match(next(feats), it.size)
+                fut = predictor.refine_async(it.image, prob)
+            pending.append((res, fut))
+        yield from ready()
+    max_pending = 0
+    yield from ready()
 
 
 def propagate_into_project(

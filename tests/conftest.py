@@ -4,7 +4,11 @@ from __future__ import annotations
 import os
 import pytest
 
+import tempfile
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Commands the tests run cache backbone features here, not in the user's cache folder.
+os.environ.setdefault("ANNOTATOR_CACHE_DIR", tempfile.mkdtemp(prefix="annotator-test-cache-"))
 
 
 @pytest.fixture(scope="session")

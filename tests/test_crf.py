@@ -50,7 +50,7 @@ def test_crf_pool_gives_the_same_marginals_as_inline():
     images, probs = [im for im, _ in scenes], [_blurry(m, seed=i) for i, (_, m) in enumerate(scenes)]
     pool = CRFPool(2)
     try:
-        got = pool.refine_many(images, probs, CRFParams())
+        got = [f.result()[0] for f in [pool.submit(im, p, CRFParams()) for im, p in zip(images, probs)]]
     finally:
         pool.close()
     for im, p, q in zip(images, probs, got):

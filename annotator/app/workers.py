@@ -8,6 +8,7 @@ import time
 from PySide6.QtCore import QObject, QThread, Signal
 
 from annotator.crf import CRFParams
+from annotator.feature_cache import FeatureCache, default_cache_folder
 from annotator.predictor import Predictor
 from annotator.project import Project, ProjectError
 from annotator.propagate import ImageResult, SupportError, propagate_into_project
@@ -21,8 +22,9 @@ def shared_predictor(device: str, crf: bool) -> Predictor:
     key = (device, crf)
     if key not in _predictors:
         # The CRF runs in worker processes: in this process it would hold the GIL and freeze the GUI.
+        # Features are cached by content: propagating again after adding a support costs only the matching.
         _predictors[key] = Predictor(device=device, crf=CRFParams() if crf else None, batch_size=1,
-                                     crf_processes=os.cpu_count() or 1)
+                                     crf_processes=os.cpu_count() or 1, cache=FeatureCache(default_cache_folder()))
     return _predictors[key]
 
 
