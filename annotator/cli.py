@@ -8,9 +8,12 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from annotator.crf import CRFParams
+import numpy as np
 
-COMMANDS = ("propagate", "init", "export", "import")
+from annotator.crf import CRFParams
+from annotator.train_config import TrainConfig
+
+COMMANDS = ("propagate", "init", "export", "import", "train")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,10 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("propagate", help="propose one class's masks on every image of a folder (COCO out)")
     p.add_argument("--images", required=True, type=Path, help="folder of images (searched recursively)")
     p.add_argument("--support", required=True, action="append", metavar="IMAGE:MASK.png",
-                   help="a support image and its mask (>127 = class); repeat for k-shot")
+                   help="a support image and its mask (>127 = class; a scribble works too) or box=X0,Y0,X1,Y1; "
+                        "repeat for k-shot")
     p.add_argument("--label", required=True, help="the class name")
     p.add_argument("--out", required=True, type=Path, help="COCO instances JSON to write")
-    p.add_argument("--model", default="panet", choices=["panet"])
+    p.add_argument("--model", default="panet", choices=["panet", "sgone"])
+    p.add_argument("--checkpoint", type=Path, help="SG-One head to use (default: weights/sgone_head.safetensors)")
     p.add_argument("--backbone", default="vgg16_imagenet", help="weights/NAME.safetensors (or .pth) to use")
     p.add_argument("--crf", dest="crf", action="store_true", default=True, help="dense-CRF refinement (default)")
     p.add_argument("--no-crf", dest="crf", action="store_false")
@@ -41,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     for f in CRFParams.__dataclass_fields__.values():
         p.add_argument(f"--crf-{f.name.replace('_', '-')}", dest=f"crf_{f.name}", type=type(f.default), default=f.default,
                        help=argparse.SUPPRESS if f.name == "max_side" else None)
+    p = sub.add_parser("train", help="train SG-One's head: self-supervised on unlabelled images and/or on masks")
+    p.add_argument("--images", type=Path, action="append", default=[], help="unlabelled folder (superpixel episodes)")
+    p.add_argument("--pairs", type=Path, help="labelled folder: images/NAME.* with masks/NAME.png (>127 = class)")
+    p.add_argument("--coco", type=Path, help="labelled COCO file (its images under --coco-images)")
+    p.add_argument("--coco-images", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="checkpoint to write (head; plus OUT.state for resuming)")
+    p.add_argument("--init", type=Path, help="start from this head (e.g. the shipped one, to adapt it)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT's saved step")
+    p.add_argument("--max-images", type=int, default=300, help="evenly spaced subset of each source")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--feature-cache", type=Path, default=None)
+    for name, default in vars(TrainConfig()).items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     p = sub.add_parser("init", help="create a project over a folder of images (the folder is never modified)")
     p.add_argument("project", type=Path, help="project folder to create")
     p.add_argument("--images", required=True, type=Path)
@@ -143,7 +161,8 @@ def run_propagate(args: argparse.Namespace) -> int:
         # With batches, the CRF of a batch's images runs in parallel worker processes.
         procs = min(args.batch_size, cores) if crf and args.batch_size > 1 else 0
         predictor = Predictor(args.backbone, world.device(args.device), args.input_size, crf, args.batch_size,
-                              crf_processes=procs, precision=args.precision, cache=cache)
+                              crf_processes=procs, precision=args.precision, cache=cache, model=args.model,
+                              checkpoint=args.checkpoint)
         predictor.set_supports([(im, m) for _, im, m in supports])
     except (WeightsError, ValueError) as exc:
         return _fail(str(exc))
@@ -189,6 +208,101 @@ def run_propagate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spaced(items: list, n: int) -> list:
+    if len(items) <= n:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """The `train` command: featurise the sources' views once, then train SG-One's head with progress;
+    Ctrl+C stops after the current step and saves, and --resume continues from there."""
+    import signal
+
+    from tqdm import tqdm
+
+    from annotator.feature_cache import FeatureCache, default_cache_folder
+    from annotator.imageio import ImageReadError, list_images, read_image, read_mask
+    from annotator.train import EpisodeBank, build, labelled_sources, train, unlabelled_sources
+    from annotator.weights import WeightsError
+
+    cfg = TrainConfig(**{k: getattr(args, k) for k in vars(TrainConfig())})
+    if not (args.images or args.pairs or args.coco):
+        return _fail("give at least one of --images, --pairs, --coco")
+    if not args.out.parent.exists():
+        return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
+    if args.resume and not args.out.with_name(args.out.stem + ".state.safetensors").exists():
+        return _fail(f"--resume: no saved state beside {args.out}")
+    try:
+        sources = []
+        for folder in args.images:
+            imgs = []
+            for p in _spaced(list_images(folder), args.max_images):
+                try:
+                    imgs.append((p, read_image(p)))
+                except ImageReadError as exc:
+                    print(f"skipped: {exc}", file=sys.stderr)
+            sources += unlabelled_sources(imgs, cfg)
+        items = []
+        if args.pairs:
+            for p in _spaced(list_images(args.pairs / "images"), args.max_images):
+                items.append((p, read_image(p), read_mask(args.pairs / "masks" / f"{p.stem}.png").astype(np.int32)))
+        if args.coco:
+            items += _coco_items(args.coco, args.coco_images or args.coco.parent, args.max_images)
+        sources += labelled_sources(items)
+        if not sources:
+            return _fail("no usable training image (each needs a region covering 3-60% of it, or a mask)")
+        model, predictor = build(cfg, args.device, args.init,
+                                 FeatureCache(args.feature_cache or default_cache_folder()))
+    except (ImageReadError, WeightsError, ValueError) as exc:
+        return _fail(str(exc))
+    bar = tqdm(total=len(sources), desc="featurising views", unit="img", file=sys.stderr, disable=None)
+    bank = EpisodeBank(predictor, sources, cfg, progress=lambda _: bar.update(1))
+    bar.close()
+    stopping = []
+    previous = signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    bar = tqdm(total=cfg.steps, desc=f"training SG-One on {predictor.device_name}", unit="step", file=sys.stderr,
+               disable=None)
+
+    def progress(step: int, loss: float) -> None:
+        bar.n = step
+        bar.set_postfix(loss=f"{loss:.4f}")
+        bar.refresh()
+
+    try:
+        step = train(bank, model, args.out, cfg, args.resume, stop=lambda: bool(stopping), progress=progress)
+    except ValueError as exc:
+        return _fail(str(exc))
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
+    verb = "stopped" if stopping else "trained"
+    print(f"{verb} at step {step}/{cfg.steps} on {len(sources)} images -> {args.out}"
+          + (" (continue with --resume)" if stopping else ""))
+    return 0
+
+
+def _coco_items(coco_file: Path, image_root: Path, n: int) -> list:
+    """(path, image, category-id map) of a COCO file's annotated images (later annotations on top)."""
+    from pycocotools.coco import COCO
+
+    from annotator.imageio import read_image
+
+    api = COCO(str(coco_file))
+    out = []
+    for img_id in _spaced(sorted(api.getImgIds()), n):
+        info = api.loadImgs(img_id)[0]
+        anns = api.loadAnns(api.getAnnIds(imgIds=[img_id], iscrowd=None))
+        if not anns:
+            continue
+        lab = np.zeros((info["height"], info["width"]), np.int32)
+        for a in anns:
+            lab[api.annToMask(a) > 0] = a["category_id"]
+        path = image_root / info["file_name"]
+        out.append((path, read_image(path), lab))
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `annotator` and `python -m annotator`."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -199,4 +313,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "propagate":
         return run_propagate(args)
+    if args.command == "train":
+        return run_train(args)
     return run_project_command(args)

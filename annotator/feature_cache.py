@@ -27,19 +27,26 @@ def content_key(data: bytes | memoryview, model_tag: str) -> str:
     return h.hexdigest()
 
 
-def _nbytes(feats: Features) -> int:
-    return sum(t.numel() * t.element_size() for t in feats.values())
-
-
 class FeatureCache:
-    """LRU of feature dicts (CPU tensors) bounded by `memory_bytes`; evicted entries live on in `folder`
-    (bounded by `disk_bytes`, oldest files removed first) when a folder is given."""
+    """Features by key: the most recent ones in memory, within `memory_bytes`, and, when a folder is given,
+    all of them on disk (bounded by `disk_bytes`, oldest files removed first).
 
-    def __init__(self, folder: Path | str | None = None, memory_bytes: int = 256 << 20, disk_bytes: int = 20 << 30) -> None:
+    The memory tier is one preallocated slab of equal slots (entries of one run have one shape), not a
+    tensor per entry: thousands of small retained tensors interleaved with transient ones fragmented the
+    heap and made a 20,000-image run's RSS grow 1.8x over a 2,000-image one.
+    """
+
+    def __init__(self, folder: Path | str | None = None, memory_bytes: int | None = None, disk_bytes: int = 20 << 30
+                 ) -> None:
+        """`memory_bytes` defaults to 64 MB with a folder (reading back from disk is nearly as fast) and
+        256 MB without one."""
         self.folder = Path(folder) if folder else None
-        self.memory_bytes, self.disk_bytes = memory_bytes, disk_bytes
-        self._mem: OrderedDict[str, Features] = OrderedDict()
-        self._mem_used = 0
+        self.memory_bytes = memory_bytes if memory_bytes is not None else (64 << 20 if folder else 256 << 20)
+        self.disk_bytes = disk_bytes
+        self._layout: tuple | None = None  # ((name, shape, dtype, bytes), ...) of the slab's entries
+        self._slab: torch.Tensor | None = None  # uint8 [slots, entry bytes]
+        self._slots: OrderedDict[str, int] = OrderedDict()  # key -> slot, least recently used first
+        self._free: list[int] = []
         self._disk_used: int | None = None  # measured lazily, on the first write
         self.hits = self.misses = 0
 
@@ -49,15 +56,12 @@ class FeatureCache:
 
     def get(self, key: str) -> Features | None:
         """The cached features of `key`, or None."""
-        feats = self._mem.get(key)
-        if feats is not None:
-            self._mem.move_to_end(key)
+        if key in self._slots:
             self.hits += 1
-            return feats
+            return self._recall(key)
         if self.folder is not None:
-            path = self._path(key)
             try:
-                feats = load_file(str(path))
+                feats = load_file(str(self._path(key)))
             except (FileNotFoundError, SafetensorError, OSError):
                 feats = None
             if feats is not None:
@@ -68,20 +72,42 @@ class FeatureCache:
         return None
 
     def put(self, key: str, feats: Features) -> None:
-        """Store features (moved to CPU); written to disk as well when the cache has a folder."""
+        """Store features (copied to CPU); written to disk as well when the cache has a folder."""
         feats = {k: v.detach().to("cpu").contiguous() for k, v in feats.items()}
         self._remember(key, feats)
         if self.folder is not None:
             self._write(key, feats)
 
     def _remember(self, key: str, feats: Features) -> None:
-        if key in self._mem:
-            self._mem_used -= _nbytes(self._mem.pop(key))
-        self._mem[key] = feats
-        self._mem_used += _nbytes(feats)
-        while self._mem_used > self.memory_bytes and len(self._mem) > 1:
-            _, old = self._mem.popitem(last=False)
-            self._mem_used -= _nbytes(old)
+        layout = tuple((k, tuple(v.shape), v.dtype, v.numel() * v.element_size()) for k, v in sorted(feats.items()))
+        if self._slab is None:
+            size = sum(n for *_, n in layout)
+            slots = self.memory_bytes // max(size, 1)
+            if slots < 1:
+                return
+            self._layout, self._slab = layout, torch.empty(slots, size, dtype=torch.uint8)
+            self._free = list(range(slots - 1, -1, -1))
+        if layout != self._layout:
+            return  # another shape than the slab's: on disk only
+        if key in self._slots:
+            self._slots.move_to_end(key)
+            return
+        if not self._free:
+            self._free.append(self._slots.popitem(last=False)[1])
+        slot = self._free.pop()
+        self._slots[key] = slot
+        off = 0
+        for name, _, _, n in layout:
+            self._slab[slot, off : off + n].copy_(feats[name].reshape(-1).view(torch.uint8))
+            off += n
+
+    def _recall(self, key: str) -> Features:
+        self._slots.move_to_end(key)
+        slot, off, out = self._slots[key], 0, {}
+        for name, shape, dtype, n in self._layout:  # type: ignore[union-attr]
+            out[name] = self._slab[slot, off : off + n].clone().view(dtype).reshape(shape)  # type: ignore[index]
+            off += n
+        return out
 
     def _write(self, key: str, feats: Features) -> None:
         path = self._path(key)
@@ -113,7 +139,8 @@ class FeatureCache:
 
     @property
     def memory_used(self) -> int:
-        return self._mem_used
+        """Bytes of features held in memory."""
+        return len(self._slots) * sum(n for *_, n in self._layout) if self._layout else 0
 
 
 def default_cache_folder() -> Path:

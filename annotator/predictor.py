@@ -6,6 +6,7 @@ itself on CUDA out-of-memory, dense-CRF refinement and per-stage timings.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from annotator.feature_cache import FeatureCache
 from annotator.loading import resize_for_network
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from annotator.modeling.panet import PANet
-from annotator.modeling.prototypes import masked_average_pool
+from annotator.modeling.sgone import SGOne
+from annotator.sgone_weights import default_checkpoint, load_head
+from annotator.modeling.prototypes import masked_average_pool, masked_kmeans_prototypes
 from annotator.weights import DEFAULT_BACKBONE, architecture_of, load_backbone_state
 
 
@@ -58,7 +61,7 @@ class Timings:
 
 
 class Predictor:
-    """PANet few-shot segmentation of one class from k support (image, mask) pairs."""
+    """Few-shot segmentation (PANet or SG-One) of one class from k support (image, mask) pairs."""
 
     def __init__(
         self,
@@ -70,14 +73,35 @@ class Predictor:
         crf_processes: int = 0,
         precision: str = "auto",
         cache: FeatureCache | None = None,
+        model: str = "panet",
+        checkpoint: Path | str | None = None,
+        head: torch.nn.Module | None = None,
+        bg_prototypes: int = 1,
+        self_refine: bool = False,
+        layers: Sequence[str] | None = None,
     ) -> None:
         """`crf_processes` > 0 runs the CRF in that many worker processes (needed beside a GUI, see CRFPool).
         `precision`: auto (bf16, else fp16, on CUDA; fp32 elsewhere) | fp32 | bf16 | fp16 for the backbone.
+        `model`: panet | sgone; SG-One's trained `head`, else its `checkpoint` (default: the shipped one).
+        PANet options (issue-3 ablations, off unless the benchmark says they help): `bg_prototypes` > 1
+        clusters the supports' background into that many prototypes (a pixel's background logit is the
+        best of them); `self_refine` matches a second time with prototypes averaged with the query's own
+        confident regions; `layers` (e.g. conv4_3 and conv5_3) match on several backbone layers at once.
         """
         self.device = pick_device(device)
         state = load_backbone_state(backbone)
         self.backbone_name = backbone
-        self.model = PANet(build_backbone(architecture_of(state), state)).to(self.device).eval()
+        net = build_backbone(architecture_of(state), state)
+        if model == "panet":
+            self.model: PANet | SGOne = PANet(net, layers=tuple(layers) if layers else None)
+        elif model == "sgone":
+            self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
+            self.model = SGOne(net, head if head is not None else load_head(self.checkpoint))
+        else:
+            raise ValueError(f"model '{model}' is not one of panet, sgone")
+        self.model_name = model
+        self.bg_prototypes, self.self_refine = bg_prototypes, self_refine
+        self.model = self.model.to(self.device).eval()
         self.precision = self._pick_precision(precision)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -89,6 +113,7 @@ class Predictor:
         self.crf_processes = crf_processes if self._crf_pool else 0
         self.timings = Timings(_sync=self.device.type == "cuda")
         self._prototypes: torch.Tensor | None = None
+        self._bg: torch.Tensor | None = None
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         self._mean, self._std = mean.view(1, 3, 1, 1).to(self.device), std.view(1, 3, 1, 1).to(self.device)
 
@@ -109,12 +134,13 @@ class Predictor:
     @property
     def model_tag(self) -> str:
         """What the features depend on besides the pixels: the feature cache's namespace."""
-        return f"panet-{self.backbone_name}-{self.input_size}-{str(self.precision).removeprefix('torch.')}"
+        layers = "+".join(self.model.layers) if self.model_name == "panet" else "conv4_3+conv5_3"
+        return f"{self.model_name}-{layers}-{self.backbone_name}-{self.input_size}-{str(self.precision).removeprefix('torch.')}"
 
     def settings(self) -> dict:
         """The settings that make a proposal, recorded beside it."""
         return {
-            "model": "panet",
+            "model": self.model_name,
             "backbone": self.backbone_name,
             "input_size": self.input_size,
             "crf": self.crf.as_dict() if self.crf else None,
@@ -154,6 +180,9 @@ class Predictor:
         fg_t = torch.from_numpy(fg).to(self.device)
         with torch.inference_mode():
             self._prototypes = self.model.prototypes(feats, fg_t, 1.0 - fg_t)
+            self._bg = self._prototypes[:1]
+            if self.bg_prototypes > 1 and self.model_name == "panet":
+                self._bg = masked_kmeans_prototypes(feats.float(), 1.0 - fg_t, self.bg_prototypes)
 
     def encode(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Backbone features [N,C,h,w] (float16) of RGB uint8 images of any sizes."""
@@ -207,18 +236,39 @@ class Predictor:
         with self.timings.stage("matching"):
             # float64: BLAS results vary in their last float32 bits with memory alignment, which would let a
             # pixel at p = 0.5 flip between a first pass and a cached second one. The cost is negligible.
-            dtype = torch.float32 if self.device.type == "mps" else torch.float64
+            # (SG-One's trained head runs in float32.)
+            dtype = torch.float64 if self.model_name == "panet" and self.device.type != "mps" else torch.float32
             feats = feats.to(dtype)
-            logits = self.model.match(feats[None], self._prototypes.to(dtype))
+            logits = self._logits(feats[None], self._bg.to(dtype), self._prototypes[1:2].to(dtype))
+            if self.self_refine and self.model_name == "panet":
+                logits = self._refined(feats[None], logits, dtype)
             fg = (logits.argmax(dim=1) == 1).float()
             presence = 0.0
             if fg.any():
-                sim = F.cosine_similarity(masked_average_pool(feats[None], fg), self._prototypes[1:2].to(dtype))
+                sim = F.cosine_similarity(masked_average_pool(self.model.embedding(feats[None]), fg), self._prototypes[1:2].to(dtype))
                 # Rounded: it ranks proposals, and its last float bits vary with the tensors' memory layout.
                 presence = round(max(0.0, float(sim)), 4)
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
             prob = logits.softmax(dim=1)[0, 1].float().cpu().numpy()
         return prob, presence
+
+    def _logits(self, feats: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
+        """[1,2,h,w] logits; with several background prototypes, a pixel's background logit is its best."""
+        if self.model_name != "panet" or len(bg) == 1:
+            return self.model.match(feats, torch.cat([bg, fg]))
+        both = self.model.match(feats, torch.cat([bg, fg]))
+        return torch.stack([both[:, :-1].max(dim=1).values, both[:, -1]], dim=1)
+
+    def _refined(self, feats: torch.Tensor, logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Self-prototype pass: average the support prototypes with the query's own confident ones, match again."""
+        p = logits.softmax(dim=1)[:, 1]
+        emb = self.model.embedding(feats)
+        fg, bg = self._prototypes[1:2].to(dtype), self._bg.to(dtype)
+        if (p > 0.7).any():
+            fg = (fg + masked_average_pool(emb, (p > 0.7).to(dtype))) / 2
+        if (p < 0.3).any():
+            bg = (bg + masked_average_pool(emb, (p < 0.3).to(dtype))) / 2
+        return self._logits(feats, bg, fg)
 
     def refine_async(self, image: np.ndarray | None, prob: np.ndarray) -> "Future[np.ndarray]":
         """The final boolean mask of a probability map: CRF-refined when the CRF is on (in the worker

@@ -31,13 +31,36 @@ def parse_support(spec: str) -> tuple[Path, Path]:
     return Path(image), Path(mask)
 
 
+def box_mask(spec: str, shape: tuple[int, int]) -> np.ndarray:
+    """The mask of a box support 'box=X0,Y0,X1,Y1' (pixels, corners included) on an image of `shape`."""
+    try:
+        x0, y0, x1, y1 = (int(v) for v in spec.removeprefix("box=").split(","))
+    except ValueError:
+        raise SupportError(f"support '{spec}': a box is box=X0,Y0,X1,Y1 in pixels") from None
+    h, w = shape
+    if not (0 <= x0 <= x1 < w and 0 <= y0 <= y1 < h):
+        raise SupportError(f"support '{spec}': the box is not inside the {w}x{h} image")
+    mask = np.zeros(shape, bool)
+    mask[y0 : y1 + 1, x0 : x1 + 1] = True
+    return mask
+
+
 def load_support(spec: str) -> tuple[Path, np.ndarray, np.ndarray]:
-    """(image path, RGB image, boolean mask) of a support spec, or SupportError naming the culprit."""
+    """(image path, RGB image, boolean mask) of a support spec, or SupportError naming the culprit.
+
+    The mask part is a mask file (a full mask, or a scribble: any pixel > 127 is the class) or a box,
+    'box=X0,Y0,X1,Y1' (the PANet paper's weak supports; see benchmarks/fewshot_quality.py for their cost).
+    """
     image_path, mask_path = parse_support(spec)
     try:
         image = read_image(image_path)
     except ImageReadError as exc:
         raise SupportError(f"support image {exc}") from None
+    if str(mask_path).startswith("box="):
+        mask = box_mask(str(mask_path), image.shape[:2])
+        if mask.all():
+            raise SupportError(f"support '{mask_path}': the box covers the whole image, so there is no background")
+        return image_path, image, mask
     try:
         mask = read_mask(mask_path)
     except ImageReadError as exc:

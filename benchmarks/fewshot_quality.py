@@ -10,7 +10,11 @@ Backbone features of every frame are computed once and shared by all configurati
 backbone's time is counted once per image; matching and CRF are timed per query. CRF runs in a
 process pool (one per core) and its time is measured inside the workers.
 
-Run: .venv/bin/python -m benchmarks.fewshot_quality [--input-size 417] [--cache DIR]
+Rows: plain PANet, each issue-3 addition on its own, all of them, box and scribble supports, and SG-One
+with its shipped head and with a head adapted to these very images (`--adapted CKPT`, made by
+`annotator train --init weights/sgone_head.safetensors --images ...` on the benchmark's frames).
+
+Run: .venv/bin/python -m benchmarks.fewshot_quality [--input-size 417] [--cache DIR] [--adapted CKPT]
 """
 from __future__ import annotations
 
@@ -27,7 +31,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+import cv2
+
 from annotator.crf import CRFParams, refine
+from annotator.modeling.panet import combine_layers
 from annotator.imageio import image_size, read_image, read_mask
 from annotator.predictor import Predictor
 from benchmarks import davis
@@ -121,13 +128,66 @@ def _unpack(bits, shape):
     return np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
 
 
+def box_of(mask: np.ndarray) -> np.ndarray:
+    """The support given as a box: its mask's bounding rectangle, filled."""
+    ys, xs = np.nonzero(mask)
+    out = np.zeros_like(mask)
+    out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
+    return out
+
+
+def scribble_of(mask: np.ndarray, width: int = 5) -> np.ndarray:
+    """The support given as a scribble: one stroke along the mask's main axis, kept 3 px inside it."""
+    ys, xs = np.nonzero(mask)
+    pts = np.stack([xs, ys], 1).astype(np.float32)
+    c = pts.mean(0)
+    _, vecs = np.linalg.eigh(np.cov((pts - c).T))
+    d = vecs[:, -1]
+    span = np.abs((pts - c) @ d).max()
+    line = np.zeros(mask.shape, np.uint8)
+    a, b = c - span * d, c + span * d
+    cv2.line(line, tuple(int(v) for v in a.round()), tuple(int(v) for v in b.round()), 1, width)
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5) > 3
+    out = (line > 0) & inside
+    return out if out.any() else mask
+
+
+# name -> (predictor options, which features, support shape); PANet rows use conv5_3 unless "layers".
+METHODS = {
+    "PANet": ({}, "conv5", "mask"),
+    "+ conv4_3 with conv5_3": ({"layers": ("conv4_3", "conv5_3")}, "both", "mask"),
+    "+ 5 background prototypes": ({"bg_prototypes": 5}, "conv5", "mask"),
+    "+ self-prototype pass": ({"self_refine": True}, "conv5", "mask"),
+    "+ all three": ({"layers": ("conv4_3", "conv5_3"), "bg_prototypes": 5, "self_refine": True}, "both", "mask"),
+    "PANet, box support": ({}, "conv5", "box"),
+    "PANet, scribble support": ({}, "conv5", "scribble"),
+    "SG-One, shipped head": ({"model": "sgone"}, "sgone", "mask"),
+    "SG-One, adapted head": ({"model": "sgone", "checkpoint": "ADAPTED"}, "sgone", "mask"),
+}
+
+
+def _view(f: torch.Tensor, kind: str) -> torch.Tensor:
+    """The cached conv4_3+conv5_3 features as a method takes them."""
+    if kind == "conv5":
+        return f[512:]
+    if kind == "both":
+        return combine_layers([f[None, :512], f[None, 512:]])[0]
+    return f
+
+
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
-    predictor = Predictor(device=args.device, input_size=args.input_size, crf=None)
+    methods = {k: v for k, v in METHODS.items() if k in args.methods}
+    if "SG-One, adapted head" in methods:
+        if not args.adapted:
+            del methods["SG-One, adapted head"]
+        else:
+            methods["SG-One, adapted head"][0]["checkpoint"] = args.adapted
+    encoder = Predictor(device=args.device, input_size=args.input_size, crf=None, model="sgone")
     eps = {k: episodes(k) for k in args.shots}
     needed = sorted({p for es in eps.values() for e in es for p, _ in e.support + e.positives} |
                     {p for es in eps.values() for e in es for p in e.negatives})
-    cache = Path(args.cache) / f"feats_{predictor.backbone_name}_{args.input_size}.safetensors" if args.cache else None
+    cache = Path(args.cache) / f"feats45_{encoder.backbone_name}_{args.input_size}.safetensors" if args.cache else None
     if cache and cache.exists():
         stored = load_file(str(cache))
         feats = {p: stored[str(p)] for p in needed}
@@ -135,67 +195,74 @@ def run(args) -> None:
     else:
         feats = {}
         for i, p in enumerate(needed):
-            feats[p] = predictor.encode([read_image(p)])[0].half()
+            feats[p] = encoder.encode([read_image(p)])[0]
             print(f"\rbackbone features {i + 1}/{len(needed)}", end="", file=sys.stderr)
         print(file=sys.stderr)
-        backbone_s = predictor.timings.backbone / len(needed)
+        backbone_s = encoder.timings.backbone / len(needed)
         if cache:
             cache.parent.mkdir(parents=True, exist_ok=True)
             save_file({str(p): f.contiguous() for p, f in feats.items()}, str(cache), {"backbone_s": str(backbone_s)})
     shapes = {p: image_size(p) for p in needed}  # header only: pixels are decoded where needed
-    gts = {}
+    gts: dict = {}
+    shape_of = {"mask": lambda m: m, "box": box_of, "scribble": scribble_of}
 
     rows = []
     crf_params = CRFParams()
     with get_context("fork").Pool(os.cpu_count() or 1) as pool:
-        for shots, es in eps.items():
-            plain, with_crf = Scores(), Scores()
-            for e in es:
-                predictor.set_support_features(torch.stack([feats[p].float() for p, _ in e.support]),
-                                               [read_mask(m) for _, m in e.support])
-                queries = [(p, m) for p, m in e.positives] + [(p, None) for p in e.negatives]
-                probs, presence = [], []
-                for p, _ in queries:
-                    t0 = time.perf_counter()
-                    prob, pres = predictor.match(feats[p].float(), shapes[p])
-                    probs.append(prob)
-                    presence.append(pres)
-                    plain.matching.append(time.perf_counter() - t0)
-                jobs = [(p, prob.astype(np.float16), crf_params) for (p, _), prob in zip(queries, probs)]
-                crf_out = pool.map(_crf_job, jobs, chunksize=4) if args.crf else [None] * len(jobs)
-                for (p, m), prob, pres, co in zip(queries, probs, presence, crf_out):
-                    if m is not None and m not in gts:
-                        gts[m] = read_mask(m)
-                    for scores, mask in ((plain, prob > 0.5), (with_crf, _unpack(co[0], co[1]) if co else None)):
-                        if mask is None:
-                            continue
-                        s = pres if mask.any() else 0.0  # the predictor's score; an empty mask means absent
-                        if m is None:
-                            scores.add_negative(mask, s)
-                        else:
-                            scores.add_positive(e.cls, mask, gts[m], s)
-                    if co:
-                        with_crf.crf.append(co[2])
-                print(f"\r{shots}-shot episode {es.index(e) + 1}/{len(es)}", end="", file=sys.stderr)
-            print(file=sys.stderr)
-            rows.append(("PANet", shots, plain))
-            if args.crf:
-                with_crf.matching = plain.matching
-                rows.append(("PANet + CRF", shots, with_crf))
+        for name, (opts, kind, support_shape) in methods.items():
+            predictor = Predictor(device=args.device, input_size=args.input_size, crf=None, **opts)
+            for shots, es in eps.items():
+                if support_shape != "mask" and shots > 1:
+                    continue
+                use_crf = args.crf and shots == 1 and name in args.crf_methods
+                plain, with_crf = Scores(), Scores()
+                for e in es:
+                    predictor.set_support_features(torch.stack([_view(feats[p], kind) for p, _ in e.support]),
+                                                   [shape_of[support_shape](read_mask(m)) for _, m in e.support])
+                    queries = [(p, m) for p, m in e.positives] + [(p, None) for p in e.negatives]
+                    probs, presence = [], []
+                    for p, _ in queries:
+                        t0 = time.perf_counter()
+                        prob, pres = predictor.match(_view(feats[p], kind), shapes[p])
+                        probs.append(prob)
+                        presence.append(pres)
+                        plain.matching.append(time.perf_counter() - t0)
+                    jobs = [(p, prob.astype(np.float16), crf_params) for (p, _), prob in zip(queries, probs)]
+                    crf_out = pool.map(_crf_job, jobs, chunksize=4) if use_crf else [None] * len(jobs)
+                    for (p, m), prob, pres, co in zip(queries, probs, presence, crf_out):
+                        if m is not None and m not in gts:
+                            gts[m] = read_mask(m)
+                        for scores, mask in ((plain, prob > 0.5), (with_crf, _unpack(co[0], co[1]) if co else None)):
+                            if mask is None:
+                                continue
+                            s = pres if mask.any() else 0.0  # the predictor's score; an empty mask means absent
+                            if m is None:
+                                scores.add_negative(mask, s)
+                            else:
+                                scores.add_positive(e.cls, mask, gts[m], s)
+                        if co:
+                            with_crf.crf.append(co[2])
+                    print(f"\r{name} {shots}-shot episode {es.index(e) + 1}/{len(es)}", end="", file=sys.stderr)
+                print(file=sys.stderr)
+                rows.append((name, shots, plain))
+                if use_crf:
+                    with_crf.matching = plain.matching
+                    rows.append((name + " + CRF", shots, with_crf))
 
     classes = list(davis.GROUPS)
     print(f"\nFew-shot quality on DAVIS 2016 ({len(needed)} frames, input {args.input_size}px, "
-          f"{predictor.device_name}); mIoU over {', '.join(CROSS)} (other sequences) and over all 7 classes\n")
+          f"{encoder.device_name}); mIoU over {', '.join(CROSS)} (other sequences) and over all 7 classes\n")
     head = ("| method | shots | mIoU cross-seq | mIoU all | FB-IoU | false fg on negatives % | presence AUROC "
             "| backbone s/img | matching s/img | CRF s/img |")
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
-    for name, shots, s in rows:
+    for name, shots, s in sorted(rows, key=lambda r: r[1]):
         print(f"| {name} | {shots} | {s.miou(CROSS):.1f} | {s.miou(classes):.1f} | {s.fb_iou():.1f} "
               f"| {100 * np.mean(s.neg_fg):.2f} | {s.auroc():.3f} | {backbone_s:.3f} | {np.mean(s.matching):.4f} "
               f"| {np.mean(s.crf) if s.crf else 0.0:.3f} |")
-    print("\nPer-class IoU (1-shot rows first):")
-    for name, shots, s in rows:
+    print("\nbackbone s/img is the VGG-16 pass up to conv5_3 (conv4_3 comes out of the same pass).")
+    print("\nPer-class IoU:")
+    for name, shots, s in sorted(rows, key=lambda r: r[1]):
         print(f"  {name} {shots}-shot: " + ", ".join(f"{c} {100 * s.iou(c):.1f}" for c in classes))
 
 
@@ -206,6 +273,10 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-crf", dest="crf", action="store_false", help="skip the CRF rows (faster)")
     ap.add_argument("--cache", help="folder to keep backbone features in between runs")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), help="rows to run (names as in the table)")
+    ap.add_argument("--crf-methods", nargs="+", default=["PANet", "+ all three", "SG-One, shipped head"],
+                    help="rows also run with the CRF (1-shot; the CRF costs about 0.5 s per query on CPU)")
+    ap.add_argument("--adapted", help="SG-One head adapted to the benchmark's own images (the adapted row)")
     args = ap.parse_args()
     if not davis.available():
         sys.exit(f"skipped: {davis.ABSENT}")

@@ -204,3 +204,29 @@ def test_dropping_a_folder_opens_it(win, tmp_path):
                     Qt.KeyboardModifier.NoModifier)
     win.dropEvent(ev)
     assert win.project.image_root == other.resolve() and win.thumbs.rowCount() == 1
+
+
+def test_adapt_to_this_folder_trains_a_head_in_the_background_and_propagation_uses_it(win, qtbot, monkeypatch):
+    from annotator.app import workers
+    from annotator.train_config import TrainConfig
+
+    monkeypatch.setattr(workers, "ADAPT_CONFIG", TrainConfig(steps=6, batch=2, input_size=97, checkpoint_every=3))
+    _paint_support(win)
+    QTest.keyClick(win, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
+    assert win.worker is not None and win.progress.isVisible()
+    QTest.keyClick(win, Qt.Key.Key_Right)  # the GUI stays usable while it trains
+    with qtbot.waitSignal(win.worker.finished, timeout=180000) as done:
+        pass
+    assert done.args == [False, ""]
+    win.wait_for_worker()
+    head = workers.adapted_checkpoint(win.project)
+    assert head.is_file() and "adapted" in win.statusBar().currentMessage()
+    assert win.model_settings.model == "sgone"
+    win.propagate("all")
+    assert win.worker.model == "sgone" and win.worker.checkpoint == head
+    with qtbot.waitSignal(win.worker.finished, timeout=120000):
+        pass
+    win.wait_for_worker()
+    proposed = [win.project.record(i, win.class_id) for i in win.project.images]
+    proposed = [r for r in proposed if r.state == "proposed"]
+    assert len(proposed) == 3 and all(r.settings["model"] == "sgone" for r in proposed)

@@ -144,3 +144,20 @@ def test_python_dash_m_annotator_runs_the_same_command(folder):
     proc = subprocess.run([sys.executable, "-m", "annotator", "propagate", "--help"], capture_output=True, text=True,
                           cwd=REPO)
     assert proc.returncode == 0 and "--support" in proc.stdout and "--batch-size" in proc.stdout
+
+
+def test_a_box_is_a_support_too(folder, capsys):
+    root, truth = folder
+    out = root / "out_box.json"
+    rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out", str(out),
+                          "--support", f"{root / 'images' / 'support.png'}:box=32,42,88,98", "--no-crf",
+                          "--device", "cpu"], capsys)
+    assert rc == 0, stderr
+    api = COCO(str(out))
+    files = {im["file_name"]: im["id"] for im in api.dataset["images"]}
+    (sup,) = api.loadAnns(api.getAnnIds(imgIds=[files["support.png"]]))
+    assert sup["bbox"] == [32.0, 42.0, 57.0, 57.0]  # the box itself is the support's annotation
+    assert len(api.getAnnIds(imgIds=[files["q1.png"]])) == 1  # and the ball is still found elsewhere
+    rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out", str(out),
+                          "--support", f"{root / 'images' / 'support.png'}:box=10,10,900,20"], capsys)
+    assert rc != 0 and "not inside the 160x120 image" in stderr

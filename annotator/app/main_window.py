@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QApplication, QColorDialog, QDockWidget, QFileDia
 from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
 from annotator.app.thumbnails import ImageIdRole, ThumbnailModel
-from annotator.app.workers import PropagationWorker, start_in_thread
+from annotator.app.workers import AdaptWorker, PropagationWorker, adapted_checkpoint, start_in_thread
 from annotator.export import ExportError, export_coco, export_png
 from annotator.imageio import ImageReadError, read_image
 from annotator.project import AutoSaver, Project, ProjectError
@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         self.image_id: int | None = None
         self.class_id: int | None = None
         self.review: list[int] | None = None
-        self.worker: PropagationWorker | None = None
+        self.worker: PropagationWorker | AdaptWorker | None = None
         self.propagation_thread = None  # the latest one
         self._running: list[tuple] = []  # (thread, worker) kept alive until the thread has finished
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mask-writer")
@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
         self._act(m, "Propagate to the &selection", "Ctrl+Shift+P", lambda: self.propagate("selection"))
         self._act(m, "Propagate again (not yet &accepted)", "Ctrl+Alt+P", lambda: self.propagate("unreviewed"))
         self._act(m, "&Cancel propagation", "Ctrl+.", self.cancel_propagation)
+        self._act(m, "A&dapt SG-One to this folder (self-supervised)", "Ctrl+Alt+A", self.adapt_to_folder)
         self._act(m, "&Settings…", "Ctrl+,", self.edit_settings)
         m = mb.addMenu("&Review")
         self.review_action = self._act(m, "&Review proposals (least confident first)", "R", self.toggle_review,
@@ -446,7 +447,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Nothing to propagate to")
             return
         s = self.model_settings
-        self.worker = PropagationWorker(self.project, self.class_id, ids, s.device, s.crf, s.presence_threshold)
+        checkpoint = None
+        if s.model == "sgone" and adapted_checkpoint(self.project).exists():
+            checkpoint = adapted_checkpoint(self.project)
+        self.worker = PropagationWorker(self.project, self.class_id, ids, s.device, s.crf, s.presence_threshold,
+                                        s.model, checkpoint)
         self.worker.started_on.connect(lambda name: self.device_label.setText(f"device: {name}"))
         self.worker.progress.connect(self._progress)
         self.worker.result.connect(self._proposal_arrived)
@@ -493,6 +498,41 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
         if self.review_action.isChecked():
             self.review = review_queue(self.project, self.class_id)
+
+    def adapt_to_folder(self) -> None:
+        """Train SG-One's head on this folder's images in the background; propagation then uses it."""
+        if not self.project:
+            return
+        if self.worker is not None or any(t.isRunning() for t, _ in self._running):
+            self.statusBar().showMessage("Wait for the running job to finish (Ctrl+. cancels it)")
+            return
+        self._flush_writes()
+        self.worker = AdaptWorker(self.project, self.model_settings.device)
+        self.worker.progress.connect(self._adapt_progress)
+        self.worker.finished.connect(self._adapt_done)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.eta.setText("adapting: reading images…")
+        thread = start_in_thread(self.worker, self)
+        self._running.append((thread, self.worker))
+        thread.finished.connect(self._forget_thread)
+
+    def _adapt_progress(self, done: int, total: int, what: str) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.eta.setText(f"adapting: {what}")
+
+    def _adapt_done(self, cancelled: bool, error: str) -> None:
+        if self.worker is None:
+            return
+        if not error and not cancelled:
+            self.model_settings.model = "sgone"
+            self.model_settings.save(self.qs)
+        msg = error or ("Adaptation stopped; run it again to continue" if cancelled else
+                        f"SG-One adapted to this folder ({adapted_checkpoint(self.project).name}); "
+                        "propagation now uses it")
+        self._end_propagation(msg)
 
     def wait_for_worker(self, timeout_ms: int = 60000) -> None:
         """Block until every propagation thread has stopped (closing, tests)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -12,6 +13,7 @@ from annotator.feature_cache import FeatureCache, default_cache_folder
 from annotator.predictor import Predictor
 from annotator.project import Project, ProjectError
 from annotator.propagate import ImageResult, SupportError, propagate_into_project
+from annotator.train_config import TrainConfig
 from annotator.weights import WeightsError
 
 _predictors: dict[tuple, Predictor] = {}
@@ -38,10 +40,11 @@ class PropagationWorker(QObject):
     finished = Signal(int, bool, str)  # done, cancelled, error ('' when none)
 
     def __init__(self, project: Project, class_id: int, image_ids: list[int], device: str, crf: bool,
-                 presence_threshold: float) -> None:
+                 presence_threshold: float, model: str = "panet", checkpoint: Path | None = None) -> None:
         super().__init__()
         self.project, self.class_id, self.image_ids = project, class_id, image_ids
         self.device, self.crf, self.threshold = device, crf, presence_threshold
+        self.model, self.checkpoint = model, checkpoint
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -65,7 +68,7 @@ class PropagationWorker(QObject):
             self.progress.emit(done, total, done / max(time.perf_counter() - t0, 1e-9))
 
         try:
-            predictor = shared_predictor(self.device, self.crf)
+            predictor = shared_predictor(self.device, self.crf, self.model, self.checkpoint)
             self.started_on.emit(predictor.device_name)
             propagate_into_project(self.project, self.class_id, predictor, self.image_ids, self.threshold,
                                    cancelled=self._cancel.is_set, on_result=on_result)
@@ -73,6 +76,62 @@ class PropagationWorker(QObject):
             self.finished.emit(done, self.cancelled, str(exc))
             return
         self.finished.emit(done, self.cancelled, "")
+
+
+class AdaptWorker(QObject):
+    """Self-supervised SG-One training on the project's own images ("Adapt to this folder"), from the
+    shipped head (or the project's previous adaptation, resumed), into the project folder."""
+
+    progress = Signal(int, int, str)  # done, total, what
+    finished = Signal(bool, str)  # cancelled, error ('' when none)
+
+    def __init__(self, project: Project, device: str) -> None:
+        super().__init__()
+        self.project, self.device = project, device
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def run(self) -> None:
+        from annotator.imageio import ImageReadError, read_image
+        from annotator.sgone_weights import default_checkpoint
+        from annotator.train import EpisodeBank, build, train, unlabelled_sources
+
+        cfg = ADAPT_CONFIG
+        out = adapted_checkpoint(self.project)
+        try:
+            ids = sorted(self.project.images)
+            step = max(1, len(ids) // ADAPT_MAX_IMAGES)
+            images = []
+            for n, i in enumerate(ids[::step][:ADAPT_MAX_IMAGES]):
+                if self._cancel.is_set():
+                    self.finished.emit(True, "")
+                    return
+                try:
+                    images.append((self.project.image_path(i), read_image(self.project.image_path(i))))
+                except ImageReadError:
+                    continue
+            sources = unlabelled_sources(images, cfg)
+            if not sources:
+                raise ValueError("no image of this folder has regions to learn from")
+            resume = out.with_name(out.stem + ".state.safetensors").exists()
+            init = None if resume else default_checkpoint()
+            model, predictor = build(cfg, self.device, init, FeatureCache(default_cache_folder()))
+            done = [0]
+
+            def featurised(_: str) -> None:
+                done[0] += 1
+                self.progress.emit(done[0], len(sources) + cfg.steps, "features")
+
+            bank = EpisodeBank(predictor, sources, cfg, progress=featurised)
+            train(bank, model, out, cfg, resume=resume, stop=self._cancel.is_set,
+                  progress=lambda s, loss: self.progress.emit(len(sources) + s, len(sources) + cfg.steps,
+                                                              f"loss {loss:.3f}"))
+        except (WeightsError, ValueError, RuntimeError, OSError) as exc:
+            self.finished.emit(self._cancel.is_set(), str(exc))
+            return
+        self.finished.emit(self._cancel.is_set(), "")
 
 
 def start_in_thread(worker: QObject, parent: QObject) -> QThread:

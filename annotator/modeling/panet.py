@@ -16,18 +16,27 @@ from annotator.modeling.prototypes import cosine_logits, masked_average_pool
 IGNORE = 255
 
 
+def combine_layers(feats: list[torch.Tensor]) -> torch.Tensor:
+    """One layer as is; several (same resolution) L2-normalised per pixel and concatenated, so a cosine
+    on the result is the mean of the per-layer cosines."""
+    if len(feats) == 1:
+        return feats[0]
+    return torch.cat([F.normalize(f.float(), dim=1) for f in feats], dim=1) / len(feats) ** 0.5
+
+
 class PANet(nn.Module):
     """One-way, k-shot PANet over an output-stride-8 backbone; logits are at feature resolution."""
 
-    def __init__(self, backbone: nn.Module, layer: str | None = None, scale: float = 20.0) -> None:
+    def __init__(self, backbone: nn.Module, layers: tuple[str, ...] | None = None, scale: float = 20.0) -> None:
         super().__init__()
         self.backbone = backbone
-        self.layer = layer or backbone.layers[-1]
+        self.layers = layers or (backbone.layers[-1],)
         self.scale = scale
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone features [N,C,h,w] of normalised images [N,3,H,W]."""
-        return self.backbone(images)[self.layer]
+        """Backbone features [N,C,h,w] of normalised images [N,3,H,W]; several layers are combined."""
+        out = self.backbone(images)
+        return combine_layers([out[name] for name in self.layers])
 
     @staticmethod
     def prototypes(supp_feats: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
@@ -37,6 +46,11 @@ class PANet(nn.Module):
     def match(self, qry_feats: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         """Logits [Q,2,h,w] (background, foreground) of query features against the prototypes."""
         return cosine_logits(qry_feats, prototypes, self.scale)
+
+    @staticmethod
+    def embedding(feats: torch.Tensor) -> torch.Tensor:
+        """The features prototypes live in (the backbone's own), for the presence score."""
+        return feats
 
     def forward(
         self,

@@ -21,3 +21,22 @@ def cosine_logits(features: torch.Tensor, prototypes: torch.Tensor, scale: float
     f = F.normalize(features, dim=1)
     p = F.normalize(prototypes, dim=1)
     return scale * torch.einsum("nchw,pc->nphw", f, p)
+
+
+def masked_kmeans_prototypes(features: torch.Tensor, mask: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
+    """k prototypes [k,C] of the feature vectors under a soft mask (> 0.5 at feature resolution), by spherical
+    k-means (cosine) from evenly spaced starting vectors; deterministic. Fewer vectors than k: their mean."""
+    m = resize_mask(mask, features.shape[-2:]) > 0.5
+    x = features.permute(0, 2, 3, 1)[m]  # [M,C]
+    if len(x) < k:
+        return masked_average_pool(features, mask).mean(0, keepdim=True)
+    xn = F.normalize(x, dim=1)
+    centres = xn[torch.linspace(0, len(x) - 1, k).round().long()]
+    for _ in range(iters):
+        assign = (xn @ centres.T).argmax(dim=1)
+        for j in range(k):
+            members = xn[assign == j]
+            if len(members):
+                centres[j] = F.normalize(members.mean(0), dim=0)
+    assign = (xn @ centres.T).argmax(dim=1)
+    return torch.stack([x[assign == j].mean(0) if (assign == j).any() else centres[j] for j in range(k)])

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_writer(path: Path | str) -> Iterator[IO[bytes]]:
     """A binary file that replaces `path` when the block ends without error (streamed writes of any size);
@@ -19,6 +23,7 @@ def atomic_writer(path: Path | str) -> Iterator[IO[bytes]]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a written file gets the usual permissions
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

@@ -1,0 +1,79 @@
+"""SG-One (Zhang et al., 2020): similarity guidance fused into a trained segmentation branch.
+
+The shared VGG-16 trunk gives conv4_3 and conv5_3 at stride 8. Guidance branch: the support's
+conv5_3 features are masked-average-pooled into a foreground prototype, and its cosine similarity to
+every query pixel's conv5_3 feature is the guidance map. Segmentation branch: conv layers over the
+query's conv4_3, multiplied pixel-wise by the guidance map, then decoded into two-class logits. The
+trunk (with conv5, the guidance branch's convolutions) stays frozen at its ImageNet weights, so its
+features can be cached; only the segmentation branch is trained.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from annotator.modeling.prototypes import masked_average_pool
+
+TRUNK_CHANNELS = 512  # conv4_3 and conv5_3 of VGG-16 both have 512
+
+
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class SGOneHead(nn.Module):
+    """The trainable part: the segmentation branch and its decoder."""
+
+    def __init__(self, hidden: int = 128) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.branch = nn.Sequential(_conv(TRUNK_CHANNELS, hidden), _conv(hidden, hidden), _conv(hidden, hidden))
+        self.decoder = nn.Sequential(_conv(hidden, hidden), _conv(hidden, hidden), nn.Conv2d(hidden, 2, 1))
+
+    def forward(self, conv4: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
+        """Logits [N,2,h,w] from conv4_3 features [N,512,h,w] and guidance maps [N,1,h,w]."""
+        return self.decoder(self.branch(conv4) * guidance)
+
+
+class SGOne(nn.Module):
+    """One-way k-shot SG-One over a VGG16OS8 trunk. Features are conv4_3 and conv5_3 concatenated."""
+
+    def __init__(self, backbone: nn.Module, head: SGOneHead | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head or SGOneHead()
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """[N,1024,h,w]: conv4_3 then conv5_3 of normalised images [N,3,H,W]."""
+        out = self.backbone(images)
+        return torch.cat([out["conv4_3"], out["conv5_3"]], dim=1)
+
+    @staticmethod
+    def split(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(conv4_3, conv5_3) halves of concatenated features."""
+        return feats[:, :TRUNK_CHANNELS], feats[:, TRUNK_CHANNELS:]
+
+    @classmethod
+    def prototypes(cls, supp_feats: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+        """[2,C] (background, foreground) prototypes of the conv5_3 features, averaged over the shots;
+        only the foreground one guides (the background one serves the presence score's symmetry)."""
+        g = cls.split(supp_feats)[1]
+        return torch.stack([masked_average_pool(g, bg).mean(0), masked_average_pool(g, fg).mean(0)])
+
+    def guidance(self, qry_feats: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity [Q,1,h,w] of each query pixel's conv5_3 feature to the foreground prototype."""
+        g = self.split(qry_feats)[1]
+        return F.cosine_similarity(g, prototypes[1].view(1, -1, 1, 1), dim=1)[:, None]
+
+    def match(self, qry_feats: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+        """Logits [Q,2,h,w] (background, foreground) of query features given the supports' prototypes."""
+        return self.head(self.split(qry_feats)[0], self.guidance(qry_feats, prototypes))
+
+    def embedding(self, feats: torch.Tensor) -> torch.Tensor:
+        """The features prototypes live in (conv5_3), for the presence score."""
+        return self.split(feats)[1]
+
+    def forward(self, supp_feats: torch.Tensor, supp_fg: torch.Tensor, qry_feats: torch.Tensor) -> torch.Tensor:
+        """Logits of queries from precomputed support features and soft masks [S,H,W] (k shots, one class)."""
+        return self.match(qry_feats, self.prototypes(supp_feats, supp_fg, 1.0 - supp_fg))
