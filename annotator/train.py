@@ -20,6 +20,7 @@ from annotator.episodes import IGNORE, augment, superpixels, usable_regions
 from annotator.feature_cache import FeatureCache, content_key
 from annotator.imageio import read_file_bytes
 from annotator.loading import resize_for_network
+from annotator.modeling.prototypes import masked_average_pool
 from annotator.modeling.sgone import SGOne, SGOneHead
 from annotator.predictor import Predictor
 from annotator.sgone_weights import load_head, save_head
@@ -125,10 +126,9 @@ def episode_loss(model: SGOne, batch: list[tuple[View, np.ndarray, View, np.ndar
     supp = torch.stack([a.feats for a, _, _, _ in batch]).to(dev).float()
     qry = torch.stack([b.feats for _, _, b, _ in batch]).to(dev).float()
     masks = torch.from_numpy(np.stack([m for _, m, _, _ in batch]).astype(np.float32)).to(dev)
-    from annotator.modeling.prototypes import masked_average_pool
-
-    protos = masked_average_pool(model.split(supp)[1], masks)  # [B,C], one per episode
-    guidance = F.cosine_similarity(model.split(qry)[1], protos[:, :, None, None], dim=1)[:, None]
+    conv5 = model.split(supp)[1]
+    protos = torch.stack([masked_average_pool(conv5, 1.0 - masks), masked_average_pool(conv5, masks)], dim=1)
+    guidance = model.guidance(qry, protos)  # [B,1,h,w], one (bg, fg) prototype pair per episode
     logits = model.head(model.split(qry)[0], guidance)
     targets = torch.stack([_targets(q, logits.shape[-2:]) for _, _, _, q in batch]).to(dev)
     return F.cross_entropy(logits, targets, ignore_index=255)

@@ -54,7 +54,7 @@ def bank(tmp_path_factory):
     """Episodes from four small images of a ball on noise, featurised by the real VGG-16 at 97 px."""
     from annotator.train import EpisodeBank, build, unlabelled_sources
 
-    cfg = TrainConfig(steps=12, batch=4, lr=3e-3, hidden=16, views=2, input_size=97, superpixels=6, checkpoint_every=4)
+    cfg = TrainConfig(steps=30, batch=4, lr=1e-2, hidden=16, views=2, input_size=97, superpixels=6, checkpoint_every=4)
     model, predictor = build(cfg, "cpu")
     folder = tmp_path_factory.mktemp("train")
     images = []
@@ -81,19 +81,21 @@ def test_training_steps_lower_the_loss_and_resume_continues_from_the_step(bank, 
     model, _ = build(cfg, "cpu")
     before = _fixed_loss(model, bank_)
     steps_seen: list[int] = []
-    assert train(bank_, model, tmp_path / "full.safetensors", cfg, progress=lambda s, _: steps_seen.append(s)) == 12
+    assert train(bank_, model, tmp_path / "full.safetensors", cfg, progress=lambda s, _: steps_seen.append(s)) == 30
     after = _fixed_loss(model, bank_)
-    assert after < 0.8 * before, (before, after)  # measured about 0.69 -> 0.40 on these episodes
-    assert steps_seen == list(range(1, 13))
+    # Measured 0.62 -> 0.48 (0.77x) on this fixed batch of 16 episodes after 30 steps; 0.85x leaves room
+    # for BLAS differences between machines and still fails a head that does not learn.
+    assert after < 0.85 * before, (before, after)
+    assert steps_seen == list(range(1, 31))
 
-    # Stopped at 5 (saved at 4 and on stop), resumed to 12: the same weights as the straight run.
+    # Stopped at 5 (saved at 4 and on stop), resumed to 30: the same weights as the straight run.
     part, _ = build(cfg, "cpu")
     stop_at = iter([False] * 5 + [True])
     train(bank_, part, tmp_path / "part.safetensors", cfg, stop=lambda: next(stop_at))
     resumed, _ = build(cfg, "cpu")
     seen: list[int] = []
     assert train(bank_, resumed, tmp_path / "part.safetensors", cfg, resume=True,
-                 progress=lambda s, _: seen.append(s)) == 12
+                 progress=lambda s, _: seen.append(s)) == 30
     assert seen[0] == 6
     for (k, a), b in zip(model.head.state_dict().items(), resumed.head.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), k
@@ -113,3 +115,30 @@ def test_shipped_checkpoint_loads_and_proposes_on_cpu():
     iou = (prop.mask & qm).sum() / max((prop.mask | qm).sum(), 1)
     assert iou > 0.3, iou  # a red ball on noise; the head was trained on real photographs, not on this
     assert pred.settings()["model"] == "sgone"
+
+
+def test_train_command_on_pairs_and_coco_then_resume(tmp_path, capsys):
+    from annotator.cli import main
+    from annotator.coco import CocoBuilder
+    from annotator.sgone_weights import load_head
+    from tests.synthetic import write_mask
+
+    (tmp_path / "pairs" / "images").mkdir(parents=True)
+    (tmp_path / "pairs" / "masks").mkdir()
+    coco = CocoBuilder(categories=[{"id": 3, "name": "ball", "supercategory": ""}])
+    for i in range(3):
+        im, m = scene(100, 130, (40 + 20 * i, 50), 22, seed=70 + i)
+        write_rgb(tmp_path / "pairs" / "images" / f"p{i}.png", im)
+        write_mask(tmp_path / "pairs" / "masks" / f"p{i}.png", m)
+        coco.add_mask(coco.add_image(f"images/p{i}.png", 100, 130), 3, m)
+    coco.write(tmp_path / "pairs" / "coco.json")
+    out = tmp_path / "head.safetensors"
+    common = ["train", "--pairs", str(tmp_path / "pairs"), "--coco", str(tmp_path / "pairs" / "coco.json"),
+              "--out", str(out), "--input-size", "97", "--hidden", "8", "--batch", "2", "--device", "cpu"]
+    assert main(common + ["--steps", "3"]) == 0
+    assert "trained at step 3/3 on 6 images" in capsys.readouterr().out
+    assert load_head(out).hidden == 8
+    assert main(common + ["--steps", "5", "--resume"]) == 0
+    assert "trained at step 5/5" in capsys.readouterr().out
+    assert main(["train", "--out", str(out)]) == 2
+    assert "give at least one of" in capsys.readouterr().err

@@ -19,15 +19,29 @@ from annotator.weights import WeightsError
 _predictors: dict[tuple, Predictor] = {}
 
 
-def shared_predictor(device: str, crf: bool) -> Predictor:
-    """One predictor per (device, CRF) for the app's lifetime: weights load once."""
-    key = (device, crf)
+def shared_predictor(device: str, crf: bool, model: str = "panet", checkpoint: Path | None = None) -> Predictor:
+    """One predictor per (device, CRF, model, checkpoint) for the app's lifetime: weights load once."""
+    stamp = checkpoint.stat().st_mtime_ns if checkpoint and checkpoint.exists() else None  # re-adapted: reload
+    key = (device, crf, model, checkpoint, stamp)
     if key not in _predictors:
+        for old in [k for k in _predictors if k[:4] == key[:4]]:  # an older adaptation: let it go
+            _predictors.pop(old).close()
         # The CRF runs in worker processes: in this process it would hold the GIL and freeze the GUI.
         # Features are cached by content: propagating again after adding a support costs only the matching.
         _predictors[key] = Predictor(device=device, crf=CRFParams() if crf else None, batch_size=1,
-                                     crf_processes=os.cpu_count() or 1, cache=FeatureCache(default_cache_folder()))
+                                     crf_processes=os.cpu_count() or 1, cache=FeatureCache(default_cache_folder()),
+                                     model=model, checkpoint=checkpoint)
     return _predictors[key]
+
+
+def adapted_checkpoint(project: Project) -> Path:
+    """Where "Adapt to this folder" writes the project's own SG-One head."""
+    return project.folder / "sgone_adapted.safetensors"
+
+
+# Small enough to finish in minutes on a laptop CPU; the features of the views are cached for reruns.
+ADAPT_CONFIG = TrainConfig(steps=300, views=2)
+ADAPT_MAX_IMAGES = 120
 
 
 class PropagationWorker(QObject):

@@ -1,11 +1,17 @@
 """SG-One (Zhang et al., 2020): similarity guidance fused into a trained segmentation branch.
 
 The shared VGG-16 trunk gives conv4_3 and conv5_3 at stride 8. Guidance branch: the support's
-conv5_3 features are masked-average-pooled into a foreground prototype, and its cosine similarity to
-every query pixel's conv5_3 feature is the guidance map. Segmentation branch: conv layers over the
-query's conv4_3, multiplied pixel-wise by the guidance map, then decoded into two-class logits. The
-trunk (with conv5, the guidance branch's convolutions) stays frozen at its ImageNet weights, so its
+conv5_3 features are masked-average-pooled into prototypes, and their cosine similarity to every
+query pixel's conv5_3 feature is the guidance map. Segmentation branch: conv layers over the query's
+conv4_3, multiplied pixel-wise by the guidance map, then decoded into two-class logits. The trunk
+(with conv5, the guidance branch's convolutions) stays frozen at its ImageNet weights, so its
 features can be cached; only the segmentation branch is trained.
+
+Two departures from the paper, both because the frozen conv5_3 is not trained for it: the raw cosine
+to the foreground prototype is 0.7-0.98 over a whole image (a first head trained on it learned to
+answer "background" everywhere), so the guidance is the softmax over scaled cosines to the background
+and foreground prototypes (PANet's map); and the decoder also sees that map itself, beside the
+guided features.
 """
 from __future__ import annotations
 
@@ -29,20 +35,21 @@ class SGOneHead(nn.Module):
         super().__init__()
         self.hidden = hidden
         self.branch = nn.Sequential(_conv(TRUNK_CHANNELS, hidden), _conv(hidden, hidden), _conv(hidden, hidden))
-        self.decoder = nn.Sequential(_conv(hidden, hidden), _conv(hidden, hidden), nn.Conv2d(hidden, 2, 1))
+        self.decoder = nn.Sequential(_conv(hidden + 1, hidden), _conv(hidden, hidden), nn.Conv2d(hidden, 2, 1))
 
     def forward(self, conv4: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
         """Logits [N,2,h,w] from conv4_3 features [N,512,h,w] and guidance maps [N,1,h,w]."""
-        return self.decoder(self.branch(conv4) * guidance)
+        return self.decoder(torch.cat([self.branch(conv4) * guidance, guidance], dim=1))
 
 
 class SGOne(nn.Module):
     """One-way k-shot SG-One over a VGG16OS8 trunk. Features are conv4_3 and conv5_3 concatenated."""
 
-    def __init__(self, backbone: nn.Module, head: SGOneHead | None = None) -> None:
+    def __init__(self, backbone: nn.Module, head: SGOneHead | None = None, scale: float = 20.0) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head or SGOneHead()
+        self.scale = scale
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """[N,1024,h,w]: conv4_3 then conv5_3 of normalised images [N,3,H,W]."""
@@ -56,15 +63,19 @@ class SGOne(nn.Module):
 
     @classmethod
     def prototypes(cls, supp_feats: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
-        """[2,C] (background, foreground) prototypes of the conv5_3 features, averaged over the shots;
-        only the foreground one guides (the background one serves the presence score's symmetry)."""
+        """[2,C] (background, foreground) prototypes of the conv5_3 features, averaged over the shots."""
         g = cls.split(supp_feats)[1]
         return torch.stack([masked_average_pool(g, bg).mean(0), masked_average_pool(g, fg).mean(0)])
 
     def guidance(self, qry_feats: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-        """Cosine similarity [Q,1,h,w] of each query pixel's conv5_3 feature to the foreground prototype."""
-        g = self.split(qry_feats)[1]
-        return F.cosine_similarity(g, prototypes[1].view(1, -1, 1, 1), dim=1)[:, None]
+        """Guidance [Q,1,h,w] in [0,1]: softmax of each query pixel's scaled cosines (conv5_3) to the
+        background and foreground prototypes, [2,C] for all queries or [Q,2,C] one pair per query."""
+        g = F.normalize(self.split(qry_feats)[1], dim=1)
+        p = F.normalize(prototypes, dim=-1)
+        if p.dim() == 2:
+            p = p.expand(len(g), -1, -1)
+        cos = torch.einsum("nchw,npc->nphw", g, p) * self.scale
+        return cos.softmax(dim=1)[:, 1:2]
 
     def match(self, qry_feats: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         """Logits [Q,2,h,w] (background, foreground) of query features given the supports' prototypes."""
