@@ -152,15 +152,19 @@ def scribble_of(mask: np.ndarray, width: int = 5) -> np.ndarray:
     return out if out.any() else mask
 
 
-# name -> (predictor options, which features, support shape); PANet rows use conv5_3 unless "layers".
+# name -> (predictor options, which features, support shape). PLAIN switches every addition off.
+PLAIN = {"layers": ("conv5_3",), "bg_prototypes": 1, "self_refine": False}
+BOTH = ("conv4_3", "conv5_3")
 METHODS = {
-    "PANet": ({}, "conv5", "mask"),
-    "+ conv4_3 with conv5_3": ({"layers": ("conv4_3", "conv5_3")}, "both", "mask"),
-    "+ 5 background prototypes": ({"bg_prototypes": 5}, "conv5", "mask"),
-    "+ self-prototype pass": ({"self_refine": True}, "conv5", "mask"),
-    "+ all three": ({"layers": ("conv4_3", "conv5_3"), "bg_prototypes": 5, "self_refine": True}, "both", "mask"),
-    "PANet, box support": ({}, "conv5", "box"),
-    "PANet, scribble support": ({}, "conv5", "scribble"),
+    "PANet": (PLAIN, "conv5", "mask"),
+    "+ conv4_3 with conv5_3": ({**PLAIN, "layers": BOTH}, "both", "mask"),
+    "+ 5 background prototypes": ({**PLAIN, "bg_prototypes": 5}, "conv5", "mask"),
+    "+ self-prototype pass": ({**PLAIN, "self_refine": True}, "conv5", "mask"),
+    "+ conv4_3 and self-prototype": ({**PLAIN, "layers": BOTH, "self_refine": True}, "both", "mask"),
+    "+ all three (the default)": ({"layers": BOTH, "bg_prototypes": 5, "self_refine": True}, "both", "mask"),
+    "PANet, box support": (PLAIN, "conv5", "box"),
+    "PANet, scribble support": (PLAIN, "conv5", "scribble"),
+    "default, box support": ({"layers": BOTH, "bg_prototypes": 5, "self_refine": True}, "both", "box"),
     "SG-One, shipped head": ({"model": "sgone"}, "sgone", "mask"),
     "SG-One, adapted head": ({"model": "sgone", "checkpoint": "ADAPTED"}, "sgone", "mask"),
 }
@@ -210,12 +214,13 @@ def run(args) -> None:
     crf_params = CRFParams()
     with get_context("fork").Pool(os.cpu_count() or 1) as pool:
         for name, (opts, kind, support_shape) in methods.items():
-            predictor = Predictor(device=args.device, input_size=args.input_size, crf=None, **opts)
+            predictor = Predictor(device=args.device, input_size=args.input_size, crf=None, **dict(opts))
             for shots, es in eps.items():
                 if support_shape != "mask" and shots > 1:
                     continue
                 use_crf = args.crf and shots == 1 and name in args.crf_methods
                 plain, with_crf = Scores(), Scores()
+                swept = {t: Scores() for t in args.thresholds}
                 for e in es:
                     predictor.set_support_features(torch.stack([_view(feats[p], kind) for p, _ in e.support]),
                                                    [shape_of[support_shape](read_mask(m)) for _, m in e.support])
@@ -240,11 +245,18 @@ def run(args) -> None:
                                 scores.add_negative(mask, s)
                             else:
                                 scores.add_positive(e.cls, mask, gts[m], s)
+                        for t, scores in swept.items():  # the presence threshold: below it, an empty result
+                            mask = prob > 0.5 if pres >= t else np.zeros(prob.shape, bool)
+                            s = pres if mask.any() else 0.0
+                            scores.add_negative(mask, s) if m is None else scores.add_positive(e.cls, mask, gts[m], s)
                         if co:
                             with_crf.crf.append(co[2])
                     print(f"\r{name} {shots}-shot episode {es.index(e) + 1}/{len(es)}", end="", file=sys.stderr)
                 print(file=sys.stderr)
                 rows.append((name, shots, plain))
+                for t, scores in swept.items():
+                    scores.matching = plain.matching
+                    rows.append((f"{name}, presence >= {t}", shots, scores))
                 if use_crf:
                     with_crf.matching = plain.matching
                     rows.append((name + " + CRF", shots, with_crf))
@@ -274,8 +286,10 @@ def main() -> None:
     ap.add_argument("--no-crf", dest="crf", action="store_false", help="skip the CRF rows (faster)")
     ap.add_argument("--cache", help="folder to keep backbone features in between runs")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), help="rows to run (names as in the table)")
-    ap.add_argument("--crf-methods", nargs="+", default=["PANet", "+ all three", "SG-One, shipped head"],
+    ap.add_argument("--crf-methods", nargs="+", default=["PANet", "+ all three (the default)", "SG-One, shipped head"],
                     help="rows also run with the CRF (1-shot; the CRF costs about 0.5 s per query on CPU)")
+    ap.add_argument("--thresholds", type=float, nargs="*", default=[],
+                    help="also score each row with these presence thresholds (below: an empty result)")
     ap.add_argument("--adapted", help="SG-One head adapted to the benchmark's own images (the adapted row)")
     args = ap.parse_args()
     if not davis.available():
