@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -132,6 +131,7 @@ def run_propagate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from annotator.coco import CocoSpool, write_coco
+    from annotator.device import available_cores
     from annotator.distributed import close_world, init_world
     from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.imageio import ImageReadError, list_images
@@ -150,8 +150,7 @@ def run_propagate(args: argparse.Namespace) -> int:
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
     crf = CRFParams(**{k: getattr(args, f"crf_{k}") for k in CRFParams.__dataclass_fields__}) if args.crf else None
     world = init_world()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    cores = max(1, cores // world.size)
+    cores = max(1, available_cores() // world.size)
     torch.set_num_threads(cores)
     workers = args.workers if args.workers is not None else min(4, max(0, cores - 1))
     cache = None
@@ -208,12 +207,6 @@ def run_propagate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spaced(items: list, n: int) -> list:
-    if len(items) <= n:
-        return items
-    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
-
-
 def run_train(args: argparse.Namespace) -> int:
     """The `train` command: featurise the sources' views once, then train SG-One's head with progress;
     Ctrl+C stops after the current step and saves, and --resume continues from there."""
@@ -223,7 +216,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.imageio import ImageReadError, list_images, read_image, read_mask
-    from annotator.train import EpisodeBank, build, labelled_sources, train, unlabelled_sources
+    from annotator.train import (EpisodeBank, build, evenly_spaced, labelled_sources, state_path, train,
+                                 unlabelled_sources)
     from annotator.weights import WeightsError
 
     cfg = TrainConfig(**{k: getattr(args, k) for k in vars(TrainConfig())})
@@ -231,13 +225,13 @@ def run_train(args: argparse.Namespace) -> int:
         return _fail("give at least one of --images, --pairs, --coco")
     if not args.out.parent.exists():
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
-    if args.resume and not args.out.with_name(args.out.stem + ".state.safetensors").exists():
+    if args.resume and not state_path(args.out).exists():
         return _fail(f"--resume: no saved state beside {args.out}")
     try:
         sources = []
         for folder in args.images:
             imgs = []
-            for p in _spaced(list_images(folder), args.max_images):
+            for p in evenly_spaced(list_images(folder), args.max_images):
                 try:
                     imgs.append((p, read_image(p)))
                 except ImageReadError as exc:
@@ -245,7 +239,7 @@ def run_train(args: argparse.Namespace) -> int:
             sources += unlabelled_sources(imgs, cfg)
         items = []
         if args.pairs:
-            for p in _spaced(list_images(args.pairs / "images"), args.max_images):
+            for p in evenly_spaced(list_images(args.pairs / "images"), args.max_images):
                 items.append((p, read_image(p), read_mask(args.pairs / "masks" / f"{p.stem}.png").astype(np.int32)))
         if args.coco:
             items += _coco_items(args.coco, args.coco_images or args.coco.parent, args.max_images)
@@ -287,10 +281,11 @@ def _coco_items(coco_file: Path, image_root: Path, n: int) -> list:
     from pycocotools.coco import COCO
 
     from annotator.imageio import read_image
+    from annotator.train import evenly_spaced
 
     api = COCO(str(coco_file))
     out = []
-    for img_id in _spaced(sorted(api.getImgIds()), n):
+    for img_id in evenly_spaced(sorted(api.getImgIds()), n):
         info = api.loadImgs(img_id)[0]
         anns = api.loadAnns(api.getAnnIds(imgIds=[img_id], iscrowd=None))
         if not anns:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from annotator.utils.atomic import atomic_write_json, atomic_writer
+from annotator.utils.atomic import atomic_write_json, atomic_writer, compact_json
 
 
 def encode_rle(mask: np.ndarray) -> dict:
@@ -79,10 +79,6 @@ class CocoBuilder:
         atomic_write_json(path, self.to_dict(info))
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 class CocoSpool:
     """Results of a streamed run, one JSON line per image as it comes (RLE, never pixels), so a run over
     100,000 images holds none of them in memory; `write_coco` turns spools into the COCO file."""
@@ -98,7 +94,7 @@ class CocoSpool:
             ann = mask_annotation(mask, 0, 0, 0, score)
             for k in ("id", "image_id", "category_id"):
                 del ann[k]
-        self._f.write(_dumps({"file_name": file_name, "height": int(height), "width": int(width), "ann": ann}) + "\n")
+        self._f.write(compact_json({"file_name": file_name, "height": int(height), "width": int(width), "ann": ann}) + "\n")
         return ann is not None
 
     def close(self) -> None:
@@ -117,16 +113,16 @@ def write_coco(path: Path | str, spools: Sequence[Path], category: dict, info: d
     Returns (images, annotations)."""
     n_img = n_ann = 0
     with atomic_writer(path) as out:
-        out.write(f'{{"info":{_dumps(info)},"licenses":[],"categories":[{_dumps(category)}],"images":['.encode())
+        out.write(f'{{"info":{compact_json(info)},"licenses":[],"categories":[{compact_json(category)}],"images":['.encode())
         for n_img, rec in enumerate(_spooled(spools), 1):
             img = {"id": n_img, "file_name": rec["file_name"], "height": rec["height"], "width": rec["width"]}
-            out.write(((b"," if n_img > 1 else b"") + _dumps(img).encode()))
+            out.write(((b"," if n_img > 1 else b"") + compact_json(img).encode()))
         out.write(b'],"annotations":[')
         for image_id, rec in enumerate(_spooled(spools), 1):
             if rec["ann"] is None:
                 continue
             n_ann += 1
             ann = {"id": n_ann, "image_id": image_id, "category_id": category["id"], **rec["ann"]}
-            out.write(((b"," if n_ann > 1 else b"") + _dumps(ann).encode()))
+            out.write(((b"," if n_ann > 1 else b"") + compact_json(ann).encode()))
         out.write(b"]}")
     return n_img, n_ann

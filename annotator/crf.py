@@ -6,7 +6,6 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
-from typing import Sequence
 
 import cv2
 import numpy as np

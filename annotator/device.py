@@ -1,6 +1,8 @@
 """Choosing the torch device at run time: CUDA, then Apple MPS, then CPU."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -21,6 +23,13 @@ def pick_device(choice: str = "auto") -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device 'mps' was asked for, but Apple MPS is not available")
     return dev
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity, where the OS tells), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def describe(device: torch.device) -> str:

@@ -33,9 +33,8 @@ def resize_for_network(image: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass
 class LoadedImage:
-    """One decoded image: `small` is network-sized, `image` the full pixels (None unless asked for)."""
+    """One decoded image: its cache key, (height, width) and full pixels (None unless asked for)."""
 
-    index: int
     path: Path
     key: str = ""
     size: tuple[int, int] = (0, 0)
@@ -71,8 +70,8 @@ class FolderDataset(Dataset):
             data = read_file_bytes(path)
             image = decode_image(data, path)
         except ImageReadError as exc:
-            return LoadedImage(i, path, error=str(exc)), None
-        item = LoadedImage(i, path, content_key(data.data, self.model_tag), image.shape[:2],
+            return LoadedImage(path, error=str(exc)), None
+        item = LoadedImage(path, content_key(data.data, self.model_tag), image.shape[:2],
                            image if self.keep_pixels else None)
         return item, resize_for_network(image, self.size)
 

@@ -6,10 +6,10 @@ itself on CUDA out-of-memory, dense-CRF refinement and per-stage timings.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import cv2
@@ -23,9 +23,9 @@ from annotator.feature_cache import FeatureCache
 from annotator.loading import resize_for_network
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from annotator.modeling.panet import PANet
+from annotator.modeling.prototypes import masked_average_pool, masked_kmeans_prototypes
 from annotator.modeling.sgone import SGOne
 from annotator.sgone_weights import default_checkpoint, load_head
-from annotator.modeling.prototypes import masked_average_pool, masked_kmeans_prototypes
 from annotator.weights import DEFAULT_BACKBONE, architecture_of, load_backbone_state
 
 
@@ -258,10 +258,10 @@ class Predictor:
 
     def _logits(self, feats: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
         """[1,2,h,w] logits; with several background prototypes, a pixel's background logit is its best."""
-        if self.model_name != "panet" or len(bg) == 1:
-            return self.model.match(feats, torch.cat([bg, fg]))
-        both = self.model.match(feats, torch.cat([bg, fg]))
-        return torch.stack([both[:, :-1].max(dim=1).values, both[:, -1]], dim=1)
+        logits = self.model.match(feats, torch.cat([bg, fg]))
+        if len(bg) == 1:
+            return logits
+        return torch.stack([logits[:, :-1].max(dim=1).values, logits[:, -1]], dim=1)
 
     def _refined(self, feats: torch.Tensor, logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Self-prototype pass: average the support prototypes with the query's own confident ones, match again."""

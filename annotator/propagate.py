@@ -119,14 +119,15 @@ def propagate(
     batches = load_batches(paths, predictor.input_size, predictor.model_tag, batch_size, workers, keep_pixels,
                            pin_memory=predictor.device.type == "cuda")
     for batch in batches:
-        ok = [it for it in batch.items if it.error is None]
-        todo = [i for i, it in enumerate(ok) if it.path.resolve() not in known]
-        feats = iter(predictor.cached_features([ok[i].key for i in todo], batch.pixels[todo]))
-        for it in batch.items:
+        own = [known.get(it.path.resolve()) if known and it.error is None else None for it in batch.items]
+        ok = [(it, m) for it, m in zip(batch.items, own) if it.error is None]  # the rows of batch.pixels
+        todo = [i for i, (_, m) in enumerate(ok) if m is None]
+        feats = iter(predictor.cached_features([ok[i][0].key for i in todo], batch.pixels[todo]))
+        for it, mask in zip(batch.items, own):
             res = ImageResult(path=it.path, height=it.size[0], width=it.size[1], error=it.error)
             fut = None
-            if it.error is None and it.path.resolve() in known:
-                res.mask, res.score = known[it.path.resolve()], 1.0
+            if mask is not None:
+                res.mask, res.score = mask, 1.0
             elif it.error is None:
                 prob, res.score = predictor.match(next(feats), it.size)
                 fut = predictor.refine_async(it.image, prob)

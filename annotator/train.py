@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ from annotator.predictor import Predictor
 from annotator.sgone_weights import load_head, save_head
 from annotator.train_config import TrainConfig
 from annotator.utils.atomic import atomic_write_bytes
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -64,7 +66,7 @@ class EpisodeBank:
     """The views of every source, featurised once, and random episodes drawn from them."""
 
     def __init__(self, predictor: Predictor, sources: list[Source], cfg: TrainConfig,
-                 progress: Callable[[str], None] = lambda _: None) -> None:
+                 progress: Callable[[int], None] = lambda _: None) -> None:
         self.cfg, self.sources = cfg, sources
         self.views: list[list[View]] = []
         for i, src in enumerate(sources):
@@ -84,7 +86,7 @@ class EpisodeBank:
                 small = resize_for_network(lab.astype(np.float32), cfg.input_size).round().astype(np.int32)
                 vs.append(View(feats, small))
             self.views.append(vs)
-            progress(f"features {i + 1}/{len(sources)}")
+            progress(i + 1)  # sources featurised so far
         self.by_class: dict[int, list[int]] = {}
         for i, s in enumerate(sources):
             if s.shared:
@@ -134,8 +136,16 @@ def episode_loss(model: SGOne, batch: list[tuple[View, np.ndarray, View, np.ndar
     return F.cross_entropy(logits, targets, ignore_index=255)
 
 
-def _state_path(out: Path) -> Path:
+def state_path(out: Path) -> Path:
+    """The resumable training state written beside a head checkpoint."""
     return out.with_name(out.stem + ".state.safetensors")
+
+
+def evenly_spaced(items: Sequence[T], n: int) -> list[T]:
+    """At most n items, evenly spaced over the sequence (all of them when there are few enough)."""
+    if len(items) <= n:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
 def _save_state(out: Path, head: SGOneHead, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig) -> None:
@@ -144,12 +154,12 @@ def _save_state(out: Path, head: SGOneHead, opt: torch.optim.Optimizer, step: in
         for name, v in st.items():
             tensors[f"opt.{idx}.{name}"] = torch.as_tensor(v).detach().cpu().contiguous()
     meta = {"step": str(step), "hidden": str(head.hidden), **{k: str(v) for k, v in vars(cfg).items()}}
-    atomic_write_bytes(_state_path(out), save(tensors, meta))
+    atomic_write_bytes(state_path(out), save(tensors, meta))
     save_head(head, out, {"step": str(step), **{k: str(v) for k, v in vars(cfg).items()}})
 
 
 def _load_state(out: Path, head: SGOneHead, opt: torch.optim.Optimizer) -> int:
-    path = _state_path(out)
+    path = state_path(out)
     with safe_open(str(path), "pt") as f:
         step = int((f.metadata() or {})["step"])
     tensors = load_file(str(path))
@@ -177,7 +187,7 @@ def train(
     propagation loads) and `out`'s .state file (with the optimiser, for resuming). Returns the last step."""
     head = model.head.train()
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-    step = _load_state(out, head, opt) if resume and _state_path(out).exists() else 0
+    step = _load_state(out, head, opt) if resume and state_path(out).exists() else 0
     losses: list[float] = []
     while step < cfg.steps and not stop():
         rng = np.random.default_rng([cfg.seed, 10_000 + step])  # per step: a resumed run draws the same episodes

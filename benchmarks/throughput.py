@@ -14,7 +14,6 @@ Run: .venv/bin/python -m benchmarks.throughput [--images 32] [--device auto] [--
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from annotator.crf import CRFParams
+from annotator.device import available_cores
 from annotator.feature_cache import FeatureCache
 from annotator.imageio import list_images, read_image, read_mask
 from annotator.loading import load_batches, resize_for_network
@@ -95,7 +95,7 @@ def run(args) -> None:
     paths = list_images(folder)
     n = len(paths)
     supports = [(read_image(support), read_mask(mask))]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = available_cores()
     torch.set_num_threads(cores)
     workers = args.workers if args.workers is not None else min(4, max(0, cores - 1))
     rows: list[tuple[str, float, str]] = []

@@ -110,15 +110,13 @@ class AdaptWorker(QObject):
     def run(self) -> None:
         from annotator.imageio import ImageReadError, read_image
         from annotator.sgone_weights import default_checkpoint
-        from annotator.train import EpisodeBank, build, train, unlabelled_sources
+        from annotator.train import EpisodeBank, build, evenly_spaced, state_path, train, unlabelled_sources
 
         cfg = ADAPT_CONFIG
         out = adapted_checkpoint(self.project)
         try:
-            ids = sorted(self.project.images)
-            step = max(1, len(ids) // ADAPT_MAX_IMAGES)
             images = []
-            for n, i in enumerate(ids[::step][:ADAPT_MAX_IMAGES]):
+            for i in evenly_spaced(sorted(self.project.images), ADAPT_MAX_IMAGES):
                 if self._cancel.is_set():
                     self.finished.emit(True, "")
                     return
@@ -129,19 +127,13 @@ class AdaptWorker(QObject):
             sources = unlabelled_sources(images, cfg)
             if not sources:
                 raise ValueError("no image of this folder has regions to learn from")
-            resume = out.with_name(out.stem + ".state.safetensors").exists()
+            resume = state_path(out).exists()
             init = None if resume else default_checkpoint()
             model, predictor = build(cfg, self.device, init, FeatureCache(default_cache_folder()))
-            done = [0]
-
-            def featurised(_: str) -> None:
-                done[0] += 1
-                self.progress.emit(done[0], len(sources) + cfg.steps, "features")
-
-            bank = EpisodeBank(predictor, sources, cfg, progress=featurised)
+            total = len(sources) + cfg.steps
+            bank = EpisodeBank(predictor, sources, cfg, progress=lambda n: self.progress.emit(n, total, "features"))
             train(bank, model, out, cfg, resume=resume, stop=self._cancel.is_set,
-                  progress=lambda s, loss: self.progress.emit(len(sources) + s, len(sources) + cfg.steps,
-                                                              f"loss {loss:.3f}"))
+                  progress=lambda s, loss: self.progress.emit(len(sources) + s, total, f"loss {loss:.3f}"))
         except (WeightsError, ValueError, RuntimeError, OSError) as exc:
             self.finished.emit(self._cancel.is_set(), str(exc))
             return

@@ -48,6 +48,11 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         f.write(data)
 
 
+def compact_json(obj: Any) -> str:
+    """`obj` as compact JSON text (no spaces, non-ASCII kept): how every JSON file of a project is written."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
 def atomic_write_json(path: Path | str, obj: Any) -> None:
     """Serialise `obj` as compact UTF-8 JSON and write it atomically."""
-    atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    atomic_write_bytes(path, compact_json(obj).encode("utf-8"))
