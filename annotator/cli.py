@@ -19,12 +19,21 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="annotator", description="One mask in, a whole folder out.")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("propagate", help="propose one class's masks on every image of a folder (COCO out)")
-    p.add_argument("--images", required=True, type=Path, help="folder of images (searched recursively)")
-    p.add_argument("--support", required=True, action="append", metavar="IMAGE:MASK.png",
+    p.add_argument("--images", type=Path, help="folder of images (searched recursively)")
+    p.add_argument("--support", action="append", default=[], metavar="IMAGE:MASK.png",
                    help="a support image and its mask (>127 = class; a scribble works too) or box=X0,Y0,X1,Y1; "
                         "repeat for k-shot")
-    p.add_argument("--label", required=True, help="the class name")
-    p.add_argument("--out", required=True, type=Path, help="COCO instances JSON to write")
+    p.add_argument("--negative", action="append", default=[], metavar="IMAGE[:MASK.png]",
+                   help="an image without the class (its whole area is background), or only the region of its mask "
+                        "(>127) that is not the class, e.g. a wrong proposal; repeatable")
+    p.add_argument("--label", help="the class name")
+    p.add_argument("--out", type=Path, help="COCO instances JSON to write")
+    p.add_argument("--project", type=Path,
+                   help="learn from this project's accepted and edited masks (supports) and rejections (negatives) "
+                        "of --class, and write the proposals back into it instead of --images/--support/--out")
+    p.add_argument("--class", dest="class_name", metavar="NAME", help="with --project: the class to propagate")
+    p.add_argument("--include-rejected", action="store_true",
+                   help="with --project: propose again on images whose proposal was rejected")
     p.add_argument("--model", default="panet", choices=["panet", "sgone"])
     p.add_argument("--checkpoint", type=Path, help="SG-One head to use (default: weights/sgone_head.safetensors)")
     p.add_argument("--backbone", default="vgg16_imagenet", help="weights/NAME.safetensors (or .pth) to use")
@@ -136,19 +145,26 @@ def run_propagate(args: argparse.Namespace) -> int:
     from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.imageio import ImageReadError, list_images
     from annotator.predictor import Predictor
-    from annotator.propagate import SupportError, load_support, propagate
+    from annotator.propagate import SupportError, load_negative, load_support, propagate
     from annotator.weights import WeightsError
 
     if args.batch_size < 1:
         return _fail("--batch-size must be at least 1")
+    if args.project is not None:
+        return run_propagate_project(args)
+    for flag, value in (("--images", args.images), ("--support", args.support), ("--label", args.label),
+                        ("--out", args.out)):
+        if not value:
+            return _fail(f"{flag} is required (or give --project and --class)")
     try:
         supports = [load_support(s) for s in args.support]
+        negatives = [load_negative(s) for s in args.negative]
         paths = list_images(args.images)
     except (SupportError, ImageReadError) as exc:
         return _fail(str(exc))
     if not args.out.parent.exists():
         return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
-    crf = CRFParams(**{k: getattr(args, f"crf_{k}") for k in CRFParams.__dataclass_fields__}) if args.crf else None
+    crf = _crf_params(args)
     world = init_world()
     cores = max(1, available_cores() // world.size)
     torch.set_num_threads(cores)
@@ -162,7 +178,7 @@ def run_propagate(args: argparse.Namespace) -> int:
         predictor = Predictor(args.backbone, world.device(args.device), args.input_size, crf, args.batch_size,
                               crf_processes=procs, precision=args.precision, cache=cache, model=args.model,
                               checkpoint=args.checkpoint)
-        predictor.set_supports([(im, m) for _, im, m in supports])
+        predictor.set_supports([(im, m) for _, im, m in supports], [(im, r) for _, im, r in negatives])
     except (WeightsError, ValueError) as exc:
         return _fail(str(exc))
 
@@ -191,7 +207,7 @@ def run_propagate(args: argparse.Namespace) -> int:
     world.barrier()
     if world.main:
         info = {"description": f"annotator propagate: {args.label}", "settings": predictor.settings(),
-                "supports": [str(p) for p, _, _ in supports]}
+                "supports": [str(p) for p, _, _ in supports], "negatives": [str(p) for p, _, _ in negatives]}
         try:
             n_img, n_masks = write_coco(args.out, spools, {"id": 1, "name": args.label, "supercategory": ""}, info)
         except OSError as exc:
@@ -202,8 +218,67 @@ def run_propagate(args: argparse.Namespace) -> int:
         dt = time.perf_counter() - t0
         procs_note = f", {world.size} processes" if world.size > 1 else ""
         print(f"{args.label}: {n_masks} masks on {n_img} images ({len(paths) - n_img} skipped) in {dt:.1f} s "
-              f"({n_img / max(dt, 1e-9):.2f} img/s, {predictor.device_name}{procs_note}) -> {args.out}")
+              f"({n_img / max(dt, 1e-9):.2f} img/s, {predictor.device_name}{procs_note}; {predictor.learned.summary()}) "
+              f"-> {args.out}")
     close_world(world)
+    return 0
+
+
+def _crf_params(args: argparse.Namespace) -> CRFParams | None:
+    return CRFParams(**{k: getattr(args, f"crf_{k}") for k in CRFParams.__dataclass_fields__}) if args.crf else None
+
+
+def run_propagate_project(args: argparse.Namespace) -> int:
+    """`propagate --project P --class NAME`: learn from the project's masks and rejections of the class, propose
+    it on every image not yet accepted (nor rejected, unless --include-rejected), and store the proposals."""
+    import torch
+    from tqdm import tqdm
+
+    from annotator.device import available_cores
+    from annotator.feature_cache import FeatureCache, default_cache_folder
+    from annotator.predictor import Predictor
+    from annotator.project import Project, ProjectError
+    from annotator.propagate import SupportError, propagate_into_project
+    from annotator.review import unreviewed
+    from annotator.weights import WeightsError
+
+    for flag, value in (("--images", args.images), ("--support", args.support), ("--negative", args.negative),
+                        ("--out", args.out), ("--label", args.label)):
+        if value:
+            return _fail(f"{flag} does not go with --project: the project gives the images, masks and rejections")
+    if not args.class_name:
+        return _fail("--project needs --class NAME")
+    try:
+        proj = Project.open(args.project)
+    except ProjectError as exc:
+        return _fail(str(exc))
+    class_id = next((c.id for c in proj.classes.values() if c.name == args.class_name), None)
+    if class_id is None:
+        names = ", ".join(c.name for c in proj.classes.values()) or "none"
+        return _fail(f"--class '{args.class_name}': no such class in {args.project} (classes: {names})")
+    torch.set_num_threads(available_cores())
+    cache = FeatureCache(args.feature_cache or default_cache_folder()) if args.use_cache else None
+    crf = _crf_params(args)
+    ids = unreviewed(proj, class_id, include_rejected=args.include_rejected)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(ids), unit="img", desc=args.class_name, file=sys.stderr, disable=None, dynamic_ncols=True)
+    try:
+        procs = min(args.batch_size, available_cores()) if crf and args.batch_size > 1 else 0
+        predictor = Predictor(args.backbone, args.device, args.input_size, crf, args.batch_size, crf_processes=procs,
+                              precision=args.precision, cache=cache, model=args.model, checkpoint=args.checkpoint)
+        try:
+            done = propagate_into_project(proj, class_id, predictor, ids, batch_size=args.batch_size,
+                                          include_rejected=args.include_rejected,
+                                          on_result=lambda *_: bar.update(1))
+        finally:
+            predictor.close()
+            bar.close()
+        proj.save()
+    except (SupportError, WeightsError, ProjectError, ValueError) as exc:
+        return _fail(str(exc))
+    dt = time.perf_counter() - t0
+    print(f"{args.class_name}: proposed on {done} images in {dt:.1f} s ({predictor.device_name}; "
+          f"{predictor.learned.summary() if predictor.learned else 'cancelled'}) -> {args.project}")
     return 0
 
 

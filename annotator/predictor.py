@@ -23,7 +23,8 @@ from annotator.feature_cache import FeatureCache
 from annotator.loading import resize_for_network
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from annotator.modeling.panet import PANet
-from annotator.modeling.prototypes import masked_average_pool, masked_kmeans_prototypes
+from annotator.learning import Learned, LearningConfig, learn
+from annotator.modeling.prototypes import best_match_logits, masked_average_pool
 from annotator.modeling.sgone import SGOne
 from annotator.sgone_weights import default_checkpoint, load_head
 from annotator.weights import DEFAULT_BACKBONE, architecture_of, load_backbone_state
@@ -79,6 +80,7 @@ class Predictor:
         bg_prototypes: int = 5,
         self_refine: bool = True,
         layers: Sequence[str] | None = None,
+        learning: LearningConfig = LearningConfig(),
     ) -> None:
         """`crf_processes` > 0 runs the CRF in that many worker processes (needed beside a GUI, see CRFPool).
         `precision`: auto (bf16, else fp16, on CUDA; fp32 elsewhere) | fp32 | bf16 | fp16 for the backbone.
@@ -88,7 +90,7 @@ class Predictor:
         of the backbone's, conv4_3 and conv5_3) match on several layers at once; `bg_prototypes` > 1
         clusters the supports' background into that many prototypes (a pixel's background logit is the
         best of them); `self_refine` matches a second time with prototypes averaged with the query's own
-        confident regions.
+        confident regions. `learning`: what the supports and negatives teach PANet (see annotator.learning).
         """
         self.device = pick_device(device)
         state = load_backbone_state(backbone)
@@ -102,7 +104,9 @@ class Predictor:
         else:
             raise ValueError(f"model '{model}' is not one of panet, sgone")
         self.model_name = model
-        self.bg_prototypes, self.self_refine = bg_prototypes, self_refine
+        self.self_refine = self_refine
+        self.learning = learning.changed(bg_prototypes=bg_prototypes) if model == "panet" else LearningConfig(
+            per_support=False, negatives=False, head=False, presence=False, bg_prototypes=1)
         self.model = self.model.to(self.device).eval()
         self.precision = self._pick_precision(precision)
         if self.device.type == "cuda":
@@ -114,8 +118,7 @@ class Predictor:
         self._crf_pool = CRFPool(crf_processes) if crf and crf_processes > 0 else None
         self.crf_processes = crf_processes if self._crf_pool else 0
         self.timings = Timings(_sync=self.device.type == "cuda")
-        self._prototypes: torch.Tensor | None = None
-        self._bg: torch.Tensor | None = None
+        self.learned: Learned | None = None
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         self._mean, self._std = mean.view(1, 3, 1, 1).to(self.device), std.view(1, 3, 1, 1).to(self.device)
 
@@ -143,7 +146,7 @@ class Predictor:
         """The settings that make a proposal, recorded beside it."""
         return {
             "model": self.model_name,
-            **({"layers": list(self.model.layers), "bg_prototypes": self.bg_prototypes,
+            **({"layers": list(self.model.layers), "bg_prototypes": self.learning.bg_prototypes,
                 "self_refine": self.self_refine} if self.model_name == "panet" else {}),
             "backbone": self.backbone_name,
             "input_size": self.input_size,
@@ -165,28 +168,50 @@ class Predictor:
             with torch.autocast(self.device.type, dtype=self.precision) if amp else nullcontext():
                 return self.model.features(x).half()
 
-    def set_supports(self, supports: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
-        """Take k (RGB uint8 image, boolean mask) pairs of one class and compute its prototypes."""
+    def set_supports(self, supports: Sequence[tuple[np.ndarray, np.ndarray]],
+                     negatives: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> None:
+        """Take k (RGB uint8 image, boolean mask) pairs of one class and, optionally, negatives: (RGB image,
+        boolean region that is not the class; all True for an image without the class)."""
         if not supports:
             raise ValueError("at least one support is needed")
-        for i, (im, m) in enumerate(supports):
-            if im.shape[:2] != m.shape:
-                raise ValueError(f"support {i}: mask {m.shape} is not the image's size {im.shape[:2]}")
-            if not m.any():
-                raise ValueError(f"support {i}: mask is empty")
+        for kind, pairs in (("support", supports), ("negative", negatives)):
+            for i, (im, m) in enumerate(pairs):
+                if im.shape[:2] != m.shape:
+                    raise ValueError(f"{kind} {i}: mask {m.shape} is not the image's size {im.shape[:2]}")
+                if not m.any():
+                    raise ValueError(f"{kind} {i}: mask is empty")
         feats = self.encode([im for im, _ in supports])
-        self.set_support_features(feats, [m for _, m in supports])
+        neg = self.encode([im for im, _ in negatives]) if negatives else None
+        self.set_support_features(feats, [m for _, m in supports], neg, [m for _, m in negatives])
 
-    def set_support_features(self, feats: torch.Tensor, masks: Sequence[np.ndarray]) -> None:
-        """Prototypes from already-encoded support features [k,C,h,w] and their boolean masks."""
+    def _network_masks(self, masks: Sequence[np.ndarray]) -> torch.Tensor:
+        """Boolean masks of any sizes -> soft masks [N,s,s] at the network's input size, on the device."""
         s = self.input_size
-        fg = np.stack([cv2.resize(m.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA) for m in masks])
-        fg_t = torch.from_numpy(fg).to(self.device)
-        with torch.inference_mode():
-            self._prototypes = self.model.prototypes(feats, fg_t, 1.0 - fg_t)
-            self._bg = self._prototypes[:1]
-            if self.bg_prototypes > 1 and self.model_name == "panet":
-                self._bg = masked_kmeans_prototypes(feats.float(), 1.0 - fg_t, self.bg_prototypes)
+        return torch.from_numpy(np.stack([cv2.resize(m.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA)
+                                          for m in masks])).to(self.device)
+
+    def set_support_features(self, feats: torch.Tensor, masks: Sequence[np.ndarray],
+                             neg_feats: torch.Tensor | None = None, neg_masks: Sequence[np.ndarray] = (),
+                             pseudo: Sequence[tuple[torch.Tensor, np.ndarray]] = (),
+                             cancelled=lambda: False) -> None:
+        """Learn the class from already-encoded support features [k,C,h,w] with their boolean masks, and negatives'
+        features [n,C,h,w] with the regions that are not the class; `pseudo`: (features, foreground probability)
+        of the folder's images, for the transductive pieces. Raises learning.Cancelled when `cancelled()`."""
+        fg_t = self._network_masks(masks)
+        neg_t = self._network_masks(neg_masks) if neg_feats is not None and len(neg_masks) else None
+        if self.model_name == "sgone":  # SG-One's guidance takes one prototype pair; it learns from supports only
+            with torch.inference_mode():
+                protos = self.model.prototypes(feats, fg_t, 1.0 - fg_t)
+            self.learned = Learned(fg=protos[1:2], bg=protos[:1], supports=len(feats))
+            return
+        pseudo_t = [(f.to(self.device), torch.from_numpy(np.asarray(p, np.float32))) for f, p in pseudo]
+        with torch.inference_mode(False), torch.no_grad():
+            self.learned = learn(feats.to(self.device), fg_t, self.learning,
+                                 neg_feats.to(self.device) if neg_t is not None else None, neg_t, pseudo_t, cancelled)
+        if self.learning.presence and neg_t is not None:
+            # The floor sits just above the best presence any negative still gets: images like them come back empty.
+            scores = [self.match(f, (self.input_size, self.input_size))[1] for f in neg_feats]
+            self.learned.presence_floor = min(max(scores) + 0.01, 0.95) if max(scores) > 0 else 0.0
 
     def encode(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Backbone features [N,C,h,w] (float16) of RGB uint8 images of any sizes."""
@@ -231,47 +256,52 @@ class Predictor:
         the presence score, both from one matching pass.
 
         Presence, in [0, 1], is the cosine between the prototype of the region the features match as
-        foreground and the supports' foreground prototype (0 if none matches). On the DAVIS benchmark it
-        separates images with and without the class at AUROC 0.88, against 0.69 for the mean foreground
-        probability; it is the score proposals are ranked and exported by.
+        foreground and the nearest foreground prototype of the supports (0 if none matches). On the DAVIS
+        benchmark it separates images with and without the class at AUROC 0.88, against 0.69 for the mean
+        foreground probability; it is the score proposals are ranked and exported by. Below the presence
+        floor learned from the negatives, the image is judged free of the class (probability 0).
         """
-        if self._prototypes is None:
+        if self.learned is None:
             raise RuntimeError("set_supports() must be called before predicting")
         with self.timings.stage("matching"):
             # float64: BLAS results vary in their last float32 bits with memory alignment, which would let a
             # pixel at p = 0.5 flip between a first pass and a cached second one. The cost is negligible.
             # (SG-One's trained head runs in float32.)
             dtype = torch.float64 if self.model_name == "panet" and self.device.type != "mps" else torch.float32
-            feats = feats.to(dtype)
-            logits = self._logits(feats[None], self._bg.to(dtype), self._prototypes[1:2].to(dtype))
+            feats = feats.to(self.device, dtype)[None]
+            fg_protos, bg_protos = self.learned.fg.to(dtype), self.learned.bg.to(dtype)
+            logits = self._logits(feats, bg_protos, fg_protos)
             if self.self_refine and self.model_name == "panet":
-                logits = self._refined(feats[None], logits, dtype)
-            fg = (logits.argmax(dim=1) == 1).float()
+                logits = self._refined(feats, logits, bg_protos, fg_protos)
+            fg = (logits.argmax(dim=1) == 1).to(dtype)
             presence = 0.0
             if fg.any():
-                sim = F.cosine_similarity(masked_average_pool(self.model.embedding(feats[None]), fg), self._prototypes[1:2].to(dtype))
+                region = F.normalize(masked_average_pool(self.model.embedding(feats), fg), dim=1)
+                sim = (region @ F.normalize(fg_protos, dim=1).T).max()
                 # Rounded: it ranks proposals, and its last float bits vary with the tensors' memory layout.
                 presence = round(max(0.0, float(sim)), 4)
+            if presence < self.learned.presence_floor:
+                return np.zeros(size, np.float32), presence
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
             prob = logits.softmax(dim=1)[0, 1].float().cpu().numpy()
         return prob, presence
 
     def _logits(self, feats: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
-        """[1,2,h,w] logits; with several background prototypes, a pixel's background logit is its best."""
-        logits = self.model.match(feats, torch.cat([bg, fg]))
-        if len(bg) == 1:
-            return logits
-        return torch.stack([logits[:, :-1].max(dim=1).values, logits[:, -1]], dim=1)
+        """[1,2,h,w] logits: each side's best prototype (PANet) plus the fitted head's offset, or SG-One's."""
+        if self.model_name != "panet":
+            return self.model.match(feats, torch.cat([bg, fg]))
+        logits = best_match_logits(feats, bg, fg, self.model.scale)
+        if self.learned.head is not None:
+            logits[:, 1] += self.learned.head(feats).to(logits.dtype)
+        return logits
 
-    def _refined(self, feats: torch.Tensor, logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Self-prototype pass: average the support prototypes with the query's own confident ones, match again."""
+    def _refined(self, feats: torch.Tensor, logits: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
+        """Self-prototype pass: average each prototype with the query's own confident region's, match again."""
         p = logits.softmax(dim=1)[:, 1]
-        emb = self.model.embedding(feats)
-        fg, bg = self._prototypes[1:2].to(dtype), self._bg.to(dtype)
         if (p > 0.7).any():
-            fg = (fg + masked_average_pool(emb, (p > 0.7).to(dtype))) / 2
+            fg = (fg + masked_average_pool(feats, (p > 0.7).to(feats.dtype))) / 2
         if (p < 0.3).any():
-            bg = (bg + masked_average_pool(emb, (p < 0.3).to(dtype))) / 2
+            bg = (bg + masked_average_pool(feats, (p < 0.3).to(feats.dtype))) / 2
         return self._logits(feats, bg, fg)
 
     def refine_async(self, image: np.ndarray | None, prob: np.ndarray) -> "Future[np.ndarray]":

@@ -90,7 +90,8 @@ class Project:
         self.image_root = Path(image_root)
         self.classes: dict[int, ClassInfo] = {}
         self.images: dict[int, ImageEntry] = {}
-        self.supports: dict[int, list[int]] = {}
+        self.supports: dict[int, list[int]] = {}  # marked with S, in the order they were marked
+        self.not_supports: dict[int, list[int]] = {}  # accepted masks the user took out of the supports
         self.records: dict[tuple[int, int], MaskRecord] = {}
         self.report = OpenReport()
         self._by_file: dict[str, int] = {}
@@ -165,6 +166,7 @@ class Project:
         for im in data["images"]:
             self._add_image(im["file"], im["id"], im.get("height"), im.get("width"))
         self.supports = {int(k): list(v) for k, v in data.get("supports", {}).items()}
+        self.not_supports = {int(k): list(v) for k, v in data.get("not_supports", {}).items()}
         shared: dict[str, dict] = {}  # proposals of one run share one settings dict in memory
         for r in data["records"]:
             key = (r.pop("image"), r.pop("class"))
@@ -215,6 +217,7 @@ class Project:
                 "image_root_rel": rel,
                 "classes": [asdict(c) for c in self.classes.values()],
                 "supports": {str(k): v for k, v in self.supports.items()},
+                "not_supports": {str(k): v for k, v in self.not_supports.items() if v},
                 "images": [{"id": e.id, "file": e.file, "height": e.height, "width": e.width}
                            for e in self.images.values()],
                 "records": [{"image": i, "class": c, **asdict(r)} for (i, c), r in self.records.items()
@@ -280,6 +283,7 @@ class Project:
         with self._lock:
             del self.classes[class_id]
             self.supports.pop(class_id, None)
+            self.not_supports.pop(class_id, None)
             for key in [k for k in self.records if k[1] == class_id]:
                 rec = self.records.pop(key)
                 if rec.mask:
@@ -377,20 +381,45 @@ class Project:
             raise ProjectError(f"unknown state '{state}'; one of {', '.join(STATES)}")
         self._put(image_id, class_id, None, state=state)
 
-    # ---- supports -------------------------------------------------------------------------
+    # ---- supports and negatives: what propagation learns from -----------------------------
     def add_support(self, image_id: int, class_id: int) -> None:
         """Mark the (accepted or edited) mask of this image as a support of the class."""
         if self.mask(image_id, class_id) is None:
             raise ProjectError(f"{self.images[image_id].file} has no mask of '{self.classes[class_id].name}' to use")
-        ids = self.supports.setdefault(class_id, [])
-        if image_id not in ids:
-            ids.append(image_id)
-            self._changed()
+        with self._lock:
+            ids = self.supports.setdefault(class_id, [])
+            if image_id not in ids:
+                ids.append(image_id)
+            if image_id in self.not_supports.get(class_id, []):
+                self.not_supports[class_id].remove(image_id)
+        self._changed()
 
     def remove_support(self, image_id: int, class_id: int) -> None:
-        if image_id in self.supports.get(class_id, []):
-            self.supports[class_id].remove(image_id)
-            self._changed()
+        """"Not a support": propagation no longer learns from this image's mask (which stays as it is)."""
+        with self._lock:
+            if image_id in self.supports.get(class_id, []):
+                self.supports[class_id].remove(image_id)
+            ids = self.not_supports.setdefault(class_id, [])
+            if image_id not in ids:
+                ids.append(image_id)
+        self._changed()
+
+    def support_ids(self, class_id: int) -> list[int]:
+        """The images propagation learns the class from: those marked as supports, then every other accepted or
+        edited mask of it, less those the user took out."""
+        with self._lock:
+            out = [i for i in self.supports.get(class_id, []) if self.record(i, class_id).mask]
+            taken_out = set(self.not_supports.get(class_id, [])) | set(out)
+            out += [i for (i, c), r in sorted(self.records.items()) if c == class_id and r.mask
+                    and (r.state == "accepted" or r.edited) and i not in taken_out]
+        return out
+
+    def negative_ids(self, class_id: int) -> list[int]:
+        """Images that teach propagation what the class is not: rejected proposals, and images accepted as
+        free of the class (accepted with no mask)."""
+        with self._lock:
+            return [i for (i, c), r in sorted(self.records.items()) if c == class_id
+                    and (r.state == "rejected" or (r.state == "accepted" and not r.mask))]
 
     def sweep_orphans(self) -> int:
         """Delete mask files no record points to (left by a crash between a mask write and a save)."""

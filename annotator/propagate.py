@@ -13,6 +13,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+import torch
+
 from annotator.imageio import ImageReadError, read_image, read_mask
 from annotator.loading import load_batches
 from annotator.predictor import Predictor
@@ -77,6 +79,40 @@ def load_support(spec: str) -> tuple[Path, np.ndarray, np.ndarray]:
     return image_path, image, mask
 
 
+def load_negative(spec: str) -> tuple[Path, np.ndarray, np.ndarray]:
+    """(image path, RGB image, boolean region that is not the class) of a negative spec: 'IMAGE' (the whole
+    image is free of the class) or 'IMAGE:MASK.png' (only the mask's pixels > 127, e.g. a wrong proposal)."""
+    image_path, mask_path = (Path(spec), None) if Path(spec).is_file() or ":" not in spec else parse_support(spec)
+    try:
+        image = read_image(image_path)
+    except ImageReadError as exc:
+        raise SupportError(f"negative image {exc}") from None
+    if mask_path is None:
+        return image_path, image, np.ones(image.shape[:2], bool)
+    try:
+        region = read_mask(mask_path)
+    except ImageReadError as exc:
+        raise SupportError(f"negative mask {exc}") from None
+    if region.shape != image.shape[:2]:
+        raise SupportError(f"negative mask {mask_path}: size {region.shape[1]}x{region.shape[0]} differs from its "
+                           f"image {image_path} ({image.shape[1]}x{image.shape[0]} after EXIF rotation)")
+    if not region.any():
+        raise SupportError(f"negative mask {mask_path}: empty (no pixel above 127)")
+    return image_path, image, region
+
+
+def features_of(predictor: Predictor, paths: Sequence[Path]) -> torch.Tensor:
+    """Backbone features [N,C,h,w] of image files through the predictor's feature cache (a support or negative
+    that was propagated to before costs no backbone pass); SupportError names an unreadable file."""
+    out: list[torch.Tensor] = []
+    for batch in load_batches(paths, predictor.input_size, predictor.model_tag, predictor.batch_size, 0, False):
+        for it in batch.items:
+            if it.error:
+                raise SupportError(f"cannot learn from {it.error}")
+        out += predictor.cached_features([it.key for it in batch.items], batch.pixels)
+    return torch.stack(out)
+
+
 @dataclass
 class ImageResult:
     """The outcome for one image: a mask (possibly empty) and score, or the reason it was skipped."""
@@ -137,6 +173,39 @@ def propagate(
     yield from ready()
 
 
+@dataclass
+class Evidence:
+    """What a project teaches propagation about one class: image ids with their support masks and their
+    negative regions (the pixels that are not the class)."""
+
+    supports: list[tuple[int, np.ndarray]]
+    negatives: list[tuple[int, np.ndarray]]
+
+
+def class_evidence(project: Project, class_id: int) -> Evidence:
+    """Supports (marked, accepted and edited masks, less those taken out) and negatives (rejections; images
+    accepted as free of the class) of a class; a rejection without a mask rules out the whole image."""
+    supports = [(i, project.mask(i, class_id)) for i in project.support_ids(class_id)]
+    negatives = []
+    for i in project.negative_ids(class_id):
+        region = project.mask(i, class_id)
+        negatives.append((i, region if region is not None else np.ones(project.size_of(i), bool)))
+    if not supports:
+        raise SupportError(f"class '{project.classes[class_id].name}' has no support yet: paint a mask and mark it")
+    return Evidence(supports, negatives)
+
+
+def learn_from_project(project: Project, class_id: int, predictor: Predictor,
+                       cancelled: Callable[[], bool] = lambda: False) -> Evidence:
+    """Fit the predictor to the project's evidence of the class (features through the cache)."""
+    ev = class_evidence(project, class_id)
+    feats = features_of(predictor, [project.image_path(i) for i, _ in ev.supports])
+    neg = features_of(predictor, [project.image_path(i) for i, _ in ev.negatives]) if ev.negatives else None
+    predictor.set_support_features(feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives],
+                                   cancelled=cancelled)
+    return ev
+
+
 def propagate_into_project(
     project: Project,
     class_id: int,
@@ -146,24 +215,28 @@ def propagate_into_project(
     cancelled: Callable[[], bool] = lambda: False,
     on_result: Callable[[int, ImageResult, bool], None] = lambda *_: None,
     batch_size: int = 1,
+    include_rejected: bool = False,
+    on_learned: Callable[[Evidence], None] = lambda _: None,
 ) -> int:
-    """Propose the class on `image_ids` from the project's supports of it, storing each proposal as it
-    comes (accepted or edited masks are never overwritten). Stops between images when `cancelled()`.
+    """Learn the class from the project's evidence, then propose it on `image_ids`, storing each proposal as it
+    comes. Accepted or edited masks are never overwritten, and a rejected image is not proposed again unless
+    `include_rejected`. Stops between images when `cancelled()`.
 
-    `on_result(image_id, result, stored)` is called per image. Returns the number of images done.
+    `on_learned(evidence)` is called once fitted, `on_result(image_id, result, stored)` per image. Returns the
+    number of images done.
     """
-    support_ids = project.supports.get(class_id, [])
-    if not support_ids:
-        raise SupportError(f"class '{project.classes[class_id].name}' has no support yet: paint a mask and mark it")
-    supports = []
-    for sid in support_ids:
-        try:
-            supports.append((read_image(project.image_path(sid)), project.mask(sid, class_id)))
-        except ImageReadError as exc:
-            raise SupportError(f"support image {exc}") from None
-    predictor.set_supports(supports)
-    settings = predictor.settings()
-    by_path = {project.image_path(i): i for i in image_ids if i not in support_ids}
+    from annotator.learning import Cancelled
+
+    try:
+        ev = learn_from_project(project, class_id, predictor, cancelled)
+    except Cancelled:
+        return 0
+    on_learned(ev)
+    settings = {**predictor.settings(), "learned_from": {"masks": len(ev.supports), "rejections": len(ev.negatives)}}
+    skip = {i for i, _ in ev.supports} | (set() if include_rejected else
+                                          {i for i in project.negative_ids(class_id)
+                                           if project.record(i, class_id).state == "rejected"})
+    by_path = {project.image_path(i): i for i in image_ids if i not in skip}
     done = 0
     for res in propagate(predictor, list(by_path), batch_size=batch_size):
         if cancelled():  # a result that lands after Cancel is dropped

@@ -11,6 +11,9 @@ def review_queue(project: Project, class_id: int) -> list[int]:
     return [i for i, rec in sorted(props, key=lambda t: (t[1].mask is None, t[1].score or 0.0, t[0]))]
 
 
-def unreviewed(project: Project, class_id: int) -> list[int]:
-    """Images whose record of the class is not accepted: what "propagate again" redoes."""
-    return [i for i in sorted(project.images) if project.record(i, class_id).state != "accepted"]
+def unreviewed(project: Project, class_id: int, include_rejected: bool = False) -> list[int]:
+    """What "propagate again" redoes: images whose record of the class is neither accepted nor edited, nor
+    rejected (unless `include_rejected`)."""
+    skip = {"accepted"} if include_rejected else {"accepted", "rejected"}
+    return [i for i in sorted(project.images)
+            if (r := project.record(i, class_id)).state not in skip and not r.edited]

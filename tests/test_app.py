@@ -230,3 +230,38 @@ def test_adapt_to_this_folder_trains_a_head_in_the_background_and_propagation_us
     proposed = [win.project.record(i, win.class_id) for i in win.project.images]
     proposed = [r for r in proposed if r.state == "proposed"]
     assert len(proposed) == 3 and all(r.settings["model"] == "sgone" for r in proposed)
+
+
+def test_propagate_again_learns_from_accepted_masks_and_rejections(win, qtbot):
+    _paint_support(win)
+    win.propagate("all")
+    with qtbot.waitSignal(win.worker.finished, timeout=120000):
+        pass
+    win.wait_for_worker()
+    assert "learned from 1 mask and 0 rejections" in win.statusBar().currentMessage()
+    QTest.keyClick(win, Qt.Key.Key_R)
+    accepted, rejected = win.review[0], win.review[1]
+    assert win.project.mask(accepted, win.class_id) is not None  # a proposal with pixels
+    QTest.keyClick(win, Qt.Key.Key_Return)
+    QTest.keyClick(win, Qt.Key.Key_Backspace)
+    rejected_mask = win.project.record(rejected, win.class_id).mask
+    QTest.keyClick(win, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
+    with qtbot.waitSignal(win.worker.finished, timeout=120000):
+        pass
+    win.wait_for_worker()
+    assert "learned from 2 masks and 1 rejection" in win.statusBar().currentMessage()
+    assert accepted in win.project.support_ids(win.class_id)  # accepted without pressing S
+    rec = win.project.record(rejected, win.class_id)
+    assert rec.state == "rejected" and rec.mask == rejected_mask  # not proposed again, not forgotten
+    (other,) = [i for i in win.project.images if win.project.record(i, win.class_id).state == "proposed"]
+    assert win.project.record(other, win.class_id).settings["learned_from"] == {"masks": 2, "rejections": 1}
+    win.show_image(accepted)
+    QTest.keyClick(win, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)  # "not a support"
+    assert accepted not in win.project.support_ids(win.class_id)
+    assert win.project.record(accepted, win.class_id).state == "accepted"  # the mask itself stays
+    win.propagate("unreviewed", include_rejected=True)
+    with qtbot.waitSignal(win.worker.finished, timeout=120000):
+        pass
+    win.wait_for_worker()
+    assert "learned from 1 mask and 1 rejection" in win.statusBar().currentMessage()
+    assert win.project.record(rejected, win.class_id).state == "proposed"  # asked for: proposed again

@@ -161,3 +161,91 @@ def test_a_box_is_a_support_too(folder, capsys):
     rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out", str(out),
                           "--support", f"{root / 'images' / 'support.png'}:box=10,10,900,20"], capsys)
     assert rc != 0 and "not inside the 160x120 image" in stderr
+
+
+@pytest.mark.parametrize("case, words", [
+    ("missing_image", "missing.png: no such file"),
+    ("unreadable_image", "broken.jpg: not an image"),
+    ("missing_mask", "nomask.png: no such file"),
+    ("empty_mask", "empty_mask.png: empty"),
+    ("size_mismatch", "small_mask.png: size 10x10 differs"),
+])
+def test_unusable_negative_exits_2_naming_the_file(folder, capsys, case, words):
+    root, _ = folder
+    img = root / "images" / "q0.png"
+    write_mask(root / "empty_mask.png", np.zeros((120, 160), bool))
+    write_mask(root / "small_mask.png", np.ones((10, 10), bool))
+    spec = {
+        "missing_image": str(root / "missing.png"),
+        "unreadable_image": str(root / "images" / "broken.jpg"),
+        "missing_mask": f"{img}:{root / 'nomask.png'}",
+        "empty_mask": f"{img}:{root / 'empty_mask.png'}",
+        "size_mismatch": f"{img}:{root / 'small_mask.png'}",
+    }[case]
+    rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out",
+                          str(root / "neg.json"), "--support", f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
+                          "--negative", spec, "--no-crf"], capsys)
+    assert rc == 2 and words in stderr and stderr.count("\n") == 1, stderr
+    assert not (root / "neg.json").exists()
+
+
+def test_a_negative_image_and_a_negative_region_are_learned_from(folder, capsys):
+    root, truth = folder
+    out = root / "out_neg.json"
+    write_mask(root / "q0_wrong.png", ~truth["q0.png"])  # "everything but the ball is not the class"
+    rc, stdout, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out", str(out),
+                               "--support", f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
+                               "--negative", str(root / "images" / "sub" / "empty.png"),
+                               "--negative", f"{root / 'images' / 'q0.png'}:{root / 'q0_wrong.png'}",
+                               "--no-crf", "--device", "cpu"], capsys)
+    assert rc == 0, stderr
+    assert "learned from 1 mask and 2 rejections" in stdout
+    api = COCO(str(out))
+    files = {im["file_name"]: im["id"] for im in api.dataset["images"]}
+    assert api.getAnnIds(imgIds=[files["sub/empty.png"]]) == []
+    assert len(api.getAnnIds(imgIds=[files["q1.png"]])) == 1  # the ball is still found
+    assert api.dataset["info"]["negatives"][0].endswith("empty.png")
+
+
+def test_propagate_into_a_project_learns_from_its_masks_and_rejections(folder, capsys, tmp_path):
+    from annotator.project import Project
+
+    root, truth = folder
+    proj_dir = tmp_path / "proj"
+    assert main(["init", str(proj_dir), "--images", str(root / "images"), "--class", "ball"]) == 0
+    proj = Project.open(proj_dir)
+    ids = {e.file: e.id for e in proj.images.values()}
+    proj.set_mask(ids["q0.png"], 1, truth["q0.png"])  # drawn: a support without being marked
+    proj.set_proposal(ids["rotated.jpg"], 1, np.ones((140, 100), bool), 0.3, {})
+    proj.set_state(ids["rotated.jpg"], 1, "rejected")
+    proj.save()
+    capsys.readouterr()
+    rc, stdout, stderr = _run(["propagate", "--project", str(proj_dir), "--class", "ball", "--no-crf",
+                               "--device", "cpu"], capsys)
+    assert rc == 0, stderr
+    assert "learned from 1 mask and 1 rejection" in stdout
+    proj = Project.open(proj_dir)
+    rejected = proj.record(ids["rotated.jpg"], 1)
+    assert rejected.state == "rejected" and proj.mask(ids["rotated.jpg"], 1).all()  # neither redone nor forgotten
+    q1 = proj.record(ids["q1.png"], 1)
+    assert q1.state == "proposed" and q1.settings["learned_from"] == {"masks": 1, "rejections": 1}
+    pred = proj.mask(ids["q1.png"], 1)
+    assert (pred & truth["q1.png"]).sum() / (pred | truth["q1.png"]).sum() > 0.6
+    assert proj.record(ids["q0.png"], 1).edited and proj.mask(ids["q0.png"], 1).sum() == truth["q0.png"].sum()
+    rc, _, _ = _run(["propagate", "--project", str(proj_dir), "--class", "ball", "--include-rejected", "--no-crf",
+                     "--device", "cpu"], capsys)
+    assert rc == 0 and Project.open(proj_dir).record(ids["rotated.jpg"], 1).state == "proposed"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--class", "cat"], "--class 'cat': no such class"),
+    ([], "--project needs --class NAME"),
+    (["--class", "ball", "--label", "x"], "--label does not go with --project"),
+])
+def test_propagate_project_errors_are_one_line(folder, capsys, tmp_path, argv, words):
+    root, _ = folder
+    proj_dir = tmp_path / "p"
+    assert main(["init", str(proj_dir), "--images", str(root / "images"), "--class", "ball"]) == 0
+    capsys.readouterr()
+    rc, _, stderr = _run(["propagate", "--project", str(proj_dir), *argv], capsys)
+    assert rc == 2 and words in stderr and stderr.count("\n") == 1, stderr

@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self.review: list[int] | None = None
         self.worker: PropagationWorker | AdaptWorker | None = None
         self.propagation_thread = None  # the latest one
+        self.learned_from = ""  # what the running propagation learned from
         self._running: list[tuple] = []  # (thread, worker) kept alive until the thread has finished
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mask-writer")
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
@@ -159,10 +160,13 @@ class MainWindow(QMainWindow):
         self._act(m, "Re&colour class…", "Ctrl+Shift+C", self.recolor_class)
         self._act(m, "&Delete class", "Ctrl+Shift+Delete", self.delete_class)
         self._act(m, "Use this mask as a &support", "S", self.add_support)
+        self._act(m, "&Not a support (propagation ignores this mask)", "Shift+S", self.remove_support)
         m = mb.addMenu("&Propagate")
         self._act(m, "Propagate to &all images", "Ctrl+P", lambda: self.propagate("all"))
         self._act(m, "Propagate to the &selection", "Ctrl+Shift+P", lambda: self.propagate("selection"))
         self._act(m, "Propagate again (not yet &accepted)", "Ctrl+Alt+P", lambda: self.propagate("unreviewed"))
+        self._act(m, "Propagate again, &including rejected", "Ctrl+Alt+Shift+P",
+                  lambda: self.propagate("unreviewed", include_rejected=True))
         self._act(m, "&Cancel propagation", "Ctrl+.", self.cancel_propagation)
         self._act(m, "A&dapt SG-One to this folder (self-supervised)", "Ctrl+Alt+A", self.adapt_to_folder)
         self._act(m, "&Settings…", "Ctrl+,", self.edit_settings)
@@ -284,8 +288,8 @@ class MainWindow(QMainWindow):
             item = QListWidgetItem(c.name)
             item.setData(Qt.ItemDataRole.UserRole, c.id)
             item.setForeground(QColor(c.color))
-            n = len(self.project.supports.get(c.id, []))
-            item.setToolTip(f"{c.name}: {n} support(s)")
+            n, m = len(self.project.support_ids(c.id)), len(self.project.negative_ids(c.id))
+            item.setToolTip(f"{c.name}: learns from {n} mask(s) and {m} rejection(s)")
             self.classes.addItem(item)
         self.classes.blockSignals(False)
         ids = [self.classes.item(r).data(Qt.ItemDataRole.UserRole) for r in range(self.classes.count())]
@@ -421,12 +425,24 @@ class MainWindow(QMainWindow):
             return
         self.thumbs.refresh(self.image_id)
         self._fill_classes()
-        n = len(self.project.supports[self.class_id])
+        n = len(self.project.support_ids(self.class_id))
         self.statusBar().showMessage(f"{self.project.images[self.image_id].file} is now support {n} of "
                                      f"'{self.project.classes[self.class_id].name}'")
 
+    def remove_support(self) -> None:
+        """"Not a support": propagation stops learning from the current image's mask (the mask stays)."""
+        if not (self.project and self.image_id and self.class_id):
+            return
+        self._flush_writes()
+        self.project.remove_support(self.image_id, self.class_id)
+        self._fill_classes()
+        self.statusBar().showMessage(f"{self.project.images[self.image_id].file} is no longer a support of "
+                                     f"'{self.project.classes[self.class_id].name}'")
+
     # ---- propagation ----------------------------------------------------------------------
-    def propagate(self, scope: str) -> None:
+    def propagate(self, scope: str, include_rejected: bool = False) -> None:
+        """Propagate the current class to all images, the selection, or what is not yet reviewed; rejected
+        images are left alone unless `include_rejected`."""
         if not (self.project and self.class_id):
             return
         if self.worker is not None:
@@ -434,13 +450,13 @@ class MainWindow(QMainWindow):
             return
         if any(t.isRunning() for t, _ in self._running):  # a cancelled run finishing its last image
             self.statusBar().showMessage("Waiting for the cancelled propagation to stop…")
-            QTimer.singleShot(200, lambda: self.propagate(scope))
+            QTimer.singleShot(200, lambda: self.propagate(scope, include_rejected))
             return
         self._flush_writes()
         if scope == "selection":
             ids = [i.data(ImageIdRole) for i in self.strip.selectionModel().selectedIndexes()]
         elif scope == "unreviewed":
-            ids = unreviewed(self.project, self.class_id)
+            ids = unreviewed(self.project, self.class_id, include_rejected)
         else:
             ids = sorted(self.project.images)
         if not ids:
@@ -451,7 +467,9 @@ class MainWindow(QMainWindow):
         if s.model == "sgone" and adapted_checkpoint(self.project).exists():
             checkpoint = adapted_checkpoint(self.project)
         self.worker = PropagationWorker(self.project, self.class_id, ids, s.device, s.crf, s.presence_threshold,
-                                        s.model, checkpoint)
+                                        s.model, checkpoint, include_rejected)
+        self.learned_from = ""
+        self.worker.learned.connect(self._learned)
         self.worker.started_on.connect(lambda name: self.device_label.setText(f"device: {name}"))
         self.worker.progress.connect(self._progress)
         self.worker.result.connect(self._proposal_arrived)
@@ -465,6 +483,10 @@ class MainWindow(QMainWindow):
         self.propagation_thread = start_in_thread(self.worker, self)
         self._running.append((self.propagation_thread, self.worker))
         self.propagation_thread.finished.connect(self._forget_thread)  # queued: runs on the GUI thread
+
+    def _learned(self, summary: str) -> None:
+        self.learned_from = summary
+        self.statusBar().showMessage(f"Propagating: {summary}")
 
     def _forget_thread(self) -> None:
         done = self.sender()
@@ -488,7 +510,7 @@ class MainWindow(QMainWindow):
     def _propagation_done(self, done: int, cancelled: bool, error: str) -> None:
         if self.worker is None:  # already closed by Cancel
             return
-        self._end_propagation(error or f"Propagation done: {done} images")
+        self._end_propagation(error or f"Propagation done: {done} images, {self.learned_from}")
 
     def _end_propagation(self, message: str) -> None:
         self.worker = None

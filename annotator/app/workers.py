@@ -51,14 +51,16 @@ class PropagationWorker(QObject):
     progress = Signal(int, int, float)  # done, total, images per second
     result = Signal(int, bool)  # image id, whether a proposal was stored
     skipped = Signal(str)
+    learned = Signal(str)  # what the model learned from, e.g. "learned from 7 masks and 12 rejections"
     finished = Signal(int, bool, str)  # done, cancelled, error ('' when none)
 
     def __init__(self, project: Project, class_id: int, image_ids: list[int], device: str, crf: bool,
-                 presence_threshold: float, model: str = "panet", checkpoint: Path | None = None) -> None:
+                 presence_threshold: float, model: str = "panet", checkpoint: Path | None = None,
+                 include_rejected: bool = False) -> None:
         super().__init__()
         self.project, self.class_id, self.image_ids = project, class_id, image_ids
         self.device, self.crf, self.threshold = device, crf, presence_threshold
-        self.model, self.checkpoint = model, checkpoint
+        self.model, self.checkpoint, self.include_rejected = model, checkpoint, include_rejected
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -85,7 +87,9 @@ class PropagationWorker(QObject):
             predictor = shared_predictor(self.device, self.crf, self.model, self.checkpoint)
             self.started_on.emit(predictor.device_name)
             propagate_into_project(self.project, self.class_id, predictor, self.image_ids, self.threshold,
-                                   cancelled=self._cancel.is_set, on_result=on_result)
+                                   cancelled=self._cancel.is_set, on_result=on_result,
+                                   include_rejected=self.include_rejected,
+                                   on_learned=lambda _: self.learned.emit(predictor.learned.summary()))
         except (SupportError, WeightsError, ProjectError, ValueError, RuntimeError) as exc:
             self.finished.emit(done, self.cancelled, str(exc))
             return

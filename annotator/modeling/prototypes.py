@@ -23,15 +23,11 @@ def cosine_logits(features: torch.Tensor, prototypes: torch.Tensor, scale: float
     return scale * torch.einsum("nchw,pc->nphw", f, p)
 
 
-def masked_kmeans_prototypes(features: torch.Tensor, mask: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
-    """k prototypes [k,C] of the feature vectors under a soft mask (> 0.5 at feature resolution), by spherical
-    k-means (cosine) from evenly spaced starting vectors; deterministic. Fewer vectors than k: their mean."""
-    m = resize_mask(mask, features.shape[-2:]) > 0.5
-    x = features.permute(0, 2, 3, 1)[m]  # [M,C]
-    if len(x) < k:
-        return masked_average_pool(features, mask).mean(0, keepdim=True)
+def spherical_kmeans(x: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
+    """k centres [k,C] of vectors [M,C] (M >= k) by cosine k-means from evenly spaced starting vectors; each centre
+    is the plain mean of its members (deterministic)."""
     xn = F.normalize(x, dim=1)
-    centres = xn[torch.linspace(0, len(x) - 1, k).round().long()]
+    centres = xn[torch.linspace(0, len(x) - 1, k).round().long()].clone()
     for _ in range(iters):
         assign = (xn @ centres.T).argmax(dim=1)
         for j in range(k):
@@ -40,3 +36,20 @@ def masked_kmeans_prototypes(features: torch.Tensor, mask: torch.Tensor, k: int,
                 centres[j] = F.normalize(members.mean(0), dim=0)
     assign = (xn @ centres.T).argmax(dim=1)
     return torch.stack([x[assign == j].mean(0) if (assign == j).any() else centres[j] for j in range(k)])
+
+
+def masked_kmeans_prototypes(features: torch.Tensor, mask: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
+    """k prototypes [k,C] of the feature vectors under a soft mask (> 0.5 at feature resolution), by spherical
+    k-means; deterministic. Fewer vectors than k: their mean."""
+    m = resize_mask(mask, features.shape[-2:]) > 0.5
+    x = features.permute(0, 2, 3, 1)[m]  # [M,C]
+    if len(x) < k:
+        return masked_average_pool(features, mask).mean(0, keepdim=True)
+    return spherical_kmeans(x, k, iters)
+
+
+def best_match_logits(features: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
+    """[N,2,h,w] (background, foreground) logits against sets of prototypes [B,C] and [F,C]: a pixel's logit of
+    each side is its best-matching prototype's, so every support and every negative keeps its own evidence."""
+    logits = cosine_logits(features, torch.cat([bg, fg]), scale)
+    return torch.stack([logits[:, : len(bg)].max(dim=1).values, logits[:, len(bg) :].max(dim=1).values], dim=1)

@@ -1,0 +1,186 @@
+"""What the model learns from a reviewer: supports, negatives and the folder itself, on cached features only.
+
+`learn(...)` turns the evidence of one class into a `Learned` state that the predictor matches with:
+- a foreground prototype per support (clustered when there are many), so each support keeps its own evidence;
+- background prototypes from the supports' background plus the regions of rejected proposals (hard negatives);
+- a fitted `PixelHead` (1x1 conv, logistic regression on sampled pixels) added to PANet's logits;
+- optionally the folder's own confident pixels (pseudo-labels) and entropy minimisation (Tent) in that fit;
+- a presence floor learned from the negatives, so images like the rejected ones come back empty.
+Which pieces are on by default is decided by benchmarks/labelling_effort.py (see LearningConfig).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from annotator.modeling.pixel_head import PixelHead
+from annotator.modeling.prototypes import (masked_average_pool, masked_kmeans_prototypes, resize_mask,
+                                           spherical_kmeans)
+
+
+class Cancelled(Exception):
+    """Fitting was stopped by its `cancelled` callback."""
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """The learning loop's pieces and sizes. Defaults: what lowered effort in benchmarks/labelling_effort.py."""
+
+    per_support: bool = True  # a foreground prototype per support, not one average
+    negatives: bool = True  # rejected regions become background prototypes and head negatives
+    head: bool = True  # fit a 1x1-conv head on supports and negatives
+    pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit
+    entropy: bool = False  # Tent: minimise the head's prediction entropy on the folder's pixels
+    presence: bool = True  # a presence floor above the negatives' scores
+    bg_prototypes: int = 5  # k-means prototypes of the supports' background
+    max_fg_prototypes: int = 8  # beyond this many supports, their prototypes are clustered
+    negative_prototypes: int = 3  # per negative region
+    max_negative_prototypes: int = 24
+    samples_per_image: int = 512  # pixels drawn per image and label for the head's fit
+    head_steps: int = 40
+    head_l2: float = 1e-3
+    seed: int = 0
+
+    def changed(self, **kw) -> "LearningConfig":
+        return replace(self, **kw)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Learned:
+    """The matching state of one class: prototype sets, the fitted head (or None) and the presence floor."""
+
+    fg: torch.Tensor  # [F,C]
+    bg: torch.Tensor  # [B,C]
+    head: PixelHead | None = None
+    presence_floor: float = 0.0
+    supports: int = 0
+    negatives: int = 0
+
+    def summary(self) -> str:
+        """What it was learned from, as the status bar and the CLI say it: "learned from 7 masks and 12 rejections"."""
+        n, m = self.supports, self.negatives
+        return f"learned from {n} mask{'s' * (n != 1)} and {m} rejection{'s' * (m != 1)}"
+
+
+def foreground_prototypes(feats: torch.Tensor, fg: torch.Tensor, cfg: LearningConfig) -> torch.Tensor:
+    """[F,C]: one prototype per support (k-means of them beyond `max_fg_prototypes`), or their mean."""
+    protos = masked_average_pool(feats, fg)
+    if not cfg.per_support:
+        return protos.mean(0, keepdim=True)
+    if len(protos) > cfg.max_fg_prototypes:
+        return spherical_kmeans(protos, cfg.max_fg_prototypes)
+    return protos
+
+
+def background_prototypes(feats: torch.Tensor, bg: torch.Tensor, neg_feats: torch.Tensor | None,
+                          neg_regions: torch.Tensor | None, cfg: LearningConfig) -> torch.Tensor:
+    """[B,C]: k-means of the supports' background, plus k-means of each negative region (bounded in number)."""
+    out = [masked_kmeans_prototypes(feats, bg, cfg.bg_prototypes) if cfg.bg_prototypes > 1
+           else masked_average_pool(feats, bg).mean(0, keepdim=True)]
+    if cfg.negatives and neg_feats is not None and len(neg_feats):
+        neg = torch.cat([masked_kmeans_prototypes(f[None], r[None], cfg.negative_prototypes)
+                         for f, r in zip(neg_feats, neg_regions)])
+        if len(neg) > cfg.max_negative_prototypes:
+            neg = spherical_kmeans(neg, cfg.max_negative_prototypes)
+        out.append(neg)
+    return torch.cat(out)
+
+
+def _sample(feats: torch.Tensor, target: torch.Tensor, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to n pixel vectors per label from features [C,h,w] and a soft target [h,w] (> 0.9: 1, < 0.1: 0; between:
+    ignored, e.g. boundaries). Returns ([M,C], [M])."""
+    x = feats.permute(1, 2, 0).reshape(-1, feats.shape[0])
+    t = target.reshape(-1)
+    xs, ys = [], []
+    for label, where in ((1.0, t > 0.9), (0.0, t < 0.1)):
+        idx = where.nonzero()[:, 0]
+        if len(idx) > n:
+            idx = idx[torch.randperm(len(idx), generator=gen)[:n]]
+        xs.append(x[idx])
+        ys.append(torch.full((len(idx),), label))
+    return torch.cat(xs), torch.cat(ys)
+
+
+def fit_head(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, cfg: LearningConfig,
+             unlabelled: torch.Tensor | None = None, cancelled: Callable[[], bool] = lambda: False) -> PixelHead:
+    """Weighted logistic regression (L-BFGS, full batch, float32) of the head on pixel vectors [M,C] with labels [M];
+    `unlabelled` pixels [U,C] add Tent's entropy term. Deterministic for the same inputs and thread count."""
+    torch.manual_seed(cfg.seed)
+    head = PixelHead(x.shape[1])
+    x = x.float()
+    w = weight / weight.sum()
+    opt = torch.optim.LBFGS(head.parameters(), lr=0.5, max_iter=cfg.head_steps, history_size=10,
+                            line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        if cancelled():
+            raise Cancelled()
+        opt.zero_grad()
+        loss = (F.binary_cross_entropy_with_logits(head.pixels(x), y, reduction="none") * w).sum()
+        loss = loss + cfg.head_l2 * head.conv.weight.pow(2).sum() * head.scale ** 2
+        if unlabelled is not None and len(unlabelled):
+            p = torch.sigmoid(head.pixels(unlabelled.float()))
+            loss = loss + 0.1 * -(p * torch.log(p + 1e-6) + (1 - p) * torch.log(1 - p + 1e-6)).mean()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return head.eval().requires_grad_(False)
+
+
+def head_samples(feats: torch.Tensor, targets: torch.Tensor, cfg: LearningConfig, gen: torch.Generator,
+                 weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pixel vectors, labels and weights drawn from images [N,C,h,w] with soft targets [N,H,W]; each image's two
+    labels weigh equally whatever their areas, so small objects count as much as large ones."""
+    xs, ys, ws = [], [], []
+    small = resize_mask(targets, feats.shape[-2:])
+    for f, t in zip(feats, small):
+        x, y = _sample(f.float(), t, cfg.samples_per_image, gen)
+        for label in (1.0, 0.0):
+            n = int((y == label).sum())
+            if n:
+                ws.append(torch.full((n,), weight / n))
+        xs.append(x[y == 1.0])
+        xs.append(x[y == 0.0])
+        ys += [y[y == 1.0], y[y == 0.0]]
+    return torch.cat(xs), torch.cat(ys), torch.cat(ws) if ws else torch.zeros(0)
+
+
+def learn(supp_feats: torch.Tensor, supp_masks: torch.Tensor, cfg: LearningConfig,
+          neg_feats: torch.Tensor | None = None, neg_regions: torch.Tensor | None = None,
+          pseudo: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+          cancelled: Callable[[], bool] = lambda: False) -> Learned:
+    """The matching state from supports (features [k,C,h,w], soft masks [k,H,W]), negatives (features [n,C,h,w],
+    regions [n,H,W] that are not the class) and, for the transductive pieces, (features [C,h,w], soft foreground
+    probability [H',W']) of the folder's images."""
+    supp_feats = supp_feats.float()
+    fg = foreground_prototypes(supp_feats, supp_masks, cfg)
+    bg = background_prototypes(supp_feats, 1.0 - supp_masks, neg_feats.float() if neg_feats is not None else None,
+                               neg_regions, cfg)
+    n_neg = len(neg_feats) if neg_feats is not None else 0
+    head = None
+    if cfg.head:
+        gen = torch.Generator().manual_seed(cfg.seed)
+        parts = [head_samples(supp_feats, supp_masks, cfg, gen)]
+        if n_neg and cfg.negatives:
+            # a negative region is background (0); outside it the image is unknown (0.5: not sampled)
+            parts.append(head_samples(neg_feats.float(), 0.5 * (1.0 - neg_regions), cfg, gen))
+        unlabelled = None
+        if pseudo and (cfg.pseudo_labels or cfg.entropy):
+            qf = torch.stack([f for f, _ in pseudo]).float()
+            qp = torch.stack([resize_mask(p[None], qf.shape[-2:])[0] for _, p in pseudo])
+            if cfg.pseudo_labels:
+                parts.append(head_samples(qf, qp, cfg, gen, weight=0.5))
+            if cfg.entropy:
+                x = qf.permute(0, 2, 3, 1).reshape(-1, qf.shape[1])
+                unlabelled = x[torch.randperm(len(x), generator=gen)[: cfg.samples_per_image * len(pseudo)]]
+        x, y, w = (torch.cat(t) for t in zip(*parts))
+        head = fit_head(x, y, w, cfg, unlabelled, cancelled)
+    return Learned(fg=fg, bg=bg, head=head, supports=len(supp_feats), negatives=n_neg)

@@ -1,0 +1,27 @@
+"""The fitted head: a 1x1-conv foreground classifier over frozen, cached backbone features.
+
+It adds a per-pixel correction to PANet's prototype logits; `annotator.learning` fits it on the
+supports, the negatives (and optionally the folder's confident pixels) without touching the backbone.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PixelHead(nn.Module):
+    """Foreground logit offset [N,h,w] of features [N,C,h,w]; starts at zero (PANet unchanged)."""
+
+    def __init__(self, channels: int, scale: float = 10.0) -> None:
+        super().__init__()
+        self.scale = scale  # the combined features are unit-norm per pixel: scaled so weights stay small
+        self.conv = nn.Conv2d(channels, 1, kernel_size=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.conv(feats.to(self.conv.weight.dtype) * self.scale)[:, 0]
+
+    def pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """The same logit for feature vectors [M,C] (fitting works on sampled pixels)."""
+        return (x.to(self.conv.weight.dtype) * self.scale) @ self.conv.weight[0, :, 0, 0] + self.conv.bias[0]

@@ -1,0 +1,309 @@
+"""Labelling effort on the shared DAVIS 2016 data: how many images a simulated reviewer must draw or clear.
+
+Folders: per class group, up to 15 frames with the class (evenly spaced over the group's videos) and 10
+without (evenly spaced over every other video). The first support is the first positive's true mask.
+Each round (at most 5):
+- propagate over the folder with every support and negative so far (accepted images are kept);
+- the reviewer walks the proposals from least to most confident, then the images judged empty; an
+  acceptable one is accepted as it is passed, and the first 2 that are not acceptable are fixed:
+  an image with the class whose IoU with the truth is below 0.75 is redrawn (its true mask becomes a
+  support), an image without the class whose proposal covers more than 0.5% of it is rejected (its
+  proposed region becomes a negative).
+After the last round every image still not acceptable counts as fixed by hand.
+Reported per class and as a mean: draws (share of the images with the class that the person drew, the
+first support included), rejects (share of those without it that the person cleared), the mIoU of the
+folder's positives after each round's propagation, and seconds per round by stage.
+
+Rows: today's loop (drawn supports only, averaged; rejections teach nothing and come back), each
+learning piece alone, all of them, and the default (annotator.learning.LearningConfig()).
+
+`--speed N` instead times one "propagate again" round of the project workflow over N images whose
+features are cached (copies of 20 DAVIS frames), fitting included, without the CRF.
+
+Run: .venv/bin/python -m benchmarks.labelling_effort [--crf] [--rows NAME ...] [--classes car dog ...]
+     .venv/bin/python -m benchmarks.labelling_effort --speed 2000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from annotator.crf import CRFParams
+from annotator.imageio import image_size, read_image, read_mask
+from annotator.learning import LearningConfig
+from annotator.predictor import Predictor
+from benchmarks import davis
+from benchmarks.fewshot_quality import _crf_job, _unpack
+
+POSITIVES, NEGATIVES, ROUNDS, FIXES_PER_ROUND = 15, 10, 5, 2
+IOU_OK, NEG_OK = 0.75, 0.005
+OFF = LearningConfig(per_support=False, negatives=False, head=False, presence=False)
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A reviewer-side configuration: the model's learning pieces and what the loop feeds it."""
+
+    learning: LearningConfig
+    exclude_rejected: bool = True  # a rejected image is not proposed again
+    accepted_as_supports: bool = True  # accepted proposals join the supports
+    negatives: bool = True  # rejections (and confirmed empties) are passed to the model
+
+
+ROWS: dict[str, Loop] = {
+    "today's loop": Loop(OFF, exclude_rejected=False, accepted_as_supports=False, negatives=False),
+    "+ rejected not proposed again": Loop(OFF, accepted_as_supports=False, negatives=False),
+    "+ accepted masks as supports": Loop(OFF, exclude_rejected=False, negatives=False),
+    "+ per-support prototypes": Loop(OFF.changed(per_support=True), exclude_rejected=False,
+                                     accepted_as_supports=False, negatives=False),
+    "+ negatives as background": Loop(OFF.changed(negatives=True), accepted_as_supports=False),
+    "+ learned presence floor": Loop(OFF.changed(presence=True), accepted_as_supports=False),
+    "+ fitted head": Loop(OFF.changed(head=True), exclude_rejected=False, accepted_as_supports=False,
+                          negatives=False),
+    "+ fitted head, pseudo-labels": Loop(OFF.changed(head=True, pseudo_labels=True), exclude_rejected=False,
+                                         accepted_as_supports=False, negatives=False),
+    "+ fitted head, entropy (Tent)": Loop(OFF.changed(head=True, entropy=True), exclude_rejected=False,
+                                          accepted_as_supports=False, negatives=False),
+    "all pieces": Loop(LearningConfig(pseudo_labels=True, entropy=True)),
+    "default": Loop(LearningConfig()),
+}
+
+
+@dataclass
+class Folder:
+    cls: str
+    positives: list[tuple[Path, Path]]
+    negatives: list[Path]
+
+
+def folders() -> list[Folder]:
+    """The benchmark's folders, one per class group, deterministic."""
+    out = []
+    for cls, seqs in davis.GROUPS.items():
+        pos = [f for s in seqs for f in davis.frames(s)]
+        neg = [f for s in davis.GROUPS_FLAT if davis.group_of(s) != cls for f, _ in davis.frames(s)]
+        pick = lambda xs, n: [xs[i] for i in np.linspace(0, len(xs) - 1, min(n, len(xs))).round().astype(int)]
+        out.append(Folder(cls, pick(pos, POSITIVES), pick(neg, NEGATIVES)))
+    return out
+
+
+def features(paths: list[Path], predictor: Predictor, cache: Path) -> tuple[dict[Path, torch.Tensor], float]:
+    """Backbone features of every image (computed once, kept in `cache`), and the backbone's seconds per image."""
+    stored = load_file(str(cache)) if cache.exists() else {}
+    meta = stored.pop("__backbone_s__", torch.tensor([0.0]))
+    todo = [p for p in paths if str(p) not in stored]
+    for i, p in enumerate(todo):
+        stored[str(p)] = predictor.encode([read_image(p)])[0].contiguous()
+        print(f"\rbackbone features {i + 1}/{len(todo)}", end="", file=sys.stderr)
+    if todo:
+        print(file=sys.stderr)
+        meta = torch.tensor([predictor.timings.backbone / len(todo)])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_file({**stored, "__backbone_s__": meta}, str(cache))
+    return {p: stored[str(p)] for p in paths}, float(meta[0])
+
+
+@dataclass
+class Outcome:
+    cls: str
+    draws: int = 0
+    rejects: int = 0
+    positives: int = 0
+    negatives: int = 0
+    miou: list[float] = field(default_factory=list)
+    fitting: list[float] = field(default_factory=list)
+    matching: list[float] = field(default_factory=list)
+    crf: list[float] = field(default_factory=list)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool, use_crf: bool) -> Outcome:
+    """One folder labelled by the simulated reviewer under one loop configuration."""
+    truth = {p: read_mask(m) for p, m in folder.positives}
+    sizes = {p: image_size(p) for p in list(truth) + folder.negatives}
+    is_pos = {p: p in truth for p in sizes}
+    first = folder.positives[0][0]
+    drawn = {first}
+    accepted: dict[Path, np.ndarray] = {first: truth[first]}  # the folder's final masks (empty = absent)
+    rejected: dict[Path, np.ndarray] = {}  # image -> the region that was rejected
+    confirmed_empty: set[Path] = set()
+    out = Outcome(folder.cls, positives=len(truth), negatives=len(folder.negatives))
+    predictor.learning = loop.learning
+    current: dict[Path, np.ndarray] = {}
+    for _ in range(ROUNDS):
+        supports = [p for p in accepted if p in drawn or (loop.accepted_as_supports and accepted[p].any())]
+        negs = []
+        if loop.negatives:
+            negs = [(p, r) for p, r in rejected.items()] + [(p, np.ones(sizes[p], bool)) for p in confirmed_empty]
+        queries = [p for p in sizes if p not in accepted and not (loop.exclude_rejected and p in rejected)]
+        if not queries:
+            break
+        t0 = time.perf_counter()
+        args = (torch.stack([feats[p] for p in supports]), [accepted[p] for p in supports],
+                torch.stack([feats[p] for p, _ in negs]) if negs else None, [r for _, r in negs])
+        predictor.set_support_features(*args)
+        if loop.learning.pseudo_labels or loop.learning.entropy:
+            side = feats[first].shape[-1]
+            pseudo = [(feats[p], predictor.match(feats[p], (side, side))[0]) for p in queries]
+            predictor.set_support_features(*args, pseudo=[(f, pr) for f, pr in pseudo if pr.max() > 0.5] or pseudo)
+        out.fitting.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        matched = {p: predictor.match(feats[p], sizes[p]) for p in queries}
+        out.matching.append(time.perf_counter() - t0)
+        if use_crf:
+            jobs = [(p, prob.astype(np.float16), CRFParams()) for p, (prob, _) in matched.items()]
+            res = pool.map(_crf_job, jobs, chunksize=2)
+            masks = {p: _unpack(bits, shape) for p, (bits, shape, _) in zip(matched, res)}
+            out.crf.append(sum(r[2] for r in res))
+        else:
+            masks = {p: prob > 0.5 for p, (prob, _) in matched.items()}
+        current = {**{p: rejected[p] for p in rejected if p not in matched}, **masks}
+        state = {**current, **accepted}
+        out.miou.append(100 * float(np.mean([iou(state[p], truth[p]) for p in truth])))
+        score = {p: matched[p][1] for p in matched}
+        order = sorted((p for p in matched if masks[p].any()), key=lambda p: (score[p], str(p)))
+        order += sorted((p for p in matched if not masks[p].any()), key=str)
+        fixes = 0
+        for p in order:
+            if is_pos[p]:
+                if iou(masks[p], truth[p]) >= IOU_OK:
+                    accepted[p] = masks[p]
+                    continue
+                accepted[p] = truth[p]
+                drawn.add(p)
+            else:
+                if masks[p].mean() <= NEG_OK:
+                    accepted[p] = np.zeros(sizes[p], bool)
+                    confirmed_empty.add(p)
+                    continue
+                rejected[p] = masks[p]
+            fixes += 1
+            if fixes == FIXES_PER_ROUND:
+                break
+        if fixes == 0:
+            break
+    final = {**current, **accepted}
+    out.draws = len(drawn) + sum(1 for p in truth if p not in drawn and iou(final[p], truth[p]) < IOU_OK)
+    out.rejects = len(rejected) + sum(1 for p in folder.negatives
+                                      if p not in rejected and final[p].mean() > NEG_OK)
+    return out
+
+
+def run(args) -> None:
+    torch.set_num_threads(os.cpu_count() or 1)
+    fs = [f for f in folders() if f.cls in args.classes]
+    predictor = Predictor(device=args.device, input_size=args.input_size, crf=None)
+    paths = sorted({p for f in fs for p, _ in f.positives} | {p for f in fs for p in f.negatives})
+    feats, backbone_s = features(paths, predictor, Path(args.cache) / f"effort_{predictor.model_tag}.safetensors")
+    rows = []
+    with get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        for name in args.rows:
+            outs = []
+            for f in fs:
+                outs.append(simulate(f, ROWS[name], predictor, feats, pool, args.crf))
+                print(f"\r{name}: {f.cls} done", end="", file=sys.stderr)
+            print(file=sys.stderr)
+            rows.append((name, outs))
+    crf = "with" if args.crf else "without"
+    print(f"\nLabelling effort on DAVIS 2016 ({len(fs)} folders of up to {POSITIVES}+{NEGATIVES} images, input "
+          f"{args.input_size}px, {crf} CRF, {predictor.device_name}; backbone {backbone_s:.2f} s/img, once per image)\n")
+    head = "| loop | draws % | rejects % | " + " | ".join(f"mIoU r{i + 1}" for i in range(ROUNDS)) + \
+        " | fitting s/round | matching s/round | CRF s/round |"
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
+    for name, outs in rows:
+        draws = 100 * np.mean([o.draws / o.positives for o in outs])
+        rejects = 100 * np.mean([o.rejects / o.negatives for o in outs])
+        mious = []
+        for r in range(ROUNDS):  # a folder finished early keeps its last round's mIoU
+            mious.append(np.mean([o.miou[min(r, len(o.miou) - 1)] for o in outs]))
+        per_round = lambda attr: np.mean([np.mean(getattr(o, attr)) if getattr(o, attr) else 0.0 for o in outs])
+        print(f"| {name} | {draws:.1f} | {rejects:.1f} | " + " | ".join(f"{m:.1f}" for m in mious) +
+              f" | {per_round('fitting'):.2f} | {per_round('matching'):.2f} | {per_round('crf'):.2f} |")
+    print("\nPer class (draws % / rejects %):")
+    for name, outs in rows:
+        print(f"  {name}: " + ", ".join(f"{o.cls} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / o.negatives:.0f}"
+                                        for o in outs))
+
+
+def speed(n: int, negatives: int = 10) -> None:
+    """Time one project round over `n` images with cached features: learning from 5 masks and `negatives`
+    rejections, then matching and storing a proposal for every other image."""
+    import resource
+    import shutil
+    import tempfile
+
+    from annotator.feature_cache import FeatureCache
+    from annotator.project import Project
+    from annotator.propagate import propagate_into_project
+    from annotator.review import unreviewed
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    frames = [f for s in davis.GROUPS["car"] for f in davis.frames(s)][::3][:20]
+    others = [f for s in davis.EXTRA_NEGATIVES for f, _ in davis.frames(s)][: negatives]
+    with tempfile.TemporaryDirectory(prefix="annotator-speed-") as tmp:
+        root = Path(tmp) / "images"
+        root.mkdir()
+        for i in range(n):
+            img, _ = frames[i % len(frames)]
+            shutil.copyfile(img, root / f"{i:05d}.jpg")
+        for j, img in enumerate(others):
+            shutil.copyfile(img, root / f"neg{j:03d}.jpg")
+        proj = Project.create(Path(tmp) / "proj", root)
+        cid = proj.add_class("car").id
+        ids = {e.file: e.id for e in proj.images.values()}
+        for i in range(5):
+            proj.set_mask(ids[f"{i:05d}.jpg"], cid, read_mask(frames[i][1]))
+        for j in range(len(others)):
+            proj.set_proposal(ids[f"neg{j:03d}.jpg"], cid, np.ones(image_size(others[j]), bool), 0.5, {})
+            proj.set_state(ids[f"neg{j:03d}.jpg"], cid, "rejected")
+        predictor = Predictor(device="cpu", crf=None, cache=FeatureCache(Path(tmp) / "features"))
+        todo = unreviewed(proj, cid)
+        t0 = time.perf_counter()
+        propagate_into_project(proj, cid, predictor, todo[: len(frames)])  # fills the feature cache
+        warm = time.perf_counter() - t0
+        predictor.timings.matching = 0.0
+        learned_at: list[float] = []
+        t0 = time.perf_counter()
+        done = propagate_into_project(proj, cid, predictor, unreviewed(proj, cid), on_learned=lambda _: learned_at.append(
+            time.perf_counter()))
+        total = time.perf_counter() - t0
+        proj.save()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nOne round over {done} images with cached features (copies of {len(frames)} frames), "
+          f"{predictor.learned.summary()}, no CRF, {predictor.device_name}; cache filled first in {warm:.1f} s\n")
+    print("| images | fitting s | matching s | round total s | images/s | peak RSS MB | target |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {done} | {learned_at[0] - t0:.2f} | {predictor.timings.matching:.1f} | {total:.1f} | {done / total:.1f} "
+          f"| {rss:.0f} | <= 60 s |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--classes", nargs="+", default=list(davis.GROUPS))
+    ap.add_argument("--crf", action="store_true", help="refine with the dense CRF (about 0.6 s per image per round)")
+    ap.add_argument("--input-size", type=int, default=417)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--cache", default="benchmarks/.cache", help="folder for the backbone features")
+    ap.add_argument("--speed", type=int, metavar="N", help="time one cached round over N images instead")
+    args = ap.parse_args()
+    if not davis.available():
+        sys.exit(f"skipped: {davis.ABSENT}")
+    speed(args.speed) if args.speed else run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The learning loop's fitting: deterministic under a seed, cancellable, backbone untouched, negatives learned."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from annotator.learning import Cancelled, LearningConfig, learn
+from annotator.predictor import Predictor
+from tests.synthetic import scene
+
+
+def _features(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random unit-norm features [n,64,12,12] where a square region has a shifted direction, and its masks."""
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(n, 64, 12, 12, generator=g)
+    masks = torch.zeros(n, 48, 48)
+    masks[:, 12:36, 12:36] = 1.0
+    feats[:, :8, 3:9, 3:9] += 3.0
+    return torch.nn.functional.normalize(feats, dim=1), masks
+
+
+def test_fitting_is_deterministic_under_a_seed():
+    feats, masks = _features(3)
+    cfg = LearningConfig(samples_per_image=20)  # fewer than the pixels: the seed decides which are drawn
+    a = learn(feats, masks, cfg).head.conv.weight
+    b = learn(feats, masks, cfg).head.conv.weight
+    c = learn(feats, masks, cfg.changed(seed=1)).head.conv.weight
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_fitting_can_be_cancelled():
+    feats, masks = _features(2)
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(Cancelled):
+        learn(feats, masks, LearningConfig(head_steps=200), cancelled=cancelled)
+    assert len(calls) == 4  # stopped at the first check after the request, not at the end
+
+
+def test_the_head_separates_the_supports_pixels():
+    feats, masks = _features(2)
+    head = learn(feats, masks, LearningConfig()).head
+    logits = head(feats)
+    inside, outside = logits[:, 3:9, 3:9], logits[:, 10:, 10:]
+    assert (inside > 0).float().mean() > 0.95 and (outside < 0).float().mean() > 0.95
+
+
+@pytest.fixture(scope="module")
+def ball_and_decoy():
+    """A red ball (support), and class-free scenes with a red square decoy (one is given as a negative)."""
+    sup = scene(120, 160, (60, 70), 28, seed=10)
+    decoys = []
+    for seed, (x, y) in ((60, (30, 20)), (61, (90, 50))):
+        img, _ = scene(120, 160, None, 0, seed=seed)
+        img[y : y + 40, x : x + 40] = (210, 30, 25)
+        decoys.append(img)
+    return sup, decoys
+
+
+def test_a_negative_comes_back_empty_and_a_similar_image_loses_its_false_foreground(ball_and_decoy):
+    predictor = Predictor(device="cpu", crf=None)
+    (img, mask), (neg, similar) = ball_and_decoy
+    before = [p.mask.mean() for p in (predictor.set_supports([(img, mask)]) or predictor.predict([neg, similar]))]
+    weights = {k: v.clone() for k, v in predictor.model.state_dict().items()}
+    predictor.set_supports([(img, mask)], negatives=[(neg, np.ones(neg.shape[:2], bool))])
+    after = [p.mask.mean() for p in predictor.predict([neg, similar])]
+    assert min(before) > 0.03, before  # the red square is taken for the ball without the negative
+    assert after[0] < 0.005 and after[1] < before[1] / 3, (before, after)
+    assert predictor.learned.summary() == "learned from 1 mask and 1 rejection"
+    assert all(torch.equal(v, predictor.model.state_dict()[k]) for k, v in weights.items())  # backbone untouched
+    ball = predictor.predict([scene(120, 160, (100, 50), 25, seed=12)[0]])[0]
+    assert ball.mask.mean() > 0.05  # and the class is still found
