@@ -291,8 +291,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.imageio import ImageReadError, list_images, read_image, read_mask
-    from annotator.train import (EpisodeBank, build, evenly_spaced, labelled_sources, state_path, train,
-                                 unlabelled_sources)
+    from annotator.train import EpisodeBank, build, labelled_sources, state_path, train, unlabelled_sources
+    from annotator.utils.sampling import evenly_spaced
     from annotator.weights import WeightsError
 
     cfg = TrainConfig(**{k: getattr(args, k) for k in vars(TrainConfig())})
@@ -356,7 +356,7 @@ def _coco_items(coco_file: Path, image_root: Path, n: int) -> list:
     from pycocotools.coco import COCO
 
     from annotator.imageio import read_image
-    from annotator.train import evenly_spaced
+    from annotator.utils.sampling import evenly_spaced
 
     api = COCO(str(coco_file))
     out = []

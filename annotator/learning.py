@@ -30,14 +30,14 @@ class LearningConfig:
     """The learning loop's pieces and sizes. Defaults: what lowered effort in benchmarks/labelling_effort.py."""
 
     per_support: bool = True  # a foreground prototype per support, not one average
-    negatives: bool = True  # rejected regions become background prototypes and head negatives
+    negatives: bool = True  # rejected regions are background samples of the head's fit
+    negative_prototypes: int = 0  # k-means prototypes per negative region added to the background (0: none)
     head: bool = True  # fit a 1x1-conv head on supports and negatives
     pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit
     entropy: bool = False  # Tent: minimise the head's prediction entropy on the folder's pixels
     presence: bool = True  # a presence floor above the negatives' scores
     bg_prototypes: int = 5  # k-means prototypes of the supports' background
     max_fg_prototypes: int = 8  # beyond this many supports, their prototypes are clustered
-    negative_prototypes: int = 3  # per negative region
     max_negative_prototypes: int = 24
     samples_per_image: int = 512  # pixels drawn per image and label for the head's fit
     head_steps: int = 40
@@ -83,7 +83,7 @@ def background_prototypes(feats: torch.Tensor, bg: torch.Tensor, neg_feats: torc
     """[B,C]: k-means of the supports' background, plus k-means of each negative region (bounded in number)."""
     out = [masked_kmeans_prototypes(feats, bg, cfg.bg_prototypes) if cfg.bg_prototypes > 1
            else masked_average_pool(feats, bg).mean(0, keepdim=True)]
-    if cfg.negatives and neg_feats is not None and len(neg_feats):
+    if cfg.negative_prototypes and neg_feats is not None and len(neg_feats):
         neg = torch.cat([masked_kmeans_prototypes(f[None], r[None], cfg.negative_prototypes)
                          for f, r in zip(neg_feats, neg_regions)])
         if len(neg) > cfg.max_negative_prototypes:
@@ -180,7 +180,9 @@ def learn(supp_feats: torch.Tensor, supp_masks: torch.Tensor, cfg: LearningConfi
                 parts.append(head_samples(qf, qp, cfg, gen, weight=0.5))
             if cfg.entropy:
                 x = qf.permute(0, 2, 3, 1).reshape(-1, qf.shape[1])
-                unlabelled = x[torch.randperm(len(x), generator=gen)[: cfg.samples_per_image * len(pseudo)]]
+                unlabelled = x[torch.randperm(len(x), generator=gen)[: cfg.samples_per_image * 16]]
         x, y, w = (torch.cat(t) for t in zip(*parts))
+        # the two labels weigh the same in total: more negatives must not lower every foreground logit
+        w = torch.where(y > 0.5, w / w[y > 0.5].sum().clamp_min(1e-9), w / w[y < 0.5].sum().clamp_min(1e-9))
         head = fit_head(x, y, w, cfg, unlabelled, cancelled)
     return Learned(fg=fg, bg=bg, head=head, supports=len(supp_feats), negatives=n_neg)

@@ -27,6 +27,7 @@ from annotator.learning import Learned, LearningConfig, learn
 from annotator.modeling.prototypes import best_match_logits, masked_average_pool
 from annotator.modeling.sgone import SGOne
 from annotator.sgone_weights import default_checkpoint, load_head
+from annotator.utils.sampling import evenly_spaced
 from annotator.weights import DEFAULT_BACKBONE, architecture_of, load_backbone_state
 
 
@@ -209,9 +210,25 @@ class Predictor:
             self.learned = learn(feats.to(self.device), fg_t, self.learning,
                                  neg_feats.to(self.device) if neg_t is not None else None, neg_t, pseudo_t, cancelled)
         if self.learning.presence and neg_t is not None:
-            # The floor sits just above the best presence any negative still gets: images like them come back empty.
-            scores = [self.match(f, (self.input_size, self.input_size))[1] for f in neg_feats]
-            self.learned.presence_floor = min(max(scores) + 0.01, 0.95) if max(scores) > 0 else 0.0
+            self.learned.presence_floor = self._presence_floor(feats, neg_feats)
+
+    def _presence_floor(self, feats: torch.Tensor, neg_feats: torch.Tensor) -> float:
+        """Just above the best presence any negative still gets, so images like them come back empty; but never
+        above what a quarter of the supports score when left out of the prototypes (the class must stay found)."""
+        side = (self.input_size, self.input_size)
+        negs = max(self.match(f, side)[1] for f in neg_feats)
+        if negs <= 0:
+            return 0.0
+        cap = 0.95
+        protos = self.learned.fg
+        if len(protos) == len(feats) >= 2:  # one prototype per support: leave each out in turn (at most 16)
+            left_out = []
+            for i in evenly_spaced(range(len(feats)), 16):
+                self.learned.fg = torch.cat([protos[:i], protos[i + 1 :]])
+                left_out.append(self.match(feats[i], side)[1])
+            self.learned.fg = protos
+            cap = min(cap, float(np.quantile(left_out, 0.25)))
+        return min(negs + 0.01, cap)
 
     def encode(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Backbone features [N,C,h,w] (float16) of RGB uint8 images of any sizes."""

@@ -15,10 +15,12 @@ import numpy as np
 
 import torch
 
-from annotator.imageio import ImageReadError, read_image, read_mask
+from annotator.feature_cache import content_key
+from annotator.imageio import ImageReadError, read_file_bytes, read_image, read_mask
 from annotator.loading import load_batches
 from annotator.predictor import Predictor
 from annotator.project import Project
+from annotator.utils.sampling import evenly_spaced
 
 
 class SupportError(ValueError):
@@ -195,14 +197,38 @@ def class_evidence(project: Project, class_id: int) -> Evidence:
     return Evidence(supports, negatives)
 
 
-def learn_from_project(project: Project, class_id: int, predictor: Predictor,
+def cached_sample(predictor: Predictor, paths: Sequence[Path], n: int = 16) -> list[torch.Tensor]:
+    """Features of up to n evenly spaced images of `paths` that the feature cache already holds: the folder
+    the transductive pieces learn from, at no backbone cost."""
+    if predictor.cache is None:
+        return []
+    out = []
+    for path in evenly_spaced(list(paths), n):
+        try:
+            hit = predictor.cache.get(content_key(read_file_bytes(path).data, predictor.model_tag))
+        except ImageReadError:
+            continue
+        if hit is not None:
+            out.append(hit["features"])
+    return out
+
+
+def learn_from_project(project: Project, class_id: int, predictor: Predictor, queries: Sequence[int] = (),
                        cancelled: Callable[[], bool] = lambda: False) -> Evidence:
-    """Fit the predictor to the project's evidence of the class (features through the cache)."""
+    """Fit the predictor to the project's evidence of the class (features through the cache); with pseudo-labels
+    or Tent on, also to a cached sample of the `queries`, from a first fit's predictions."""
     ev = class_evidence(project, class_id)
     feats = features_of(predictor, [project.image_path(i) for i, _ in ev.supports])
     neg = features_of(predictor, [project.image_path(i) for i, _ in ev.negatives]) if ev.negatives else None
-    predictor.set_support_features(feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives],
-                                   cancelled=cancelled)
+    args = (feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives])
+    predictor.set_support_features(*args, cancelled=cancelled)
+    cfg = predictor.learning
+    sample = cached_sample(predictor, [project.image_path(i) for i in queries]) if cfg.pseudo_labels or cfg.entropy else []
+    if sample:
+        side = tuple(sample[0].shape[-2:])
+        pseudo = [(f, predictor.match(f, side)[0]) for f in sample]
+        predictor.set_support_features(*args, pseudo=[(f, p) for f, p in pseudo if p.max() > 0.5] or pseudo,
+                                       cancelled=cancelled)
     return ev
 
 
@@ -228,7 +254,7 @@ def propagate_into_project(
     from annotator.learning import Cancelled
 
     try:
-        ev = learn_from_project(project, class_id, predictor, cancelled)
+        ev = learn_from_project(project, class_id, predictor, image_ids, cancelled)
     except Cancelled:
         return 0
     on_learned(ev)

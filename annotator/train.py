@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,8 +26,6 @@ from annotator.predictor import Predictor
 from annotator.sgone_weights import load_head, save_head
 from annotator.train_config import TrainConfig
 from annotator.utils.atomic import atomic_write_bytes
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -139,13 +137,6 @@ def episode_loss(model: SGOne, batch: list[tuple[View, np.ndarray, View, np.ndar
 def state_path(out: Path) -> Path:
     """The resumable training state written beside a head checkpoint."""
     return out.with_name(out.stem + ".state.safetensors")
-
-
-def evenly_spaced(items: Sequence[T], n: int) -> list[T]:
-    """At most n items, evenly spaced over the sequence (all of them when there are few enough)."""
-    if len(items) <= n:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
 def _save_state(out: Path, head: SGOneHead, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig) -> None:

@@ -41,6 +41,7 @@ from annotator.crf import CRFParams
 from annotator.imageio import image_size, read_image, read_mask
 from annotator.learning import LearningConfig
 from annotator.predictor import Predictor
+from annotator.utils.sampling import evenly_spaced
 from benchmarks import davis
 from benchmarks.fewshot_quality import _crf_job, _unpack
 
@@ -65,7 +66,7 @@ ROWS: dict[str, Loop] = {
     "+ accepted masks as supports": Loop(OFF, exclude_rejected=False, negatives=False),
     "+ per-support prototypes": Loop(OFF.changed(per_support=True), exclude_rejected=False,
                                      accepted_as_supports=False, negatives=False),
-    "+ negatives as background": Loop(OFF.changed(negatives=True), accepted_as_supports=False),
+    "+ negatives as background prototypes": Loop(OFF.changed(negative_prototypes=3), accepted_as_supports=False),
     "+ learned presence floor": Loop(OFF.changed(presence=True), accepted_as_supports=False),
     "+ fitted head": Loop(OFF.changed(head=True), exclude_rejected=False, accepted_as_supports=False,
                           negatives=False),
@@ -73,7 +74,15 @@ ROWS: dict[str, Loop] = {
                                          accepted_as_supports=False, negatives=False),
     "+ fitted head, entropy (Tent)": Loop(OFF.changed(head=True, entropy=True), exclude_rejected=False,
                                           accepted_as_supports=False, negatives=False),
-    "all pieces": Loop(LearningConfig(pseudo_labels=True, entropy=True)),
+    "+ negatives in the head's fit": Loop(OFF.changed(head=True, negatives=True), accepted_as_supports=False),
+    "loop basics (rejected not again, accepted as supports, per-support)": Loop(OFF.changed(per_support=True)),
+    "basics + head": Loop(OFF.changed(per_support=True, head=True)),
+    "basics + head with negatives": Loop(OFF.changed(per_support=True, head=True, negatives=True)),
+    "basics + head with negatives + Tent": Loop(OFF.changed(per_support=True, head=True, negatives=True,
+                                                            entropy=True)),
+    "basics + head with negatives + Tent + presence": Loop(OFF.changed(per_support=True, head=True, negatives=True,
+                                                                       entropy=True, presence=True)),
+    "all pieces": Loop(LearningConfig(pseudo_labels=True, entropy=True, negative_prototypes=3)),
     "default": Loop(LearningConfig()),
 }
 
@@ -91,8 +100,7 @@ def folders() -> list[Folder]:
     for cls, seqs in davis.GROUPS.items():
         pos = [f for s in seqs for f in davis.frames(s)]
         neg = [f for s in davis.GROUPS_FLAT if davis.group_of(s) != cls for f, _ in davis.frames(s)]
-        pick = lambda xs, n: [xs[i] for i in np.linspace(0, len(xs) - 1, min(n, len(xs))).round().astype(int)]
-        out.append(Folder(cls, pick(pos, POSITIVES), pick(neg, NEGATIVES)))
+        out.append(Folder(cls, evenly_spaced(pos, POSITIVES), evenly_spaced(neg, NEGATIVES)))
     return out
 
 

@@ -177,3 +177,26 @@ def test_setting_a_mask_back_to_earlier_pixels_keeps_its_file(proj):
     proj.set_mask(a, 1, first)  # same content, same file name as the one just replaced
     proj.save()
     assert np.array_equal(Project.open(proj.folder).mask(a, 1), first)
+
+
+def test_accepted_and_edited_masks_are_supports_and_rejections_negatives_until_taken_out(proj):
+    from annotator.review import unreviewed
+
+    m = np.zeros((30, 40), bool)
+    m[5:10, 5:20] = True
+    a, b, c = (proj.image_id(n) for n in ("a.png", "b.png", "c.png"))
+    proj.set_mask(a, 1, m)  # drawn: a support without pressing S
+    proj.set_proposal(b, 1, m, 0.8, {})
+    proj.set_state(b, 1, "accepted")  # accepted proposal: a support too
+    proj.set_proposal(c, 1, ~m, 0.3, {})
+    proj.set_state(c, 1, "rejected")
+    assert proj.support_ids(1) == [a, b] and proj.negative_ids(1) == [c]
+    assert unreviewed(proj, 1) == [] and unreviewed(proj, 1, include_rejected=True) == [c]
+    proj.remove_support(b, 1)  # "not a support"
+    proj.save()
+    again = Project.open(proj.folder)
+    assert again.support_ids(1) == [a] and again.record(b, 1).state == "accepted"
+    again.add_support(b, 1)  # S puts it back, first among the supports
+    assert again.support_ids(1) == [b, a]
+    again.set_mask(c, 1, np.zeros((30, 40), bool))  # cleared by hand: the class is absent there
+    assert again.negative_ids(1) == [c] and again.support_ids(1) == [b, a]

@@ -114,7 +114,8 @@ class AdaptWorker(QObject):
     def run(self) -> None:
         from annotator.imageio import ImageReadError, read_image
         from annotator.sgone_weights import default_checkpoint
-        from annotator.train import EpisodeBank, build, evenly_spaced, state_path, train, unlabelled_sources
+        from annotator.train import EpisodeBank, build, state_path, train, unlabelled_sources
+        from annotator.utils.sampling import evenly_spaced
 
         cfg = ADAPT_CONFIG
         out = adapted_checkpoint(self.project)
