@@ -34,7 +34,7 @@ class LearningConfig:
     negative_prototypes: int = 0  # k-means prototypes per negative region added to the background (0: none)
     head: bool = True  # fit a 1x1-conv head on supports and negatives
     pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit
-    entropy: bool = False  # Tent: minimise the head's prediction entropy on the folder's pixels
+    entropy: bool = True  # Tent: minimise the head's prediction entropy on the folder's pixels
     presence: bool = True  # a presence floor above the negatives' scores
     bg_prototypes: int = 5  # k-means prototypes of the supports' background
     max_fg_prototypes: int = 8  # beyond this many supports, their prototypes are clustered

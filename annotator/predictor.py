@@ -107,7 +107,7 @@ class Predictor:
         self.model_name = model
         self.self_refine = self_refine
         self.learning = learning.changed(bg_prototypes=bg_prototypes) if model == "panet" else LearningConfig(
-            per_support=False, negatives=False, head=False, presence=False, bg_prototypes=1)
+            per_support=False, negatives=False, head=False, entropy=False, presence=False, bg_prototypes=1)
         self.model = self.model.to(self.device).eval()
         self.precision = self._pick_precision(precision)
         if self.device.type == "cuda":

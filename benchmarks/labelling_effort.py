@@ -47,7 +47,8 @@ from benchmarks.fewshot_quality import _crf_job, _unpack
 
 POSITIVES, NEGATIVES, ROUNDS, FIXES_PER_ROUND = 15, 10, 5, 2
 IOU_OK, NEG_OK = 0.75, 0.005
-OFF = LearningConfig(per_support=False, negatives=False, head=False, presence=False)
+OFF = LearningConfig(per_support=False, negatives=False, head=False, pseudo_labels=False, entropy=False, presence=False,
+                     negative_prototypes=0)
 
 
 @dataclass(frozen=True)
@@ -60,30 +61,24 @@ class Loop:
     negatives: bool = True  # rejections (and confirmed empties) are passed to the model
 
 
+BASICS = dict(exclude_rejected=False, accepted_as_supports=False, negatives=False)  # today's reviewer side
 ROWS: dict[str, Loop] = {
-    "today's loop": Loop(OFF, exclude_rejected=False, accepted_as_supports=False, negatives=False),
-    "+ rejected not proposed again": Loop(OFF, accepted_as_supports=False, negatives=False),
-    "+ accepted masks as supports": Loop(OFF, exclude_rejected=False, negatives=False),
-    "+ per-support prototypes": Loop(OFF.changed(per_support=True), exclude_rejected=False,
-                                     accepted_as_supports=False, negatives=False),
-    "+ negatives as background prototypes": Loop(OFF.changed(negative_prototypes=3), accepted_as_supports=False),
-    "+ learned presence floor": Loop(OFF.changed(presence=True), accepted_as_supports=False),
-    "+ fitted head": Loop(OFF.changed(head=True), exclude_rejected=False, accepted_as_supports=False,
-                          negatives=False),
-    "+ fitted head, pseudo-labels": Loop(OFF.changed(head=True, pseudo_labels=True), exclude_rejected=False,
-                                         accepted_as_supports=False, negatives=False),
-    "+ fitted head, entropy (Tent)": Loop(OFF.changed(head=True, entropy=True), exclude_rejected=False,
-                                          accepted_as_supports=False, negatives=False),
-    "+ negatives in the head's fit": Loop(OFF.changed(head=True, negatives=True), accepted_as_supports=False),
-    "loop basics (rejected not again, accepted as supports, per-support)": Loop(OFF.changed(per_support=True)),
-    "basics + head": Loop(OFF.changed(per_support=True, head=True)),
-    "basics + head with negatives": Loop(OFF.changed(per_support=True, head=True, negatives=True)),
-    "basics + head with negatives + Tent": Loop(OFF.changed(per_support=True, head=True, negatives=True,
-                                                            entropy=True)),
-    "basics + head with negatives + Tent + presence": Loop(OFF.changed(per_support=True, head=True, negatives=True,
-                                                                       entropy=True, presence=True)),
+    "today's loop": Loop(OFF, **BASICS),
+    "+ rejected not proposed again": Loop(OFF, **{**BASICS, "exclude_rejected": True}),
+    "+ accepted masks as supports": Loop(OFF, **{**BASICS, "accepted_as_supports": True}),
+    "+ per-support prototypes": Loop(OFF.changed(per_support=True), **BASICS),
+    "+ fitted head (supports only)": Loop(OFF.changed(head=True), **BASICS),
+    "+ fitted head with negatives": Loop(OFF.changed(head=True, negatives=True), **{**BASICS, "negatives": True}),
+    "+ negatives as background prototypes": Loop(OFF.changed(negative_prototypes=3), **{**BASICS, "negatives": True}),
+    "+ learned presence floor": Loop(OFF.changed(presence=True), **{**BASICS, "negatives": True}),
+    "+ fitted head, pseudo-labels": Loop(OFF.changed(head=True, pseudo_labels=True), **BASICS),
+    "+ fitted head, entropy (Tent)": Loop(OFF.changed(head=True, entropy=True), **BASICS),
+    "loop only (rejected not again, accepted as supports, per-support)": Loop(OFF.changed(per_support=True)),
+    "loop + head with negatives": Loop(OFF.changed(per_support=True, head=True, negatives=True)),
+    "loop + head with negatives + presence": Loop(OFF.changed(per_support=True, head=True, negatives=True,
+                                                              presence=True)),
     "all pieces": Loop(LearningConfig(pseudo_labels=True, entropy=True, negative_prototypes=3)),
-    "default": Loop(LearningConfig()),
+    "default (LearningConfig())": Loop(LearningConfig()),
 }
 
 
