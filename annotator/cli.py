@@ -207,7 +207,8 @@ def run_propagate(args: argparse.Namespace) -> int:
     world.barrier()
     if world.main:
         info = {"description": f"annotator propagate: {args.label}", "settings": predictor.settings(),
-                "supports": [str(p) for p, _, _ in supports], "negatives": [str(p) for p, _, _ in negatives]}
+                "supports": [str(p) for p, _, _ in supports], "negatives": [str(p) for p, _, _ in negatives],
+                "learned_from": {"masks": predictor.learned.supports, "rejections": predictor.learned.negatives}}
         try:
             n_img, n_masks = write_coco(args.out, spools, {"id": 1, "name": args.label, "supercategory": ""}, info)
         except OSError as exc:

@@ -2,11 +2,12 @@
 
 `learn(...)` turns the evidence of one class into a `Learned` state that the predictor matches with:
 - a foreground prototype per support (clustered when there are many), so each support keeps its own evidence;
-- background prototypes from the supports' background plus the regions of rejected proposals (hard negatives);
-- a fitted `PixelHead` (1x1 conv, logistic regression on sampled pixels) added to PANet's logits;
-- optionally the folder's own confident pixels (pseudo-labels) and entropy minimisation (Tent) in that fit;
-- a presence floor learned from the negatives, so images like the rejected ones come back empty.
-Which pieces are on by default is decided by benchmarks/labelling_effort.py (see LearningConfig).
+- background prototypes from the supports' background (and, off by default, from rejected regions);
+- a fitted `PixelHead` (1x1 conv, class-balanced logistic regression on sampled pixels) added to PANet's
+  logits: supports' pixels are positives and backgrounds, rejected regions are negatives;
+- the folder's own pixels: Tent's entropy minimisation (on) and confident pseudo-labels (off) in that fit;
+- a presence floor learned from the negatives (set by the predictor), so images like them come back empty.
+Which pieces are on is decided by benchmarks/labelling_effort.py (see LearningConfig).
 """
 from __future__ import annotations
 

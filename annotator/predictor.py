@@ -148,7 +148,8 @@ class Predictor:
         return {
             "model": self.model_name,
             **({"layers": list(self.model.layers), "bg_prototypes": self.learning.bg_prototypes,
-                "self_refine": self.self_refine} if self.model_name == "panet" else {}),
+                "self_refine": self.self_refine, "learning": self.learning.as_dict()} if self.model_name == "panet"
+               else {}),
             "backbone": self.backbone_name,
             "input_size": self.input_size,
             "crf": self.crf.as_dict() if self.crf else None,
@@ -215,7 +216,7 @@ class Predictor:
     def _presence_floor(self, feats: torch.Tensor, neg_feats: torch.Tensor) -> float:
         """Just above the best presence any negative still gets, so images like them come back empty; but never
         above what a quarter of the supports score when left out of the prototypes (the class must stay found)."""
-        side = (self.input_size, self.input_size)
+        side = tuple(feats.shape[-2:])  # presence only: no upsampling needed
         negs = max(self.match(f, side)[1] for f in neg_feats)
         if negs <= 0:
             return 0.0
