@@ -288,9 +288,10 @@ class Predictor:
             dtype = torch.float64 if self.model_name == "panet" and self.device.type != "mps" else torch.float32
             feats = feats.to(self.device, dtype)[None]
             fg_protos, bg_protos = self.learned.fg.to(dtype), self.learned.bg.to(dtype)
-            logits = self._logits(feats, bg_protos, fg_protos)
+            match = self._matcher(feats)
+            logits = match(bg_protos, fg_protos)
             if self.self_refine and self.model_name == "panet":
-                logits = self._refined(feats, logits, bg_protos, fg_protos)
+                logits = self._refined(feats, logits, bg_protos, fg_protos, match)
             fg = (logits.argmax(dim=1) == 1).to(dtype)
             presence = 0.0
             if fg.any():
@@ -300,27 +301,38 @@ class Predictor:
                 presence = round(max(0.0, float(sim)), 4)
             if presence < self.learned.presence_floor:
                 return np.zeros(size, np.float32), presence
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-            prob = logits.softmax(dim=1)[0, 1].float().cpu().numpy()
+            # softmax over (bg, fg) is the sigmoid of their difference, and bilinear upsampling is linear:
+            # one channel is upsampled instead of two
+            margin = F.interpolate(logits[:, 1:] - logits[:, :1], size=size, mode="bilinear", align_corners=False)
+            prob = torch.sigmoid(margin)[0, 0].float().cpu().numpy()
         return prob, presence
 
-    def _logits(self, feats: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
-        """[1,2,h,w] logits: each side's best prototype (PANet) plus the fitted head's offset, or SG-One's."""
+    def _matcher(self, feats: torch.Tensor):
+        """(bg, fg) prototypes -> [1,2,h,w] logits of these features [1,C,h,w]: each side's best prototype
+        (PANet) plus the fitted head's offset, or SG-One's. What does not depend on the prototypes (the unit
+        features, the head's offset) is computed once, however often the prototypes change."""
         if self.model_name != "panet":
-            return self.model.match(feats, torch.cat([bg, fg]))
-        logits = best_match_logits(feats, bg, fg, self.model.scale)
-        if self.learned.head is not None:
-            logits[:, 1] += self.learned.head(feats).to(logits.dtype)
-        return logits
+            return lambda bg, fg: self.model.match(feats, torch.cat([bg, fg]))
+        unit = F.normalize(feats, dim=1)
+        offset = self.learned.head(feats).to(feats.dtype) if self.learned.head is not None else None
 
-    def _refined(self, feats: torch.Tensor, logits: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
+        def match(bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
+            logits = best_match_logits(unit, bg, fg, self.model.scale, unit=True)
+            if offset is not None:
+                logits[:, 1] += offset
+            return logits
+
+        return match
+
+    @staticmethod
+    def _refined(feats: torch.Tensor, logits: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, match) -> torch.Tensor:
         """Self-prototype pass: average each prototype with the query's own confident region's, match again."""
         p = logits.softmax(dim=1)[:, 1]
         if (p > 0.7).any():
             fg = (fg + masked_average_pool(feats, (p > 0.7).to(feats.dtype))) / 2
         if (p < 0.3).any():
             bg = (bg + masked_average_pool(feats, (p < 0.3).to(feats.dtype))) / 2
-        return self._logits(feats, bg, fg)
+        return match(bg, fg)
 
     def refine_async(self, image: np.ndarray | None, prob: np.ndarray) -> "Future[np.ndarray]":
         """The final boolean mask of a probability map: CRF-refined when the CRF is on (in the worker

@@ -20,7 +20,9 @@ class PixelHead(nn.Module):
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.conv(feats.to(self.conv.weight.dtype) * self.scale)[:, 0]
+        """In the features' own dtype (no copy of them): the scale is folded into the weights."""
+        w = self.conv.weight[0, :, 0, 0].to(feats.dtype) * self.scale
+        return torch.einsum("nchw,c->nhw", feats, w) + self.conv.bias[0].to(feats.dtype)
 
     def pixels(self, x: torch.Tensor) -> torch.Tensor:
         """The same logit for feature vectors [M,C] (fitting works on sampled pixels)."""

@@ -12,13 +12,15 @@ def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def masked_average_pool(features: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Average of [N,C,h,w] features weighted by [N,H,W] masks, one [C] vector per image -> [N,C]."""
-    m = resize_mask(mask, features.shape[-2:])
-    return (features * m[:, None]).sum(dim=(2, 3)) / (m.sum(dim=(1, 2))[:, None] + eps)
+    m = mask.to(features.dtype) if mask.shape[-2:] == features.shape[-2:] else resize_mask(mask, features.shape[-2:])
+    return torch.einsum("nchw,nhw->nc", features, m) / (m.sum(dim=(1, 2))[:, None] + eps)
 
 
-def cosine_logits(features: torch.Tensor, prototypes: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
-    """Cosine similarity of every pixel of [N,C,h,w] to each of [P,C] prototypes, times `scale` -> [N,P,h,w]."""
-    f = F.normalize(features, dim=1)
+def cosine_logits(features: torch.Tensor, prototypes: torch.Tensor, scale: float = 20.0, unit: bool = False
+                  ) -> torch.Tensor:
+    """Cosine similarity of every pixel of [N,C,h,w] to each of [P,C] prototypes, times `scale` -> [N,P,h,w];
+    `unit`: the features are already L2-normalised per pixel (matching several times normalises once)."""
+    f = features if unit else F.normalize(features, dim=1)
     p = F.normalize(prototypes, dim=1)
     return scale * torch.einsum("nchw,pc->nphw", f, p)
 
@@ -48,8 +50,9 @@ def masked_kmeans_prototypes(features: torch.Tensor, mask: torch.Tensor, k: int,
     return spherical_kmeans(x, k, iters)
 
 
-def best_match_logits(features: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, scale: float = 20.0) -> torch.Tensor:
+def best_match_logits(features: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, scale: float = 20.0,
+                      unit: bool = False) -> torch.Tensor:
     """[N,2,h,w] (background, foreground) logits against sets of prototypes [B,C] and [F,C]: a pixel's logit of
     each side is its best-matching prototype's, so every support and every negative keeps its own evidence."""
-    logits = cosine_logits(features, torch.cat([bg, fg]), scale)
+    logits = cosine_logits(features, torch.cat([bg, fg]), scale, unit)
     return torch.stack([logits[:, : len(bg)].max(dim=1).values, logits[:, len(bg) :].max(dim=1).values], dim=1)
