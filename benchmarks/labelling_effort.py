@@ -18,7 +18,7 @@ Rows: today's loop (drawn supports only, averaged; rejections teach nothing and 
 learning piece alone, all of them, and the default (annotator.learning.LearningConfig()).
 
 `--speed N` instead times one "propagate again" round of the project workflow over N images whose
-features are cached (copies of 20 DAVIS frames), fitting included, without the CRF.
+features are cached (copies of 15 DAVIS car frames), fitting included, without the CRF.
 
 Run: .venv/bin/python -m benchmarks.labelling_effort [--crf] [--rows NAME ...] [--classes car dog ...]
      .venv/bin/python -m benchmarks.labelling_effort --speed 2000

@@ -219,6 +219,7 @@ def test_adapt_to_this_folder_trains_a_head_in_the_background_and_propagation_us
         pass
     assert done.args == [False, ""]
     win.wait_for_worker()
+    qtbot.waitUntil(lambda: win.worker is None, timeout=10000)  # the GUI thread has handled `finished`
     head = workers.adapted_checkpoint(win.project)
     assert head.is_file() and "adapted" in win.statusBar().currentMessage()
     assert win.model_settings.model == "sgone"
@@ -238,6 +239,7 @@ def test_propagate_again_learns_from_accepted_masks_and_rejections(win, qtbot):
     with qtbot.waitSignal(win.worker.finished, timeout=120000):
         pass
     win.wait_for_worker()
+    qtbot.waitUntil(lambda: win.worker is None, timeout=10000)  # the GUI thread has handled `finished`
     assert "learned from 1 mask and 0 rejections" in win.statusBar().currentMessage()
     QTest.keyClick(win, Qt.Key.Key_R)
     accepted, rejected = win.review[0], win.review[1]
@@ -249,6 +251,7 @@ def test_propagate_again_learns_from_accepted_masks_and_rejections(win, qtbot):
     with qtbot.waitSignal(win.worker.finished, timeout=120000):
         pass
     win.wait_for_worker()
+    qtbot.waitUntil(lambda: win.worker is None, timeout=10000)  # the GUI thread has handled `finished`
     assert "learned from 2 masks and 1 rejection" in win.statusBar().currentMessage()
     assert accepted in win.project.support_ids(win.class_id)  # accepted without pressing S
     rec = win.project.record(rejected, win.class_id)
@@ -263,5 +266,6 @@ def test_propagate_again_learns_from_accepted_masks_and_rejections(win, qtbot):
     with qtbot.waitSignal(win.worker.finished, timeout=120000):
         pass
     win.wait_for_worker()
+    qtbot.waitUntil(lambda: win.worker is None, timeout=10000)  # the GUI thread has handled `finished`
     assert "learned from 1 mask and 1 rejection" in win.statusBar().currentMessage()
     assert win.project.record(rejected, win.class_id).state == "proposed"  # asked for: proposed again

@@ -12,8 +12,10 @@ def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def masked_average_pool(features: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Average of [N,C,h,w] features weighted by [N,H,W] masks, one [C] vector per image -> [N,C]."""
-    m = mask.to(features.dtype) if mask.shape[-2:] == features.shape[-2:] else resize_mask(mask, features.shape[-2:])
-    return torch.einsum("nchw,nhw->nc", features, m) / (m.sum(dim=(1, 2))[:, None] + eps)
+    m = mask if mask.shape[-2:] == features.shape[-2:] else resize_mask(mask, features.shape[-2:])
+    dtype = torch.promote_types(features.dtype, m.dtype if m.is_floating_point() else features.dtype)
+    m = m.to(dtype)
+    return torch.einsum("nchw,nhw->nc", features.to(dtype), m) / (m.sum(dim=(1, 2))[:, None] + eps)
 
 
 def cosine_logits(features: torch.Tensor, prototypes: torch.Tensor, scale: float = 20.0, unit: bool = False
