@@ -279,7 +279,7 @@ def run_propagate_project(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     dt = time.perf_counter() - t0
     print(f"{args.class_name}: proposed on {done} images in {dt:.1f} s ({predictor.device_name}; "
-          f"{predictor.learned.summary() if predictor.learned else 'cancelled'}) -> {args.project}")
+          f"{predictor.learned.summary()}) -> {args.project}")
     return 0
 
 

@@ -93,26 +93,24 @@ def background_prototypes(feats: torch.Tensor, bg: torch.Tensor, neg_feats: torc
     return torch.cat(out)
 
 
-def _sample(feats: torch.Tensor, target: torch.Tensor, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Up to n pixel vectors per label from features [C,h,w] and a soft target [h,w] (> 0.9: 1, < 0.1: 0; between:
-    ignored, e.g. boundaries). Returns ([M,C], [M])."""
+def _sample(feats: torch.Tensor, target: torch.Tensor, n: int, gen: torch.Generator) -> list[tuple[float, torch.Tensor]]:
+    """(label, up to n pixel vectors [M,C]) for each label, from features [C,h,w] and a soft target [h,w]
+    (> 0.9: 1, < 0.1: 0; between: ignored, e.g. boundaries)."""
     x = feats.permute(1, 2, 0).reshape(-1, feats.shape[0])
     t = target.reshape(-1)
-    xs, ys = [], []
+    out = []
     for label, where in ((1.0, t > 0.9), (0.0, t < 0.1)):
         idx = where.nonzero()[:, 0]
         if len(idx) > n:
             idx = idx[torch.randperm(len(idx), generator=gen)[:n]]
-        xs.append(x[idx])
-        ys.append(torch.full((len(idx),), label))
-    return torch.cat(xs), torch.cat(ys)
+        out.append((label, x[idx]))
+    return out
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, cfg: LearningConfig,
              unlabelled: torch.Tensor | None = None, cancelled: Callable[[], bool] = lambda: False) -> PixelHead:
     """Weighted logistic regression (L-BFGS, full batch, float32) of the head on pixel vectors [M,C] with labels [M];
     `unlabelled` pixels [U,C] add Tent's entropy term. Deterministic for the same inputs and thread count."""
-    torch.manual_seed(cfg.seed)
     head = PixelHead(x.shape[1])
     x = x.float()
     w = weight / weight.sum()
@@ -143,15 +141,11 @@ def head_samples(feats: torch.Tensor, targets: torch.Tensor, cfg: LearningConfig
     xs, ys, ws = [], [], []
     small = resize_mask(targets, feats.shape[-2:])
     for f, t in zip(feats, small):
-        x, y = _sample(f.float(), t, cfg.samples_per_image, gen)
-        for label in (1.0, 0.0):
-            n = int((y == label).sum())
-            if n:
-                ws.append(torch.full((n,), weight / n))
-        xs.append(x[y == 1.0])
-        xs.append(x[y == 0.0])
-        ys += [y[y == 1.0], y[y == 0.0]]
-    return torch.cat(xs), torch.cat(ys), torch.cat(ws) if ws else torch.zeros(0)
+        for label, x in _sample(f.float(), t, cfg.samples_per_image, gen):
+            xs.append(x)
+            ys.append(torch.full((len(x),), label))
+            ws.append(torch.full((len(x),), weight / max(len(x), 1)))
+    return torch.cat(xs), torch.cat(ys), torch.cat(ws)
 
 
 def learn(supp_feats: torch.Tensor, supp_masks: torch.Tensor, cfg: LearningConfig,

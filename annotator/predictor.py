@@ -194,11 +194,11 @@ class Predictor:
 
     def set_support_features(self, feats: torch.Tensor, masks: Sequence[np.ndarray],
                              neg_feats: torch.Tensor | None = None, neg_masks: Sequence[np.ndarray] = (),
-                             pseudo: Sequence[tuple[torch.Tensor, np.ndarray]] = (),
-                             cancelled=lambda: False) -> None:
+                             folder: Sequence[torch.Tensor] = (), cancelled=lambda: False) -> None:
         """Learn the class from already-encoded support features [k,C,h,w] with their boolean masks, and negatives'
-        features [n,C,h,w] with the regions that are not the class; `pseudo`: (features, foreground probability)
-        of the folder's images, for the transductive pieces. Raises learning.Cancelled when `cancelled()`."""
+        features [n,C,h,w] with the regions that are not the class. With pseudo-labels or Tent on, the features
+        [C,h,w] of some of the folder's images are fitted to as well, from a first fit's predictions on them.
+        Raises learning.Cancelled when `cancelled()`."""
         fg_t = self._network_masks(masks)
         neg_t = self._network_masks(neg_masks) if neg_feats is not None and len(neg_masks) else None
         if self.model_name == "sgone":  # SG-One's guidance takes one prototype pair; it learns from supports only
@@ -206,10 +206,20 @@ class Predictor:
                 protos = self.model.prototypes(feats, fg_t, 1.0 - fg_t)
             self.learned = Learned(fg=protos[1:2], bg=protos[:1], supports=len(feats))
             return
-        pseudo_t = [(f.to(self.device), torch.from_numpy(np.asarray(p, np.float32))) for f, p in pseudo]
+        feats = feats.to(self.device)
+        neg_feats = neg_feats.to(self.device) if neg_t is not None else None
+        self._fit(feats, fg_t, neg_feats, neg_t, (), cancelled)
+        if folder and (self.learning.pseudo_labels or self.learning.entropy):
+            side = tuple(folder[0].shape[-2:])
+            pseudo = [(f.to(self.device), torch.from_numpy(self.match(f, side)[0])) for f in folder]
+            confident = [(f, p) for f, p in pseudo if p.max() > 0.5] or pseudo  # images where the class was found
+            self._fit(feats, fg_t, neg_feats, neg_t, confident, cancelled)
+
+    def _fit(self, feats: torch.Tensor, fg_t: torch.Tensor, neg_feats: torch.Tensor | None, neg_t: torch.Tensor | None,
+             pseudo: Sequence[tuple[torch.Tensor, torch.Tensor]], cancelled) -> None:
+        """learn() on the device, then the presence floor when there are negatives."""
         with torch.inference_mode(False), torch.no_grad():
-            self.learned = learn(feats.to(self.device), fg_t, self.learning,
-                                 neg_feats.to(self.device) if neg_t is not None else None, neg_t, pseudo_t, cancelled)
+            self.learned = learn(feats, fg_t, self.learning, neg_feats, neg_t, pseudo, cancelled)
         if self.learning.presence and neg_t is not None:
             self.learned.presence_floor = self._presence_floor(feats, neg_feats)
 

@@ -216,19 +216,14 @@ def cached_sample(predictor: Predictor, paths: Sequence[Path], n: int = 16) -> l
 def learn_from_project(project: Project, class_id: int, predictor: Predictor, queries: Sequence[int] = (),
                        cancelled: Callable[[], bool] = lambda: False) -> Evidence:
     """Fit the predictor to the project's evidence of the class (features through the cache); with pseudo-labels
-    or Tent on, also to a cached sample of the `queries`, from a first fit's predictions."""
+    or Tent on, also to a cached sample of the `queries`."""
     ev = class_evidence(project, class_id)
     feats = features_of(predictor, [project.image_path(i) for i, _ in ev.supports])
     neg = features_of(predictor, [project.image_path(i) for i, _ in ev.negatives]) if ev.negatives else None
-    args = (feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives])
-    predictor.set_support_features(*args, cancelled=cancelled)
     cfg = predictor.learning
-    sample = cached_sample(predictor, [project.image_path(i) for i in queries]) if cfg.pseudo_labels or cfg.entropy else []
-    if sample:
-        side = tuple(sample[0].shape[-2:])
-        pseudo = [(f, predictor.match(f, side)[0]) for f in sample]
-        predictor.set_support_features(*args, pseudo=[(f, p) for f, p in pseudo if p.max() > 0.5] or pseudo,
-                                       cancelled=cancelled)
+    folder = cached_sample(predictor, [project.image_path(i) for i in queries]) if cfg.pseudo_labels or cfg.entropy else []
+    predictor.set_support_features(feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives], folder,
+                                   cancelled)
     return ev
 
 
@@ -260,8 +255,7 @@ def propagate_into_project(
     on_learned(ev)
     settings = {**predictor.settings(), "learned_from": {"masks": len(ev.supports), "rejections": len(ev.negatives)}}
     skip = {i for i, _ in ev.supports} | (set() if include_rejected else
-                                          {i for i in project.negative_ids(class_id)
-                                           if project.record(i, class_id).state == "rejected"})
+                                          {i for i in image_ids if project.record(i, class_id).state == "rejected"})
     by_path = {project.image_path(i): i for i in image_ids if i not in skip}
     done = 0
     for res in propagate(predictor, list(by_path), batch_size=batch_size):

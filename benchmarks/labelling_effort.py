@@ -154,13 +154,9 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
         if not queries:
             break
         t0 = time.perf_counter()
-        args = (torch.stack([feats[p] for p in supports]), [accepted[p] for p in supports],
-                torch.stack([feats[p] for p, _ in negs]) if negs else None, [r for _, r in negs])
-        predictor.set_support_features(*args)
-        if loop.learning.pseudo_labels or loop.learning.entropy:
-            side = feats[first].shape[-1]
-            pseudo = [(feats[p], predictor.match(feats[p], (side, side))[0]) for p in queries]
-            predictor.set_support_features(*args, pseudo=[(f, pr) for f, pr in pseudo if pr.max() > 0.5] or pseudo)
+        predictor.set_support_features(torch.stack([feats[p] for p in supports]), [accepted[p] for p in supports],
+                                       torch.stack([feats[p] for p, _ in negs]) if negs else None,
+                                       [r for _, r in negs], folder=[feats[p] for p in queries])
         out.fitting.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         matched = {p: predictor.match(feats[p], sizes[p]) for p in queries}
