@@ -145,7 +145,7 @@ def run_propagate(args: argparse.Namespace) -> int:
     from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.imageio import ImageReadError, list_images
     from annotator.predictor import Predictor
-    from annotator.propagate import SupportError, load_negative, load_support, propagate
+    from annotator.propagate import SupportError, folder_sample, load_negative, load_support, propagate
     from annotator.weights import WeightsError
 
     if args.batch_size < 1:
@@ -178,7 +178,9 @@ def run_propagate(args: argparse.Namespace) -> int:
         predictor = Predictor(args.backbone, world.device(args.device), args.input_size, crf, args.batch_size,
                               crf_processes=procs, precision=args.precision, cache=cache, model=args.model,
                               checkpoint=args.checkpoint)
-        predictor.set_supports([(im, m) for _, im, m in supports], [(im, r) for _, im, r in negatives])
+        taught = {p.resolve() for p, _, _ in supports} | {p.resolve() for p, _, _ in negatives}
+        folder = folder_sample(predictor, [p for p in paths if p.resolve() not in taught])
+        predictor.set_supports([(im, m) for _, im, m in supports], [(im, r) for _, im, r in negatives], folder)
     except (WeightsError, ValueError) as exc:
         return _fail(str(exc))
 

@@ -6,7 +6,8 @@
 - a fitted `PixelHead` (1x1 conv, class-balanced logistic regression on sampled pixels) added to PANet's
   logits: supports' pixels are positives and backgrounds, rejected regions are negatives;
 - the folder's own pixels: Tent's entropy minimisation (on) and confident pseudo-labels (off) in that fit;
-- a presence floor learned from the negatives (set by the predictor), so images like them come back empty.
+- a presence floor (set by the predictor) above the negatives' scores and, where the folder's own scores split
+  into two groups with a clear gap between them, in that gap: so images like the negatives come back empty.
 Which pieces are on is decided by benchmarks/labelling_effort.py (see LearningConfig).
 """
 from __future__ import annotations
@@ -37,6 +38,8 @@ class LearningConfig:
     pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit
     entropy: bool = True  # Tent: minimise the head's prediction entropy on the folder's pixels
     presence: bool = True  # a presence floor above the negatives' scores
+    presence_gap: float = 0.05  # ... and in the folder's widest gap in presence scores of at least this (0: off)
+    folder_sample: int = 32  # the folder's images the transductive pieces look at (Tent, the presence gap)
     bg_prototypes: int = 5  # k-means prototypes of the supports' background
     max_fg_prototypes: int = 8  # beyond this many supports, their prototypes are clustered
     max_negative_prototypes: int = 24
@@ -67,6 +70,18 @@ class Learned:
         """What it was learned from, as the status bar and the CLI say it: "learned from 7 masks and 12 rejections"."""
         n, m = self.supports, self.negatives
         return f"learned from {n} mask{'s' * (n != 1)} and {m} rejection{'s' * (m != 1)}"
+
+
+def gap_floor(scores: Sequence[float], min_gap: float, min_below: int = 2) -> float:
+    """A presence floor from a folder's presence scores: the middle of the widest gap between consecutive
+    non-zero scores, if it is at least `min_gap` wide with at least `min_below` scores under it; else 0.
+    A folder with and without the class scores in two groups; one outlier alone does not make a group."""
+    s = sorted(x for x in scores if x > 0)
+    gaps = [(s[i + 1] - s[i], (s[i + 1] + s[i]) / 2) for i in range(min_below - 1, len(s) - 1)]
+    if not gaps:
+        return 0.0
+    width, middle = max(gaps)
+    return middle if width >= min_gap else 0.0
 
 
 def foreground_prototypes(feats: torch.Tensor, fg: torch.Tensor, cfg: LearningConfig) -> torch.Tensor:

@@ -23,7 +23,7 @@ from annotator.feature_cache import FeatureCache
 from annotator.loading import resize_for_network
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from annotator.modeling.panet import PANet
-from annotator.learning import Learned, LearningConfig, learn
+from annotator.learning import Learned, LearningConfig, gap_floor, learn
 from annotator.modeling.prototypes import best_match_logits, masked_average_pool
 from annotator.modeling.sgone import SGOne
 from annotator.sgone_weights import default_checkpoint, load_head
@@ -171,9 +171,11 @@ class Predictor:
                 return self.model.features(x).half()
 
     def set_supports(self, supports: Sequence[tuple[np.ndarray, np.ndarray]],
-                     negatives: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> None:
+                     negatives: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+                     folder: Sequence[torch.Tensor] = ()) -> None:
         """Take k (RGB uint8 image, boolean mask) pairs of one class and, optionally, negatives: (RGB image,
-        boolean region that is not the class; all True for an image without the class)."""
+        boolean region that is not the class; all True for an image without the class) and the features [C,h,w]
+        of a sample of the folder (see set_support_features)."""
         if not supports:
             raise ValueError("at least one support is needed")
         for kind, pairs in (("support", supports), ("negative", negatives)):
@@ -184,7 +186,7 @@ class Predictor:
                     raise ValueError(f"{kind} {i}: mask is empty")
         feats = self.encode([im for im, _ in supports])
         neg = self.encode([im for im, _ in negatives]) if negatives else None
-        self.set_support_features(feats, [m for _, m in supports], neg, [m for _, m in negatives])
+        self.set_support_features(feats, [m for _, m in supports], neg, [m for _, m in negatives], folder)
 
     def _network_masks(self, masks: Sequence[np.ndarray]) -> torch.Tensor:
         """Boolean masks of any sizes -> soft masks [N,s,s] at the network's input size, on the device."""
@@ -197,7 +199,8 @@ class Predictor:
                              folder: Sequence[torch.Tensor] = (), cancelled=lambda: False) -> None:
         """Learn the class from already-encoded support features [k,C,h,w] with their boolean masks, and negatives'
         features [n,C,h,w] with the regions that are not the class. With pseudo-labels or Tent on, the features
-        [C,h,w] of some of the folder's images are fitted to as well, from a first fit's predictions on them.
+        [C,h,w] of some of the folder's images are fitted to as well, from a first fit's predictions on them; with
+        the presence gap on, their presence scores place the presence floor.
         Raises learning.Cancelled when `cancelled()`."""
         fg_t = self._network_masks(masks)
         neg_t = self._network_masks(neg_masks) if neg_feats is not None and len(neg_masks) else None
@@ -214,6 +217,8 @@ class Predictor:
             pseudo = [(f.to(self.device), torch.from_numpy(self.match(f, side)[0])) for f in folder]
             confident = [(f, p) for f, p in pseudo if p.max() > 0.5] or pseudo  # images where the class was found
             self._fit(feats, fg_t, neg_feats, neg_t, confident, cancelled)
+        if folder and self.learning.presence and self.learning.presence_gap:
+            self.learned.presence_floor = self._presence_floor(feats, neg_feats, folder)
 
     def _fit(self, feats: torch.Tensor, fg_t: torch.Tensor, neg_feats: torch.Tensor | None, neg_t: torch.Tensor | None,
              pseudo: Sequence[tuple[torch.Tensor, torch.Tensor]], cancelled) -> None:
@@ -223,12 +228,18 @@ class Predictor:
         if self.learning.presence and neg_t is not None:
             self.learned.presence_floor = self._presence_floor(feats, neg_feats)
 
-    def _presence_floor(self, feats: torch.Tensor, neg_feats: torch.Tensor) -> float:
-        """Just above the best presence any negative still gets, so images like them come back empty; but never
-        above what a quarter of the supports score when left out of the prototypes (the class must stay found)."""
+    def _presence_floor(self, feats: torch.Tensor, neg_feats: torch.Tensor | None,
+                        folder: Sequence[torch.Tensor] = ()) -> float:
+        """Just above the best presence any negative still gets, or in the gap between the folder's two groups
+        of presence scores where it has them (learning.gap_floor), so images like the negatives come back
+        empty; but never above what a quarter of the supports score when left out of the prototypes (the
+        class must stay found)."""
         side = tuple(feats.shape[-2:])  # presence only: no upsampling needed
-        negs = max(self.match(f, side)[1] for f in neg_feats)
-        if negs <= 0:
+        negs = [self.match(f, side)[1] for f in neg_feats] if neg_feats is not None else []
+        floor = max(negs) + 0.01 if negs and max(negs) > 0 else 0.0
+        if folder:
+            floor = max(floor, gap_floor([self.match(f, side)[1] for f in folder] + negs, self.learning.presence_gap))
+        if floor <= 0:
             return 0.0
         cap = 0.95
         protos = self.learned.fg
@@ -239,7 +250,7 @@ class Predictor:
                 left_out.append(self.match(feats[i], side)[1])
             self.learned.fg = protos
             cap = min(cap, float(np.quantile(left_out, 0.25)))
-        return min(negs + 0.01, cap)
+        return min(floor, cap)
 
     def encode(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Backbone features [N,C,h,w] (float16) of RGB uint8 images of any sizes."""

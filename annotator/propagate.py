@@ -15,8 +15,7 @@ import numpy as np
 
 import torch
 
-from annotator.feature_cache import content_key
-from annotator.imageio import ImageReadError, read_file_bytes, read_image, read_mask
+from annotator.imageio import ImageReadError, read_image, read_mask
 from annotator.loading import load_batches
 from annotator.predictor import Predictor
 from annotator.project import Project
@@ -115,6 +114,25 @@ def features_of(predictor: Predictor, paths: Sequence[Path]) -> torch.Tensor:
     return torch.stack(out)
 
 
+def folder_sample(predictor: Predictor, paths: Sequence[Path], cancelled: Callable[[], bool] = lambda: False
+                  ) -> list[torch.Tensor]:
+    """Features [C,h,w] of up to `learning.folder_sample` evenly spaced images of `paths` (unreadable ones left
+    out), through the feature cache so that the propagation after it pays no second backbone pass: the folder
+    that Tent and the presence gap learn from. Raises learning.Cancelled when `cancelled()`."""
+    from annotator.learning import Cancelled
+
+    cfg = predictor.learning
+    if not (cfg.entropy or cfg.pseudo_labels or (cfg.presence and cfg.presence_gap)) or predictor.model_name != "panet":
+        return []
+    out: list[torch.Tensor] = []
+    chosen = evenly_spaced(list(paths), cfg.folder_sample)
+    for batch in load_batches(chosen, predictor.input_size, predictor.model_tag, predictor.batch_size, 0, False):
+        if cancelled():
+            raise Cancelled()
+        out += predictor.cached_features([it.key for it in batch.items if it.error is None], batch.pixels)
+    return out
+
+
 @dataclass
 class ImageResult:
     """The outcome for one image: a mask (possibly empty) and score, or the reason it was skipped."""
@@ -197,31 +215,15 @@ def class_evidence(project: Project, class_id: int) -> Evidence:
     return Evidence(supports, negatives)
 
 
-def cached_sample(predictor: Predictor, paths: Sequence[Path], n: int = 16) -> list[torch.Tensor]:
-    """Features of up to n evenly spaced images of `paths` that the feature cache already holds: the folder
-    the transductive pieces learn from, at no backbone cost."""
-    if predictor.cache is None:
-        return []
-    out = []
-    for path in evenly_spaced(list(paths), n):
-        try:
-            hit = predictor.cache.get(content_key(read_file_bytes(path).data, predictor.model_tag))
-        except ImageReadError:
-            continue
-        if hit is not None:
-            out.append(hit["features"])
-    return out
-
-
 def learn_from_project(project: Project, class_id: int, predictor: Predictor, queries: Sequence[int] = (),
                        cancelled: Callable[[], bool] = lambda: False) -> Evidence:
-    """Fit the predictor to the project's evidence of the class (features through the cache); with pseudo-labels
-    or Tent on, also to a cached sample of the `queries`."""
+    """Fit the predictor to the project's evidence of the class (features through the cache) and to a sample of
+    the `queries` (folder_sample)."""
     ev = class_evidence(project, class_id)
     feats = features_of(predictor, [project.image_path(i) for i, _ in ev.supports])
     neg = features_of(predictor, [project.image_path(i) for i, _ in ev.negatives]) if ev.negatives else None
-    cfg = predictor.learning
-    folder = cached_sample(predictor, [project.image_path(i) for i in queries]) if cfg.pseudo_labels or cfg.entropy else []
+    taught = {i for i, _ in ev.supports} | {i for i, _ in ev.negatives}
+    folder = folder_sample(predictor, [project.image_path(i) for i in queries if i not in taught], cancelled)
     predictor.set_support_features(feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives], folder,
                                    cancelled)
     return ev

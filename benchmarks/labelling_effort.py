@@ -70,13 +70,15 @@ ROWS: dict[str, Loop] = {
     "+ fitted head (supports only)": Loop(OFF.changed(head=True), **BASICS),
     "+ fitted head with negatives": Loop(OFF.changed(head=True, negatives=True), **{**BASICS, "negatives": True}),
     "+ negatives as background prototypes": Loop(OFF.changed(negative_prototypes=3), **{**BASICS, "negatives": True}),
-    "+ learned presence floor": Loop(OFF.changed(presence=True), **{**BASICS, "negatives": True}),
+    "+ learned presence floor": Loop(OFF.changed(presence=True, presence_gap=0.0), **{**BASICS, "negatives": True}),
+    "+ presence gap in the folder's scores": Loop(OFF.changed(presence=True), **BASICS),
     "+ fitted head, pseudo-labels": Loop(OFF.changed(head=True, pseudo_labels=True), **BASICS),
     "+ fitted head, entropy (Tent)": Loop(OFF.changed(head=True, entropy=True), **BASICS),
     "loop only (rejected not again, accepted as supports, per-support)": Loop(OFF.changed(per_support=True)),
     "loop + head with negatives": Loop(OFF.changed(per_support=True, head=True, negatives=True)),
     "loop + head with negatives + presence": Loop(OFF.changed(per_support=True, head=True, negatives=True,
-                                                              presence=True)),
+                                                              presence=True, presence_gap=0.0)),
+    "default without the presence gap": Loop(LearningConfig(presence_gap=0.0)),
     "all pieces": Loop(LearningConfig(pseudo_labels=True, entropy=True, negative_prototypes=3)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
@@ -89,13 +91,13 @@ class Folder:
     negatives: list[Path]
 
 
-def folders() -> list[Folder]:
-    """The benchmark's folders, one per class group, deterministic."""
+def folders(negatives: int = NEGATIVES) -> list[Folder]:
+    """The benchmark's folders, one per class group, deterministic; `negatives` class-free frames in each."""
     out = []
     for cls, seqs in davis.GROUPS.items():
         pos = [f for s in seqs for f in davis.frames(s)]
         neg = [f for s in davis.GROUPS_FLAT if davis.group_of(s) != cls for f, _ in davis.frames(s)]
-        out.append(Folder(cls, evenly_spaced(pos, POSITIVES), evenly_spaced(neg, NEGATIVES)))
+        out.append(Folder(cls, evenly_spaced(pos, POSITIVES), evenly_spaced(neg, negatives) if negatives else []))
     return out
 
 
@@ -156,7 +158,7 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
         t0 = time.perf_counter()
         predictor.set_support_features(torch.stack([feats[p] for p in supports]), [accepted[p] for p in supports],
                                        torch.stack([feats[p] for p, _ in negs]) if negs else None,
-                                       [r for _, r in negs], folder=[feats[p] for p in queries])
+                                       [r for _, r in negs], folder=[feats[p] for p in evenly_spaced(queries, loop.learning.folder_sample)])
         out.fitting.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         matched = {p: predictor.match(feats[p], sizes[p]) for p in queries}
@@ -202,7 +204,7 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
 
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
-    fs = [f for f in folders() if f.cls in args.classes]
+    fs = [f for f in folders(args.negatives) if f.cls in args.classes]
     predictor = Predictor(device=args.device, input_size=args.input_size, crf=None)
     paths = sorted({p for f in fs for p, _ in f.positives} | {p for f in fs for p in f.negatives})
     feats, backbone_s = features(paths, predictor, Path(args.cache) / f"effort_{predictor.model_tag}.safetensors")
@@ -224,7 +226,7 @@ def run(args) -> None:
     print("|---" * (head.count("|") - 1) + "|")
     for name, outs in rows:
         draws = 100 * np.mean([o.draws / o.positives for o in outs])
-        rejects = 100 * np.mean([o.rejects / o.negatives for o in outs])
+        rejects = 100 * np.mean([o.rejects / o.negatives for o in outs]) if outs[0].negatives else float("nan")
         mious = []
         for r in range(ROUNDS):  # a folder finished early keeps its last round's mIoU
             mious.append(np.mean([o.miou[min(r, len(o.miou) - 1)] for o in outs]))
@@ -233,7 +235,7 @@ def run(args) -> None:
               f" | {per_round('fitting'):.2f} | {per_round('matching'):.2f} | {per_round('crf'):.2f} |")
     print("\nPer class (draws % / rejects %):")
     for name, outs in rows:
-        print(f"  {name}: " + ", ".join(f"{o.cls} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / o.negatives:.0f}"
+        print(f"  {name}: " + ", ".join(f"{o.cls} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / max(o.negatives, 1):.0f}"
                                         for o in outs))
 
 
@@ -295,6 +297,8 @@ def main() -> None:
     ap.add_argument("--classes", nargs="+", default=list(davis.GROUPS))
     ap.add_argument("--crf", action="store_true", help="refine with the dense CRF (about 0.6 s per image per round)")
     ap.add_argument("--input-size", type=int, default=417)
+    ap.add_argument("--negatives", type=int, default=NEGATIVES,
+                    help="class-free frames per folder (0: folders where every image has the class)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cache", default="benchmarks/.cache", help="folder for the backbone features")
     ap.add_argument("--speed", type=int, metavar="N", help="time one cached round over N images instead")

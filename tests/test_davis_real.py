@@ -78,3 +78,28 @@ def test_a_rejected_frame_comes_back_empty_and_similar_frames_lose_their_false_f
     assert min(before) > 0.1, before
     assert after[0] < 0.005 and after[1] < before[1] / 4, (before, after)
     assert np.mean(ious) > 0.74, ious
+
+
+def test_the_folders_own_presence_gap_empties_class_free_frames_before_any_rejection():
+    from annotator.learning import LearningConfig
+    from annotator.predictor import Predictor
+
+    predictor = Predictor(device="cpu", crf=None)
+    support = tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-roundabout")[0]))
+    cars = [tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-shadow")[i])) for i in (0, 3, 6, 7)]
+    others = [read_image(davis.frames(s)[k][0]) for s, k in (("scooter-black", 2), ("camel", 10), ("dog", 5),
+                                                             ("blackswan", 0), ("breakdance", 0), ("cows", 20))]
+    feats = predictor.encode([support[0]] + [im for im, _ in cars] + others)
+    folder = list(feats[1:])
+    false_fg = {}
+    for gap in (0.0, LearningConfig().presence_gap):
+        predictor.learning = LearningConfig(presence_gap=gap)
+        predictor.set_support_features(feats[:1], [support[1]], folder=folder)
+        false_fg[gap] = [float((predictor.match(f, im.shape[:2])[0] > 0.5).mean()) for f, im in zip(feats[5:], others)]
+    ious = [float(_iou(predictor.match(f, gt.shape)[0] > 0.5, gt)) for f, (_, gt) in zip(feats[1:5], cars)]
+    # Measured without the gap: 13.5, 0.02, 0.04, 1.5, 6.2 and 3.4% of the class-free frames proposed (4 of 6
+    # over the reviewer's 0.5%); with it the floor sits at 0.78 and the swan and cows frames come back empty
+    # (2 of 6 left: the scooter and the dancer score above the cars' lowest). The cars keep IoU 0.79.
+    over = {gap: sum(f > 0.005 for f in fg) for gap, fg in false_fg.items()}
+    assert over[0.0] >= 4 and over[LearningConfig().presence_gap] <= 2, false_fg
+    assert np.mean(ious) > 0.74, ious

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.learning import Cancelled, LearningConfig, learn
+from annotator.learning import Cancelled, LearningConfig, gap_floor, learn
 from annotator.predictor import Predictor
 from tests.synthetic import scene
 
@@ -76,3 +76,12 @@ def test_a_negative_comes_back_empty_and_a_similar_image_loses_its_false_foregro
     assert all(torch.equal(v, predictor.model.state_dict()[k]) for k, v in weights.items())  # backbone untouched
     ball = predictor.predict([scene(120, 160, (100, 50), 25, seed=12)[0]])[0]
     assert ball.mask.mean() > 0.05  # and the class is still found
+
+
+def test_the_presence_gap_needs_two_groups_and_a_wide_enough_gap():
+    # a folder with the class (0.95-0.99) and without (0.70-0.80): the floor falls in the gap between them
+    assert gap_floor([0.0, 0.70, 0.75, 0.80, 0.95, 0.97, 0.99], 0.05) == pytest.approx(0.875)
+    # one low outlier is not a group; a spread without a wide gap has no floor; images with no foreground are ignored
+    assert gap_floor([0.5, 0.95, 0.96, 0.97], 0.05) == 0.0
+    assert gap_floor([0.80, 0.83, 0.86, 0.89, 0.92], 0.05) == 0.0
+    assert gap_floor([0.0, 0.0, 0.0, 0.95], 0.05) == 0.0
