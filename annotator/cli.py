@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -47,13 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="backbone arithmetic: auto = bf16 (else fp16) on CUDA, fp32 on CPU")
     p.add_argument("--feature-cache", type=Path, default=None,
-                   help="folder of cached backbone features (default: $ANNOTATOR_CACHE_DIR or ~/.cache/annotator/features)")
+                   help="folder of cached backbone features "
+                        "(default: $ANNOTATOR_CACHE_DIR or ~/.cache/annotator/features)")
     p.add_argument("--no-feature-cache", dest="use_cache", action="store_false",
                    help="neither read nor write cached features")
     p.add_argument("--cache-gb", type=float, default=20.0, help="bound on the feature cache's disk use")
     for f in CRFParams.__dataclass_fields__.values():
-        p.add_argument(f"--crf-{f.name.replace('_', '-')}", dest=f"crf_{f.name}", type=type(f.default), default=f.default,
-                       help=argparse.SUPPRESS if f.name == "max_side" else None)
+        p.add_argument(f"--crf-{f.name.replace('_', '-')}", dest=f"crf_{f.name}", type=type(f.default),
+                       default=f.default, help=argparse.SUPPRESS if f.name == "max_side" else None)
     p = sub.add_parser("train", help="train SG-One's head: self-supervised on unlabelled images and/or on masks")
     p.add_argument("--images", type=Path, action="append", default=[], help="unlabelled folder (superpixel episodes)")
     p.add_argument("--pairs", type=Path, help="labelled folder: images/NAME.* with masks/NAME.png (>127 = class)")
@@ -221,8 +222,8 @@ def run_propagate(args: argparse.Namespace) -> int:
         dt = time.perf_counter() - t0
         procs_note = f", {world.size} processes" if world.size > 1 else ""
         print(f"{args.label}: {n_masks} masks on {n_img} images ({len(paths) - n_img} skipped) in {dt:.1f} s "
-              f"({n_img / max(dt, 1e-9):.2f} img/s, {predictor.device_name}{procs_note}; {predictor.learned.summary()}) "
-              f"-> {args.out}")
+              f"({n_img / max(dt, 1e-9):.2f} img/s, {predictor.device_name}{procs_note}; "
+              f"{predictor.learned.summary()}) -> {args.out}")
     close_world(world)
     return 0
 

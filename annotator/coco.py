@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -94,7 +94,8 @@ class CocoSpool:
             ann = mask_annotation(mask, 0, 0, 0, score)
             for k in ("id", "image_id", "category_id"):
                 del ann[k]
-        self._f.write(compact_json({"file_name": file_name, "height": int(height), "width": int(width), "ann": ann}) + "\n")
+        line = {"file_name": file_name, "height": int(height), "width": int(width), "ann": ann}
+        self._f.write(compact_json(line) + "\n")
         return ann is not None
 
     def close(self) -> None:
@@ -116,13 +117,13 @@ def write_coco(path: Path | str, spools: Sequence[Path], category: dict, info: d
         out.write(f'{{"info":{compact_json(info)},"licenses":[],"categories":[{compact_json(category)}],"images":['.encode())
         for n_img, rec in enumerate(_spooled(spools), 1):
             img = {"id": n_img, "file_name": rec["file_name"], "height": rec["height"], "width": rec["width"]}
-            out.write(((b"," if n_img > 1 else b"") + compact_json(img).encode()))
+            out.write((b"," if n_img > 1 else b"") + compact_json(img).encode())
         out.write(b'],"annotations":[')
         for image_id, rec in enumerate(_spooled(spools), 1):
             if rec["ann"] is None:
                 continue
             n_ann += 1
             ann = {"id": n_ann, "image_id": image_id, "category_id": category["id"], **rec["ann"]}
-            out.write(((b"," if n_ann > 1 else b"") + compact_json(ann).encode()))
+            out.write((b"," if n_ann > 1 else b"") + compact_json(ann).encode())
         out.write(b"]}")
     return n_img, n_ann

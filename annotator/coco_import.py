@@ -62,7 +62,8 @@ def import_coco(project: Project, path: Path | str, state: str = "accepted") -> 
     for im in images:
         pid = project.image_id(str(im.get("file_name", "")).replace("\\", "/"))
         if pid is None:
-            raise CocoImportError(f"{path}: image '{im.get('file_name')}' (id {im.get('id')}) is not in the project's folder")
+            raise CocoImportError(
+                f"{path}: image '{im.get('file_name')}' (id {im.get('id')}) is not in the project's folder")
         try:
             h, w = project.size_of(pid)
         except ImageReadError as exc:

@@ -55,7 +55,8 @@ def refine(image: np.ndarray, fg_prob: np.ndarray, params: CRFParams = CRFParams
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs)))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
     crf.addPairwiseBilateral(
-        sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=np.ascontiguousarray(img), compat=params.bilateral_compat
+        sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=np.ascontiguousarray(img),
+        compat=params.bilateral_compat,
     )
     q = np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(2, ph, pw)[1]
     if (ph, pw) != (h, w):
@@ -80,7 +81,7 @@ class CRFPool:
         self.processes = processes or os.cpu_count() or 1
         self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=get_context("spawn"))
 
-    def submit(self, image: np.ndarray, prob: np.ndarray, params: CRFParams) -> "Future[tuple[np.ndarray, float]]":
+    def submit(self, image: np.ndarray, prob: np.ndarray, params: CRFParams) -> Future[tuple[np.ndarray, float]]:
         """Refine in a worker; the future gives the foreground marginal and the seconds the worker spent."""
         return self._pool.submit(timed_refine, image, prob, params)
 

@@ -106,7 +106,8 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
         palette[3 * c.id : 3 * c.id + 3] = [int(c.color[i : i + 2], 16) for i in (1, 3, 5)]
     written = 0
     for image_id, entry in sorted(project.images.items()):
-        recs = [(c, r) for c in sorted(project.classes) if (r := project.record(image_id, c)).state in states and r.mask]
+        recs = [(c, r) for c in sorted(project.classes)
+                if (r := project.record(image_id, c)).state in states and r.mask]
         if not recs:
             continue
         index = np.zeros(project.size_of(image_id), np.uint8)

@@ -12,15 +12,14 @@ Which pieces are on is decided by benchmarks/labelling_effort.py (see LearningCo
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from annotator.modeling.pixel_head import PixelHead
-from annotator.modeling.prototypes import (masked_average_pool, masked_kmeans_prototypes, resize_mask,
-                                           spherical_kmeans)
+from annotator.modeling.prototypes import masked_average_pool, masked_kmeans_prototypes, resize_mask, spherical_kmeans
 
 
 class Cancelled(Exception):
@@ -48,7 +47,7 @@ class LearningConfig:
     head_l2: float = 1e-3
     seed: int = 0
 
-    def changed(self, **kw) -> "LearningConfig":
+    def changed(self, **kw) -> LearningConfig:
         return replace(self, **kw)
 
     def as_dict(self) -> dict:
@@ -108,7 +107,8 @@ def background_prototypes(feats: torch.Tensor, bg: torch.Tensor, neg_feats: torc
     return torch.cat(out)
 
 
-def _sample(feats: torch.Tensor, target: torch.Tensor, n: int, gen: torch.Generator) -> list[tuple[float, torch.Tensor]]:
+def _sample(feats: torch.Tensor, target: torch.Tensor, n: int,
+            gen: torch.Generator) -> list[tuple[float, torch.Tensor]]:
     """(label, up to n pixel vectors [M,C]) for each label, from features [C,h,w] and a soft target [h,w]
     (> 0.9: 1, < 0.1: 0; between: ignored, e.g. boundaries)."""
     x = feats.permute(1, 2, 0).reshape(-1, feats.shape[0])

@@ -9,9 +9,9 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from annotator.feature_cache import content_key
 from annotator.imageio import ImageReadError, decode_image, read_file_bytes
-
 
 # Linux forks workers (fast start); elsewhere fork is unavailable or unsafe.
 _CONTEXT = "fork" if sys.platform.startswith("linux") else "spawn"
@@ -49,7 +48,7 @@ class Batch:
     items: list[LoadedImage]
     pixels: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.uint8))
 
-    def pin_memory(self) -> "Batch":
+    def pin_memory(self) -> Batch:
         """Called by DataLoader(pin_memory=True): page-locked pixels copy to the GPU asynchronously."""
         self.pixels = self.pixels.pin_memory()
         return self

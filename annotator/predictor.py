@@ -6,11 +6,11 @@ itself on CUDA out-of-memory, dense-CRF refinement and per-stage timings.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from annotator.crf import CRFParams, CRFPool, refine
 from annotator.device import describe, pick_device
 from annotator.feature_cache import FeatureCache
+from annotator.learning import Learned, LearningConfig, gap_floor, learn
 from annotator.loading import resize_for_network
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
 from annotator.modeling.panet import PANet
-from annotator.learning import Learned, LearningConfig, gap_floor, learn
 from annotator.modeling.prototypes import best_match_logits, masked_average_pool
 from annotator.modeling.sgone import SGOne
 from annotator.sgone_weights import default_checkpoint, load_head
@@ -141,7 +141,8 @@ class Predictor:
     def model_tag(self) -> str:
         """What the features depend on besides the pixels: the feature cache's namespace."""
         layers = "+".join(self.model.layers) if self.model_name == "panet" else "conv4_3+conv5_3"
-        return f"{self.model_name}-{layers}-{self.backbone_name}-{self.input_size}-{str(self.precision).removeprefix('torch.')}"
+        precision = str(self.precision).removeprefix("torch.")
+        return f"{self.model_name}-{layers}-{self.backbone_name}-{self.input_size}-{precision}"
 
     def settings(self) -> dict:
         """The settings that make a proposal, recorded beside it."""
@@ -355,7 +356,7 @@ class Predictor:
             bg = (bg + masked_average_pool(feats, (p < 0.3).to(feats.dtype))) / 2
         return match(bg, fg)
 
-    def refine_async(self, image: np.ndarray | None, prob: np.ndarray) -> "Future[np.ndarray]":
+    def refine_async(self, image: np.ndarray | None, prob: np.ndarray) -> Future[np.ndarray]:
         """The final boolean mask of a probability map: CRF-refined when the CRF is on (in the worker
         processes when there are some, so the caller can go on with the next batch meanwhile)."""
         self.timings.images += 1

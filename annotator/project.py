@@ -12,9 +12,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -103,7 +103,7 @@ class Project:
 
     # ---- creating and opening -------------------------------------------------------------
     @classmethod
-    def create(cls, folder: Path | str, image_root: Path | str) -> "Project":
+    def create(cls, folder: Path | str, image_root: Path | str) -> Project:
         """A new project in `folder` (created; must not hold a project yet) over the images of `image_root`."""
         folder, image_root = Path(folder), Path(image_root).resolve()
         if (folder / INDEX).exists():
@@ -117,7 +117,7 @@ class Project:
         return proj
 
     @classmethod
-    def open(cls, folder: Path | str, rescan: bool = True) -> "Project":
+    def open(cls, folder: Path | str, rescan: bool = True) -> Project:
         """Open a project; a corrupt index falls back to the last good copy and says so in `report`."""
         folder = Path(folder)
         data, recovered = cls._read_index(folder)
@@ -333,7 +333,8 @@ class Project:
             try:
                 atomic_write_bytes(path, data)
             except OSError as exc:
-                raise ProjectSaveError(f"cannot write mask {name}: {exc.strerror or exc}; the edit was not kept") from exc
+                raise ProjectSaveError(
+                    f"cannot write mask {name}: {exc.strerror or exc}; the edit was not kept") from exc
         return name
 
     def _put(self, image_id: int, class_id: int, labels: np.ndarray | None, **fields) -> None:

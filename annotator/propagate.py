@@ -6,13 +6,12 @@ pixels are ever held, so memory does not grow with the folder.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
-
 import torch
 
 from annotator.imageio import ImageReadError, read_image, read_mask

@@ -4,7 +4,6 @@ Runs once (the set-up scripts call it); the run-time code only ever loads the sa
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import pickle
 import subprocess

@@ -6,9 +6,9 @@ the feature cache), so a step costs only the small head: a few hundred images st
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

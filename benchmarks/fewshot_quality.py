@@ -26,16 +26,15 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import cv2
-
 from annotator.crf import CRFParams, refine
-from annotator.modeling.panet import combine_layers
 from annotator.imageio import image_size, read_image, read_mask
+from annotator.modeling.panet import combine_layers
 from annotator.predictor import Predictor
 from benchmarks import davis
 
@@ -234,7 +233,7 @@ def run(args) -> None:
                         plain.matching.append(time.perf_counter() - t0)
                     jobs = [(p, prob.astype(np.float16), crf_params) for (p, _), prob in zip(queries, probs)]
                     crf_out = pool.map(_crf_job, jobs, chunksize=4) if use_crf else [None] * len(jobs)
-                    for (p, m), prob, pres, co in zip(queries, probs, presence, crf_out):
+                    for (_, m), prob, pres, co in zip(queries, probs, presence, crf_out):
                         if m is not None and m not in gts:
                             gts[m] = read_mask(m)
                         for scores, mask in ((plain, prob > 0.5), (with_crf, _unpack(co[0], co[1]) if co else None)):

@@ -158,7 +158,8 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
         t0 = time.perf_counter()
         predictor.set_support_features(torch.stack([feats[p] for p in supports]), [accepted[p] for p in supports],
                                        torch.stack([feats[p] for p, _ in negs]) if negs else None,
-                                       [r for _, r in negs], folder=[feats[p] for p in evenly_spaced(queries, loop.learning.folder_sample)])
+                                       [r for _, r in negs], folder=[feats[p] for p in
+                                               evenly_spaced(queries, loop.learning.folder_sample)])
         out.fitting.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         matched = {p: predictor.match(feats[p], sizes[p]) for p in queries}
@@ -219,7 +220,8 @@ def run(args) -> None:
             rows.append((name, outs))
     crf = "with" if args.crf else "without"
     print(f"\nLabelling effort on DAVIS 2016 ({len(fs)} folders of up to {POSITIVES}+{NEGATIVES} images, input "
-          f"{args.input_size}px, {crf} CRF, {predictor.device_name}; backbone {backbone_s:.2f} s/img, once per image)\n")
+          f"{args.input_size}px, {crf} CRF, {predictor.device_name}; backbone {backbone_s:.2f} s/img, "
+          "once per image)\n")
     head = "| loop | draws % | rejects % | " + " | ".join(f"mIoU r{i + 1}" for i in range(ROUNDS)) + \
         " | fitting s/round | matching s/round | CRF s/round |"
     print(head)
@@ -230,13 +232,14 @@ def run(args) -> None:
         mious = []
         for r in range(ROUNDS):  # a folder finished early keeps its last round's mIoU
             mious.append(np.mean([o.miou[min(r, len(o.miou) - 1)] for o in outs]))
-        per_round = lambda attr: np.mean([np.mean(getattr(o, attr)) if getattr(o, attr) else 0.0 for o in outs])
+        stages = [np.mean([np.mean(getattr(o, a)) if getattr(o, a) else 0.0 for o in outs])
+                  for a in ("fitting", "matching", "crf")]
         print(f"| {name} | {draws:.1f} | {rejects:.1f} | " + " | ".join(f"{m:.1f}" for m in mious) +
-              f" | {per_round('fitting'):.2f} | {per_round('matching'):.2f} | {per_round('crf'):.2f} |")
+              " | " + " | ".join(f"{s:.2f}" for s in stages) + " |")
     print("\nPer class (draws % / rejects %):")
     for name, outs in rows:
-        print(f"  {name}: " + ", ".join(f"{o.cls} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / max(o.negatives, 1):.0f}"
-                                        for o in outs))
+        print(f"  {name}: " + ", ".join(
+            f"{o.cls} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / max(o.negatives, 1):.0f}" for o in outs))
 
 
 def speed(n: int, negatives: int = 10) -> None:
@@ -278,8 +281,8 @@ def speed(n: int, negatives: int = 10) -> None:
         predictor.timings.matching = 0.0
         learned_at: list[float] = []
         t0 = time.perf_counter()
-        done = propagate_into_project(proj, cid, predictor, unreviewed(proj, cid), on_learned=lambda _: learned_at.append(
-            time.perf_counter()))
+        done = propagate_into_project(proj, cid, predictor, unreviewed(proj, cid),
+                                      on_learned=lambda _: learned_at.append(time.perf_counter()))
         total = time.perf_counter() - t0
         proj.save()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

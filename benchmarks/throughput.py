@@ -146,11 +146,13 @@ def run(args) -> None:
                  f"{n / cold_s / backbone_ips:.0%} of backbone-only; {n / cold_s / base_ips:.2f}x baseline; "
                  f"masks vs baseline IoU {_iou(cold_masks, base_masks):.2f}"))
     warm_s, warm_masks = _timed_run(cached, paths, args.batch_size, workers)
+    identical = all(np.array_equal(a, b) for a, b in zip(cold_masks, warm_masks))
     rows.append(("pipeline, no CRF, features in memory (2nd pass)", n / warm_s,
-                 f"{cold_s / warm_s:.1f}x the cold pass; masks identical: {all(np.array_equal(a, b) for a, b in zip(cold_masks, warm_masks))}"))
+                 f"{cold_s / warm_s:.1f}x the cold pass; masks identical: {identical}"))
     disk = make(cache=FeatureCache(tmp / "cache", memory_bytes=0))
     disk_s, _ = _timed_run(disk, paths, args.batch_size, workers)
-    rows.append(("pipeline, no CRF, features from disk (new session)", n / disk_s, f"{cold_s / disk_s:.1f}x the cold pass"))
+    rows.append(("pipeline, no CRF, features from disk (new session)", n / disk_s,
+                 f"{cold_s / disk_s:.1f}x the cold pass"))
 
     if args.crf:
         with_crf = make(crf=True, cache=cache)
@@ -180,7 +182,7 @@ _CHILD = ("import sys; from annotator.cli import main; rc = main(sys.argv[1:]); 
 
 def memory_rows(sizes: list[int], input_size: int) -> None:
     """Peak RSS of `annotator propagate` (a child process each) over folders of small images."""
-    print(f"\n| small images | input px | peak RSS MB | ratio to the first |\n|---|---|---|---|")
+    print("\n| small images | input px | peak RSS MB | ratio to the first |\n|---|---|---|---|")
     first = None
     for n in sizes:
         root = Path(tempfile.mkdtemp(prefix=f"rss{n}-"))

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
-import pytest
-
 import tempfile
+
+import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Commands the tests run cache backbone features here, not in the user's cache folder.

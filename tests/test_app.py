@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
 from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-from pycocotools.coco import COCO
 
 from annotator.app.dialogs import HelpDialog, ModelSettings
 from annotator.app.main_window import MainWindow, project_dir_for

@@ -1,7 +1,6 @@
 """The `propagate` contract, end to end with the real model on images the test makes."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -183,7 +182,8 @@ def test_unusable_negative_exits_2_naming_the_file(folder, capsys, case, words):
         "size_mismatch": f"{img}:{root / 'small_mask.png'}",
     }[case]
     rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out",
-                          str(root / "neg.json"), "--support", f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
+                          str(root / "neg.json"), "--support",
+                          f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
                           "--negative", spec, "--no-crf"], capsys)
     assert rc == 2 and words in stderr and stderr.count("\n") == 1, stderr
     assert not (root / "neg.json").exists()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from annotator.modeling.backbones import ResNet50OS8, VGG16OS8
+from annotator.modeling.backbones import VGG16OS8, ResNet50OS8
 from annotator.modeling.panet import PANet
 from annotator.modeling.prototypes import cosine_logits, masked_average_pool
 

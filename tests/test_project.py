@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import errno
-from dataclasses import asdict
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest

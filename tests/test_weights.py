@@ -12,8 +12,15 @@ from torchvision.models import vgg16
 
 from annotator.modeling.backbones import VGG16OS8, build_backbone
 from annotator.setup_weights import VGG16_CONV_INDICES, _NumpyOnlyUnpickler, jax_vgg16_to_torchvision
-from annotator.weights import (VGG16_FILE, VGG16_SHA256, WEIGHTS_DIR, WeightsError, architecture_of,
-                               load_backbone_state, sha256_file)
+from annotator.weights import (
+    VGG16_FILE,
+    VGG16_SHA256,
+    WEIGHTS_DIR,
+    WeightsError,
+    architecture_of,
+    load_backbone_state,
+    sha256_file,
+)
 
 
 def test_jax_layout_maps_to_torchvision_conv_indices():

@@ -1,7 +1,7 @@
 """The desktop app (Qt). Only this package imports Qt."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def run_app(argv: Sequence[str]) -> int:

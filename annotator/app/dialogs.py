@@ -4,8 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
 
 from annotator.export import ExportOptions
 
@@ -27,7 +36,7 @@ class ModelSettings:
     device: str = "auto"
 
     @classmethod
-    def load(cls, qs: QSettings) -> "ModelSettings":
+    def load(cls, qs: QSettings) -> ModelSettings:
         d = cls()
         return cls(
             model=str(qs.value("model/name", d.model)),

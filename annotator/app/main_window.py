@@ -11,9 +11,24 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence
-from PySide6.QtWidgets import (QApplication, QColorDialog, QDockWidget, QFileDialog, QInputDialog, QLabel,
-                               QListView, QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QSlider, QSpinBox, QToolBar)
+from PySide6.QtWidgets import (
+    QApplication,
+    QColorDialog,
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QToolBar,
+)
 
 from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
@@ -324,7 +339,8 @@ class MainWindow(QMainWindow):
 
     def rename_class(self) -> None:
         if self.project and self.class_id:
-            name, ok = QInputDialog.getText(self, "Rename class", "Name:", text=self.project.classes[self.class_id].name)
+            old = self.project.classes[self.class_id].name
+            name, ok = QInputDialog.getText(self, "Rename class", "Name:", text=old)
             if ok and name.strip():
                 try:
                     self.project.rename_class(self.class_id, name.strip())
@@ -383,7 +399,8 @@ class MainWindow(QMainWindow):
                 mask = None
         self.canvas.set_image(rgb, mask, color)
         rec = self.project.record(image_id, self.class_id) if self.class_id else None
-        where = f"review {self.review.index(image_id) + 1}/{len(self.review)} · " if self.review and image_id in self.review else ""
+        in_review = self.review and image_id in self.review
+        where = f"review {self.review.index(image_id) + 1}/{len(self.review)} · " if in_review else ""
         state = f"{rec.state}" + (f" (score {rec.score:.2f})" if rec and rec.score is not None else "") if rec else ""
         self.statusBar().showMessage(f"{where}{self.project.images[image_id].file} · {state}")
 

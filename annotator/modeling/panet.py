@@ -82,7 +82,8 @@ class PANet(nn.Module):
         """PAR: prototypes from the query's predicted masks must segment every support shot back."""
         pred = qry_logits.argmax(dim=1)
         qry_fg, qry_bg = (pred == 1).float(), (pred == 0).float()
-        protos = torch.stack([masked_average_pool(qry_feats, qry_bg).mean(0), masked_average_pool(qry_feats, qry_fg).mean(0)])
+        protos = torch.stack([masked_average_pool(qry_feats, qry_bg).mean(0),
+                              masked_average_pool(qry_feats, qry_fg).mean(0)])
         supp_logits = self.match(supp_feats, protos)
         supp_logits = F.interpolate(supp_logits, size=supp_fg.shape[-2:], mode="bilinear", align_corners=False)
         label = torch.full(supp_fg.shape, IGNORE, dtype=torch.long, device=supp_fg.device)

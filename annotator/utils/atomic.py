@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
-
+from typing import IO, Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -1,7 +1,8 @@
 """Deterministic subsets: training sources, the folder sample the learning loop looks at, left-out supports."""
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
