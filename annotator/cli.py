@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotator.config import DEFAULT_BACKBONE, DEVICES, INPUT_SIZE, Model, Precision, State
 from annotator.crf import CRFParams
 from annotator.train_config import TrainConfig
 
@@ -34,18 +35,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="class_name", metavar="NAME", help="with --project: the class to propagate")
     p.add_argument("--include-rejected", action="store_true",
                    help="with --project: propose again on images whose proposal was rejected")
-    p.add_argument("--model", default="panet", choices=["panet", "sgone"])
+    p.add_argument("--model", type=Model, default=Model.PANET, choices=list(Model))
     p.add_argument("--checkpoint", type=Path, help="SG-One head to use (default: weights/sgone_head.safetensors)")
-    p.add_argument("--backbone", default="vgg16_imagenet", help="weights/NAME.safetensors (or .pth) to use")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="weights/NAME.safetensors (or .pth) to use")
     p.add_argument("--crf", dest="crf", action="store_true", default=True, help="dense-CRF refinement (default)")
     p.add_argument("--no-crf", dest="crf", action="store_false")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--device", default=DEVICES[0], help=" | ".join(DEVICES) + " | cuda:N")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--input-size", type=int, default=417, help="side the images are resized to for the network")
+    p.add_argument("--input-size", type=int, default=INPUT_SIZE, help="side the images are resized to for the network")
     p.add_argument("--workers", type=int, default=None,
                    help="decoding processes (default: up to 4, fewer on small machines; 0: a thread)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="backbone arithmetic: auto = bf16 (else fp16) on CUDA, fp32 on CPU")
+    p.add_argument("--precision", type=Precision, default=Precision.AUTO, choices=list(Precision),
+                   help=Precision.__doc__)
     p.add_argument("--feature-cache", type=Path, default=None,
                    help="folder of cached backbone features "
                         "(default: $ANNOTATOR_CACHE_DIR or ~/.cache/annotator/features)")
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, help="start from this head (e.g. the shipped one, to adapt it)")
     p.add_argument("--resume", action="store_true", help="continue from OUT's saved step")
     p.add_argument("--max-images", type=int, default=300, help="evenly spaced subset of each source")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=DEVICES[0], help=" | ".join(DEVICES) + " | cuda:N")
     p.add_argument("--feature-cache", type=Path, default=None)
     for name, default in vars(TrainConfig()).items():
         p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
@@ -83,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="import a COCO file (RLE or polygons) into a project")
     p.add_argument("project", type=Path)
     p.add_argument("coco", type=Path)
-    p.add_argument("--as", dest="state", default="accepted", choices=["accepted", "proposed"])
+    p.add_argument("--as", dest="state", type=State, default=State.ACCEPTED, choices=[State.ACCEPTED, State.PROPOSED])
     return ap
 
 
@@ -129,6 +130,13 @@ def run_project_command(args: argparse.Namespace) -> int:
         return _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
 
 
+def _model_spec(args: argparse.Namespace):
+    """The ModelSpec of `propagate`'s --model, --backbone and --checkpoint."""
+    from annotator.build import ModelSpec
+
+    return ModelSpec(model=args.model, backbone=args.backbone, checkpoint=args.checkpoint)
+
+
 def _fail(msg: str) -> int:
     print(f"annotator: error: {msg}", file=sys.stderr)
     return 2
@@ -140,6 +148,7 @@ def run_propagate(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from annotator.build import build_model
     from annotator.coco import CocoSpool, write_coco
     from annotator.device import available_cores
     from annotator.distributed import close_world, init_world
@@ -176,9 +185,8 @@ def run_propagate(args: argparse.Namespace) -> int:
     try:
         # With batches, the CRF of a batch's images runs in parallel worker processes.
         procs = min(args.batch_size, cores) if crf and args.batch_size > 1 else 0
-        predictor = Predictor(args.backbone, world.device(args.device), args.input_size, crf, args.batch_size,
-                              crf_processes=procs, precision=args.precision, cache=cache, model=args.model,
-                              checkpoint=args.checkpoint)
+        predictor = Predictor(build_model(_model_spec(args)), world.device(args.device), args.input_size, crf,
+                              args.batch_size, crf_processes=procs, precision=args.precision, cache=cache)
         taught = {p.resolve() for p, _, _ in supports} | {p.resolve() for p, _, _ in negatives}
         folder = folder_sample(predictor, [p for p in paths if p.resolve() not in taught])
         predictor.set_supports([(im, m) for _, im, m in supports], [(im, r) for _, im, r in negatives], folder)
@@ -238,6 +246,7 @@ def run_propagate_project(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from annotator.build import build_model
     from annotator.device import available_cores
     from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.predictor import Predictor
@@ -268,8 +277,8 @@ def run_propagate_project(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(ids), unit="img", desc=args.class_name, file=sys.stderr, disable=None, dynamic_ncols=True)
     try:
         procs = min(args.batch_size, available_cores()) if crf and args.batch_size > 1 else 0
-        predictor = Predictor(args.backbone, args.device, args.input_size, crf, args.batch_size, crf_processes=procs,
-                              precision=args.precision, cache=cache, model=args.model, checkpoint=args.checkpoint)
+        predictor = Predictor(build_model(_model_spec(args)), args.device, args.input_size, crf, args.batch_size,
+                              crf_processes=procs, precision=args.precision, cache=cache)
         try:
             done = propagate_into_project(proj, class_id, predictor, ids, batch_size=args.batch_size,
                                           include_rejected=args.include_rejected,

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from annotator.config import State
 from annotator.imageio import ImageReadError
 from annotator.project import Project
 
@@ -48,7 +49,7 @@ def _decode(seg, h: int, w: int, where: str) -> np.ndarray:
     return m.astype(bool)
 
 
-def import_coco(project: Project, path: Path | str, state: str = "accepted") -> dict:
+def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTED) -> dict:
     """Add the file's categories (matched by name) and masks (as instances) to the project."""
     path = Path(path)
     try:

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from annotator.coco import CocoBuilder
+from annotator.config import State
 from annotator.project import Project
 from annotator.utils.atomic import atomic_write_bytes, atomic_write_json
 
@@ -32,7 +33,7 @@ class ExportOptions:
 
 
 def _exported_states(opts: ExportOptions) -> set[str]:
-    return {"accepted", "proposed"} if opts.include_proposals else {"accepted"}
+    return {State.ACCEPTED, State.PROPOSED} if opts.include_proposals else {State.ACCEPTED}
 
 
 def instance_masks(labels: np.ndarray, instances: bool) -> list[np.ndarray]:
@@ -76,7 +77,7 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
         coco_id = coco.add_image(entry.file, h, w)
         for class_id, rec in by_image.get(image_id, []):
             labels = project.labels(image_id, class_id)
-            score = rec.score if rec.state == "proposed" else None
+            score = rec.score if rec.state == State.PROPOSED else None
             for m in instance_masks(labels, opts.instances):
                 ann = coco.add_mask(coco_id, class_id, m, score)
                 if ann is None or not opts.polygons:

@@ -1,7 +1,8 @@
 """Stateful few-shot predictor: set the supports of one class once, then propose masks for any images.
 
-Wraps the PANet network (annotator.modeling) with pre-processing, device choice, batching that halves
-itself on CUDA out-of-memory, dense-CRF refinement and per-stage timings.
+Takes a network built by annotator.build (PANet or SG-One, which own their matching) and adds what the
+learning loop fitted (annotator.learning), pre-processing, device choice, batching that halves itself on
+CUDA out-of-memory, the presence score, dense-CRF refinement and per-stage timings.
 """
 from __future__ import annotations
 
@@ -10,25 +11,23 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from annotator.config import INPUT_SIZE, Precision
 from annotator.crf import CRFParams, CRFPool, refine
 from annotator.device import describe, pick_device
 from annotator.feature_cache import FeatureCache
 from annotator.learning import Learned, LearningConfig, gap_floor, learn
 from annotator.loading import resize_for_network
-from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
+from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD
 from annotator.modeling.panet import PANet
-from annotator.modeling.prototypes import best_match_logits, masked_average_pool
+from annotator.modeling.prototypes import masked_average_pool
 from annotator.modeling.sgone import SGOne
-from annotator.sgone_weights import default_checkpoint, load_head
 from annotator.utils.sampling import evenly_spaced
-from annotator.weights import DEFAULT_BACKBONE, architecture_of, load_backbone_state
 
 
 @dataclass
@@ -63,53 +62,28 @@ class Timings:
 
 
 class Predictor:
-    """Few-shot segmentation (PANet or SG-One) of one class from k support (image, mask) pairs."""
+    """Few-shot segmentation of one class from k support (image, mask) pairs, by a model annotator.build made."""
 
     def __init__(
         self,
-        backbone: str = DEFAULT_BACKBONE,
+        model: PANet | SGOne,
         device: str = "auto",
-        input_size: int = 417,
+        input_size: int = INPUT_SIZE,
         crf: CRFParams | None = CRFParams(),
         batch_size: int = 4,
         crf_processes: int = 0,
-        precision: str = "auto",
+        precision: Precision | str = Precision.AUTO,
         cache: FeatureCache | None = None,
-        model: str = "panet",
-        checkpoint: Path | str | None = None,
-        head: torch.nn.Module | None = None,
-        bg_prototypes: int = 5,
-        self_refine: bool = True,
-        layers: Sequence[str] | None = None,
         learning: LearningConfig = LearningConfig(),
     ) -> None:
         """`crf_processes` > 0 runs the CRF in that many worker processes (needed beside a GUI, see CRFPool).
-        `precision`: auto (bf16, else fp16, on CUDA; fp32 elsewhere) | fp32 | bf16 | fp16 for the backbone.
-        `model`: panet | sgone; SG-One's trained `head`, else its `checkpoint` (default: the shipped one).
-        PANet options, on by default because benchmarks/fewshot_quality.py measured them together at
-        36.4 vs 26.2 cross-video mIoU 1-shot (false foreground 4.0% vs 3.2%): `layers` (default: both
-        of the backbone's, conv4_3 and conv5_3) match on several layers at once; `bg_prototypes` > 1
-        clusters the supports' background into that many prototypes (a pixel's background logit is the
-        best of them); `self_refine` matches a second time with prototypes averaged with the query's own
-        confident regions. `learning`: what the supports and negatives teach PANet (see annotator.learning).
-        """
+        `precision`: see config.Precision. `learning`: what the supports, negatives and folder teach a model
+        that learns from reviews (see annotator.learning); SG-One takes its supports' mean prototypes only."""
         self.device = pick_device(device)
-        state = load_backbone_state(backbone)
-        self.backbone_name = backbone
-        net = build_backbone(architecture_of(state), state)
-        if model == "panet":
-            self.model: PANet | SGOne = PANet(net, layers=tuple(layers) if layers else tuple(net.layers))
-        elif model == "sgone":
-            self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
-            self.model = SGOne(net, head if head is not None else load_head(self.checkpoint))
-        else:
-            raise ValueError(f"model '{model}' is not one of panet, sgone")
-        self.model_name = model
-        self.self_refine = self_refine
-        self.learning = learning.changed(bg_prototypes=bg_prototypes) if model == "panet" else LearningConfig(
+        self.learning = learning if model.learns_from_reviews else LearningConfig(
             per_support=False, negatives=False, head=False, entropy=False, presence=False, bg_prototypes=1)
-        self.model = self.model.to(self.device).eval()
-        self.precision = self._pick_precision(precision)
+        self.model = model.to(self.device).eval()
+        self.precision = self._pick_precision(Precision(precision))
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.cache = cache
@@ -123,15 +97,12 @@ class Predictor:
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         self._mean, self._std = mean.view(1, 3, 1, 1).to(self.device), std.view(1, 3, 1, 1).to(self.device)
 
-    def _pick_precision(self, precision: str) -> torch.dtype:
-        if precision == "auto":
+    def _pick_precision(self, precision: Precision) -> torch.dtype:
+        if precision == Precision.AUTO:
             if self.device.type != "cuda":
                 return torch.float32
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-        if precision not in dtypes:
-            raise ValueError(f"precision '{precision}' is not one of auto, fp32, bf16, fp16")
-        return dtypes[precision]
+        return {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
 
     @property
     def device_name(self) -> str:
@@ -140,18 +111,16 @@ class Predictor:
     @property
     def model_tag(self) -> str:
         """What the features depend on besides the pixels: the feature cache's namespace."""
-        layers = "+".join(self.model.layers) if self.model_name == "panet" else "conv4_3+conv5_3"
         precision = str(self.precision).removeprefix("torch.")
-        return f"{self.model_name}-{layers}-{self.backbone_name}-{self.input_size}-{precision}"
+        return f"{self.model.tag}-{self.model.weights_name}-{self.input_size}-{precision}"
 
     def settings(self) -> dict:
         """The settings that make a proposal, recorded beside it."""
         return {
-            "model": self.model_name,
-            **({"layers": list(self.model.layers), "bg_prototypes": self.learning.bg_prototypes,
-                "self_refine": self.self_refine, "learning": self.learning.as_dict()} if self.model_name == "panet"
-               else {}),
-            "backbone": self.backbone_name,
+            **self.model.settings(),
+            **({"bg_prototypes": self.learning.bg_prototypes, "learning": self.learning.as_dict()}
+               if self.model.learns_from_reviews else {}),
+            "backbone": self.model.weights_name,
             "input_size": self.input_size,
             "crf": self.crf.as_dict() if self.crf else None,
         }
@@ -205,7 +174,7 @@ class Predictor:
         Raises learning.Cancelled when `cancelled()`."""
         fg_t = self._network_masks(masks)
         neg_t = self._network_masks(neg_masks) if neg_feats is not None and len(neg_masks) else None
-        if self.model_name == "sgone":  # SG-One's guidance takes one prototype pair; it learns from supports only
+        if not self.model.learns_from_reviews:  # one prototype pair from the supports (SG-One's guidance)
             with torch.inference_mode():
                 protos = self.model.prototypes(feats, fg_t, 1.0 - fg_t)
             self.learned = Learned(fg=protos[1:2], bg=protos[:1], supports=len(feats))
@@ -304,16 +273,11 @@ class Predictor:
         if self.learned is None:
             raise RuntimeError("set_supports() must be called before predicting")
         with self.timings.stage("matching"):
-            # float64: BLAS results vary in their last float32 bits with memory alignment, which would let a
-            # pixel at p = 0.5 flip between a first pass and a cached second one. The cost is negligible.
-            # (SG-One's trained head runs in float32.)
-            dtype = torch.float64 if self.model_name == "panet" and self.device.type != "mps" else torch.float32
+            dtype = self.model.match_dtype if self.device.type != "mps" else torch.float32  # mps has no float64
             feats = feats.to(self.device, dtype)[None]
             fg_protos, bg_protos = self.learned.fg.to(dtype), self.learned.bg.to(dtype)
-            match = self._matcher(feats)
-            logits = match(bg_protos, fg_protos)
-            if self.self_refine and self.model_name == "panet":
-                logits = self._refined(feats, logits, bg_protos, fg_protos, match)
+            offset = self.learned.head(feats).to(dtype) if self.learned.head is not None else None
+            logits = self.model.segment(feats, bg_protos, fg_protos, offset)
             fg = (logits.argmax(dim=1) == 1).to(dtype)
             presence = 0.0
             if fg.any():
@@ -328,33 +292,6 @@ class Predictor:
             margin = F.interpolate(logits[:, 1:] - logits[:, :1], size=size, mode="bilinear", align_corners=False)
             prob = torch.sigmoid(margin)[0, 0].float().cpu().numpy()
         return prob, presence
-
-    def _matcher(self, feats: torch.Tensor):
-        """(bg, fg) prototypes -> [1,2,h,w] logits of these features [1,C,h,w]: each side's best prototype
-        (PANet) plus the fitted head's offset, or SG-One's. What does not depend on the prototypes (the unit
-        features, the head's offset) is computed once, however often the prototypes change."""
-        if self.model_name != "panet":
-            return lambda bg, fg: self.model.match(feats, torch.cat([bg, fg]))
-        unit = F.normalize(feats, dim=1)
-        offset = self.learned.head(feats).to(feats.dtype) if self.learned.head is not None else None
-
-        def match(bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
-            logits = best_match_logits(unit, bg, fg, self.model.scale, unit=True)
-            if offset is not None:
-                logits[:, 1] += offset
-            return logits
-
-        return match
-
-    @staticmethod
-    def _refined(feats: torch.Tensor, logits: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, match) -> torch.Tensor:
-        """Self-prototype pass: average each prototype with the query's own confident region's, match again."""
-        p = logits.softmax(dim=1)[:, 1]
-        if (p > 0.7).any():
-            fg = (fg + masked_average_pool(feats, (p > 0.7).to(feats.dtype))) / 2
-        if (p < 0.3).any():
-            bg = (bg + masked_average_pool(feats, (p < 0.3).to(feats.dtype))) / 2
-        return match(bg, fg)
 
     def refine_async(self, image: np.ndarray | None, prob: np.ndarray) -> Future[np.ndarray]:
         """The final boolean mask of a probability map: CRF-refined when the CRF is on (in the worker

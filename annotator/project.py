@@ -19,14 +19,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from annotator.config import PROJECT_BACKUP as BACKUP
+from annotator.config import PROJECT_INDEX as INDEX
+from annotator.config import State
 from annotator.imageio import ImageReadError, image_size, list_image_files
 from annotator.utils.atomic import atomic_write_bytes
 
 FORMAT = "annotator-project"
 VERSION = 1
-INDEX = "project.json"
-BACKUP = "project.json.bak"
-STATES = ("unlabelled", "proposed", "accepted", "rejected")
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#fabebe",
            "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075")
 
@@ -58,7 +58,7 @@ class ImageEntry:
 class MaskRecord:
     """State of one (image, class). `mask` is a file under masks/; `edited` marks the user's own pixels."""
 
-    state: str = "unlabelled"
+    state: State = State.UNLABELLED
     mask: str | None = None
     score: float | None = None
     settings: dict | None = None
@@ -116,6 +116,11 @@ class Project:
         proj.save()
         return proj
 
+    @staticmethod
+    def exists(folder: Path | str) -> bool:
+        """Whether `folder` holds a project (its index, or only the index's last good copy)."""
+        return (Path(folder) / INDEX).exists() or (Path(folder) / BACKUP).exists()
+
     @classmethod
     def open(cls, folder: Path | str, rescan: bool = True) -> Project:
         """Open a project; a corrupt index falls back to the last good copy and says so in `report`."""
@@ -172,6 +177,11 @@ class Project:
             key = (r.pop("image"), r.pop("class"))
             if r.get("settings") is not None:
                 r["settings"] = shared.setdefault(json.dumps(r["settings"], sort_keys=True), r["settings"])
+            try:
+                r["state"] = State(r.get("state", State.UNLABELLED))
+            except ValueError:
+                raise ProjectError(f"{INDEX}: image {key[0]}, class {key[1]}: unknown state {r['state']!r}; "
+                                   f"one of {', '.join(State.values())}") from None
             self.records[key] = MaskRecord(**r)
 
     def _check_images(self, rescan: bool) -> None:
@@ -221,7 +231,7 @@ class Project:
                 "images": [{"id": e.id, "file": e.file, "height": e.height, "width": e.width}
                            for e in self.images.values()],
                 "records": [{"image": i, "class": c, **asdict(r)} for (i, c), r in self.records.items()
-                            if r.state != "unlabelled" or r.mask],
+                            if r.state != State.UNLABELLED or r.mask],
             }
 
     def save(self) -> None:
@@ -364,22 +374,23 @@ class Project:
         if (e.height, e.width) != tuple(shape[:2]):
             raise ProjectError(f"mask {shape[1]}x{shape[0]} does not fit {e.file} ({e.width}x{e.height})")
 
-    def set_mask(self, image_id: int, class_id: int, labels: np.ndarray, state: str = "accepted") -> None:
+    def set_mask(self, image_id: int, class_id: int, labels: np.ndarray, state: State = State.ACCEPTED) -> None:
         """The user's own mask (bool, or an instance label map): marked edited, never overwritten by propagation."""
-        self._put(image_id, class_id, labels, state=state, edited=True, score=None, settings=None)
+        self._put(image_id, class_id, labels, state=State(state), edited=True, score=None, settings=None)
 
     def set_proposal(self, image_id: int, class_id: int, mask: np.ndarray, score: float | None, settings: dict) -> bool:
         """Store a model proposal unless the user accepted or edited this (image, class); True if stored."""
         rec = self.record(image_id, class_id)
-        if rec.state == "accepted" or rec.edited:
+        if rec.state == State.ACCEPTED or rec.edited:
             return False
-        self._put(image_id, class_id, mask, state="proposed", score=score, settings=settings, edited=False)
+        self._put(image_id, class_id, mask, state=State.PROPOSED, score=score, settings=settings, edited=False)
         return True
 
-    def set_state(self, image_id: int, class_id: int, state: str) -> None:
+    def set_state(self, image_id: int, class_id: int, state: State | str) -> None:
         """Accept, reject or reset a record without touching its pixels."""
-        if state not in STATES:
-            raise ProjectError(f"unknown state '{state}'; one of {', '.join(STATES)}")
+        if state not in State.values():
+            raise ProjectError(f"unknown state '{state}'; one of {', '.join(State.values())}")
+        state = State(state)
         self._put(image_id, class_id, None, state=state)
 
     # ---- supports and negatives: what propagation learns from -----------------------------
@@ -412,7 +423,7 @@ class Project:
             out = [i for i in self.supports.get(class_id, []) if self.record(i, class_id).mask]
             taken_out = set(self.not_supports.get(class_id, [])) | set(out)
             out += [i for (i, c), r in sorted(self.records.items()) if c == class_id and r.mask
-                    and (r.state == "accepted" or r.edited) and i not in taken_out]
+                    and (r.state == State.ACCEPTED or r.edited) and i not in taken_out]
         return out
 
     def negative_ids(self, class_id: int) -> list[int]:
@@ -420,7 +431,7 @@ class Project:
         free of the class (accepted with no mask)."""
         with self._lock:
             return [i for (i, c), r in sorted(self.records.items()) if c == class_id
-                    and (r.state == "rejected" or (r.state == "accepted" and not r.mask))]
+                    and (r.state == State.REJECTED or (r.state == State.ACCEPTED and not r.mask))]
 
     def sweep_orphans(self) -> int:
         """Delete mask files no record points to (left by a crash between a mask write and a save)."""

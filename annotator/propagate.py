@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from annotator.config import State
 from annotator.imageio import ImageReadError, read_image, read_mask
 from annotator.loading import load_batches
 from annotator.predictor import Predictor
@@ -121,7 +122,8 @@ def folder_sample(predictor: Predictor, paths: Sequence[Path], cancelled: Callab
     from annotator.learning import Cancelled
 
     cfg = predictor.learning
-    if not (cfg.entropy or cfg.pseudo_labels or (cfg.presence and cfg.presence_gap)) or predictor.model_name != "panet":
+    if not predictor.model.learns_from_reviews or not (cfg.entropy or cfg.pseudo_labels or
+                                                       (cfg.presence and cfg.presence_gap)):
         return []
     out: list[torch.Tensor] = []
     chosen = evenly_spaced(list(paths), cfg.folder_sample)
@@ -256,7 +258,7 @@ def propagate_into_project(
     on_learned(ev)
     settings = {**predictor.settings(), "learned_from": {"masks": len(ev.supports), "rejections": len(ev.negatives)}}
     skip = {i for i, _ in ev.supports} | (set() if include_rejected else
-                                          {i for i in image_ids if project.record(i, class_id).state == "rejected"})
+                                          {i for i in image_ids if project.record(i, class_id).state == State.REJECTED})
     by_path = {project.image_path(i): i for i in image_ids if i not in skip}
     done = 0
     for res in propagate(predictor, list(by_path), batch_size=batch_size):

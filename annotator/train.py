@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 
+from annotator.build import ModelSpec, build_model
+from annotator.config import Model
 from annotator.episodes import IGNORE, augment, superpixels, usable_regions
 from annotator.feature_cache import FeatureCache, content_key
 from annotator.imageio import read_file_bytes
@@ -205,6 +207,6 @@ def build(cfg: TrainConfig, device: str = "auto", init: Path | None = None, cach
     (from `init`'s weights when given, else fresh)."""
     torch.manual_seed(cfg.seed)
     head = load_head(init) if init else SGOneHead(cfg.hidden)
-    pred = Predictor(device=device, input_size=cfg.input_size, crf=None, batch_size=1, model="sgone",
-                     checkpoint=init, cache=cache, head=head)
+    pred = Predictor(build_model(ModelSpec(model=Model.SGONE), head=head), device=device, input_size=cfg.input_size,
+                     crf=None, batch_size=1, cache=cache)
     return pred.model, pred

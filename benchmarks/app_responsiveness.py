@@ -138,6 +138,7 @@ def event_loop_gaps(app: QApplication, root: Path, n: int) -> tuple[float, float
 
 
 def propagation_memory(root: Path, n: int, input_size: int) -> list[tuple[int, float]]:
+    from annotator.build import build_model
     from annotator.predictor import Predictor
     from annotator.project import Project
     from annotator.propagate import propagate_into_project
@@ -158,7 +159,7 @@ def propagation_memory(root: Path, n: int, input_size: int) -> list[tuple[int, f
     mask = (sup[..., 0] > 200) & (sup[..., 1] < 60) & (sup[..., 2] < 60)  # the red ball
     proj.set_mask(first, cid, mask)
     proj.add_support(first, cid)
-    predictor = Predictor(device="cpu", input_size=input_size, crf=None, batch_size=1)
+    predictor = Predictor(build_model(), device="cpu", input_size=input_size, crf=None, batch_size=1)
     samples: list[tuple[int, float]] = [(0, rss_mb())]
 
     count = 0

@@ -32,8 +32,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from annotator.build import ModelSpec, build_model
+from annotator.config import Model
 from annotator.crf import CRFParams, refine
 from annotator.imageio import image_size, read_image, read_mask
+from annotator.learning import LearningConfig
 from annotator.modeling.panet import combine_layers
 from annotator.predictor import Predictor
 from benchmarks import davis
@@ -186,11 +189,13 @@ def run(args) -> None:
             del methods["SG-One, adapted head"]
         else:
             methods["SG-One, adapted head"][0]["checkpoint"] = args.adapted
-    encoder = Predictor(device=args.device, input_size=args.input_size, crf=None, model="sgone")
+    encoder = Predictor(build_model(ModelSpec(model=Model.SGONE)), device=args.device, input_size=args.input_size,
+                        crf=None)
     eps = {k: episodes(k) for k in args.shots}
     needed = sorted({p for es in eps.values() for e in es for p, _ in e.support + e.positives} |
                     {p for es in eps.values() for e in es for p in e.negatives})
-    cache = Path(args.cache) / f"feats45_{encoder.backbone_name}_{args.input_size}.safetensors" if args.cache else None
+    name = f"feats45_{encoder.model.weights_name}_{args.input_size}.safetensors"
+    cache = Path(args.cache) / name if args.cache else None
     if cache and cache.exists():
         stored = load_file(str(cache))
         feats = {p: stored[str(p)] for p in needed}
@@ -213,7 +218,10 @@ def run(args) -> None:
     crf_params = CRFParams()
     with get_context("fork").Pool(os.cpu_count() or 1) as pool:
         for name, (opts, kind, support_shape) in methods.items():
-            predictor = Predictor(device=args.device, input_size=args.input_size, crf=None, **dict(opts))
+            spec = ModelSpec(**{k: v for k, v in opts.items() if k != "bg_prototypes"})
+            learning = LearningConfig(bg_prototypes=opts.get("bg_prototypes", 1))
+            predictor = Predictor(build_model(spec), device=args.device, input_size=args.input_size, crf=None,
+                                  learning=learning)
             for shots, es in eps.items():
                 if support_shape != "mask" and shots > 1:
                     continue

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from annotator.build import build_model
 from annotator.crf import CRFParams
 from annotator.imageio import image_size, read_image, read_mask
 from annotator.learning import LearningConfig
@@ -206,7 +207,7 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     fs = [f for f in folders(args.negatives) if f.cls in args.classes]
-    predictor = Predictor(device=args.device, input_size=args.input_size, crf=None)
+    predictor = Predictor(build_model(), device=args.device, input_size=args.input_size, crf=None)
     paths = sorted({p for f in fs for p, _ in f.positives} | {p for f in fs for p in f.negatives})
     feats, backbone_s = features(paths, predictor, Path(args.cache) / f"effort_{predictor.model_tag}.safetensors")
     rows = []
@@ -273,7 +274,7 @@ def speed(n: int, negatives: int = 10) -> None:
         for j in range(len(others)):
             proj.set_proposal(ids[f"neg{j:03d}.jpg"], cid, np.ones(image_size(others[j]), bool), 0.5, {})
             proj.set_state(ids[f"neg{j:03d}.jpg"], cid, "rejected")
-        predictor = Predictor(device="cpu", crf=None, cache=FeatureCache(Path(tmp) / "features"))
+        predictor = Predictor(build_model(), device="cpu", crf=None, cache=FeatureCache(Path(tmp) / "features"))
         todo = unreviewed(proj, cid)
         t0 = time.perf_counter()
         propagate_into_project(proj, cid, predictor, todo[: len(frames)])  # fills the feature cache

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from annotator.build import build_model
 from annotator.crf import CRFParams
 from annotator.device import available_cores
 from annotator.feature_cache import FeatureCache
@@ -101,7 +102,7 @@ def run(args) -> None:
     rows: list[tuple[str, float, str]] = []
 
     def make(crf: bool = False, cache: FeatureCache | None = None, precision: str = "auto") -> Predictor:
-        p = Predictor(device=args.device, input_size=args.input_size, crf=CRFParams() if crf else None,
+        p = Predictor(build_model(), device=args.device, input_size=args.input_size, crf=CRFParams() if crf else None,
                       batch_size=args.batch_size, crf_processes=cores if crf else 0, precision=precision, cache=cache)
         p.set_supports(supports)
         return p

@@ -63,9 +63,10 @@ def test_presence_ranks_cars_above_other_classes(predictor, car_episode):
 
 
 def test_a_rejected_frame_comes_back_empty_and_similar_frames_lose_their_false_foreground():
+    from annotator.build import build_model
     from annotator.predictor import Predictor
 
-    predictor = Predictor(device="cpu", crf=None)
+    predictor = Predictor(build_model(), device="cpu", crf=None)
     support = tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-roundabout")[0]))
     scooter = [read_image(davis.frames("scooter-black")[i][0]) for i in (2, 3)]  # no car in them
     cars = [tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-shadow")[i])) for i in (0, 3, 6)]
@@ -82,10 +83,11 @@ def test_a_rejected_frame_comes_back_empty_and_similar_frames_lose_their_false_f
 
 
 def test_the_folders_own_presence_gap_empties_class_free_frames_before_any_rejection():
+    from annotator.build import build_model
     from annotator.learning import LearningConfig
     from annotator.predictor import Predictor
 
-    predictor = Predictor(device="cpu", crf=None)
+    predictor = Predictor(build_model(), device="cpu", crf=None)
     support = tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-roundabout")[0]))
     cars = [tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-shadow")[i])) for i in (0, 3, 6, 7)]
     others = [read_image(davis.frames(s)[k][0]) for s, k in (("scooter-black", 2), ("camel", 10), ("dog", 5),

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from annotator.build import build_model
 from annotator.learning import Cancelled, LearningConfig, gap_floor, learn
 from annotator.predictor import Predictor
 from tests.synthetic import scene
@@ -64,7 +65,7 @@ def ball_and_decoy():
 
 
 def test_a_negative_comes_back_empty_and_a_similar_image_loses_its_false_foreground(ball_and_decoy):
-    predictor = Predictor(device="cpu", crf=None)
+    predictor = Predictor(build_model(), device="cpu", crf=None)
     (img, mask), (neg, similar) = ball_and_decoy
     before = [p.mask.mean() for p in (predictor.set_supports([(img, mask)]) or predictor.predict([neg, similar]))]
     weights = {k: v.clone() for k, v in predictor.model.state_dict().items()}

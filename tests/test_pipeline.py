@@ -72,10 +72,11 @@ def _run(predictor, root: Path, workers: int = 0, batch: int = 2) -> list:
 
 
 def test_second_pass_reads_the_cache_and_gives_the_same_masks(folder, tmp_path):
+    from annotator.build import build_model
     from annotator.imageio import read_image, read_mask
     from annotator.predictor import Predictor
 
-    pred = Predictor(device="cpu", crf=None, cache=FeatureCache(tmp_path))
+    pred = Predictor(build_model(), device="cpu", crf=None, cache=FeatureCache(tmp_path))
     pred.set_supports([(read_image(folder / "images" / "a_support.png"), read_mask(folder / "support_mask.png"))])
     first = _run(pred, folder)
     images_encoded = pred.cache.misses

@@ -40,9 +40,10 @@ def test_out_of_memory_halves_the_batch_and_goes_on(predictor, monkeypatch):
 
 
 def test_predict_before_supports_is_an_error():
+    from annotator.build import build_model
     from annotator.predictor import Predictor
 
-    fresh = Predictor(device="cpu", crf=None)
+    fresh = Predictor(build_model(), device="cpu", crf=None)
     with pytest.raises(RuntimeError, match="set_supports"):
         fresh.predict([np.zeros((32, 32, 3), np.uint8)])
 

@@ -102,11 +102,13 @@ def test_training_steps_lower_the_loss_and_resume_continues_from_the_step(bank, 
 
 
 def test_shipped_checkpoint_loads_and_proposes_on_cpu():
+    from annotator.build import ModelSpec, build_model
+    from annotator.config import Model
     from annotator.predictor import Predictor
     from annotator.sgone_weights import default_checkpoint
 
     assert default_checkpoint().is_file(), "weights/sgone_head.safetensors is shipped with the repository"
-    pred = Predictor(device="cpu", crf=None, model="sgone")
+    pred = Predictor(build_model(ModelSpec(model=Model.SGONE)), device="cpu", crf=None)
     img, m = scene(90, 130, (50, 40), 20, seed=2)
     pred.set_supports([(img, m)])
     query, qm = scene(70, 110, (70, 35), 18, seed=3)

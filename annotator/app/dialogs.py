@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from annotator.config import DEVICES, Model
 from annotator.export import ExportOptions
 
 
@@ -26,20 +27,24 @@ def _add_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:
     form.addRow(buttons)
 
 
+MODEL_LABELS = {Model.PANET: "PANet", Model.SGONE: "SG-One (this folder's adapted head if any, else the shipped one)"}
+
+
 @dataclass
 class ModelSettings:
     """What propagation runs with; persisted in QSettings between runs."""
 
-    model: str = "panet"
+    model: Model = Model.PANET
     crf: bool = True
     presence_threshold: float = 0.0
-    device: str = "auto"
+    device: str = DEVICES[0]
 
     @classmethod
     def load(cls, qs: QSettings) -> ModelSettings:
         d = cls()
+        name = str(qs.value("model/name", d.model))
         return cls(
-            model=str(qs.value("model/name", d.model)),
+            model=Model(name) if name in Model.values() else d.model,
             crf=str(qs.value("model/crf", d.crf)).lower() == "true",
             presence_threshold=float(qs.value("model/presence_threshold", d.presence_threshold)),
             device=str(qs.value("model/device", d.device)),
@@ -60,8 +65,8 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Propagation settings")
         form = QFormLayout(self)
         self.model = QComboBox()
-        self.model.addItem("PANet", "panet")
-        self.model.addItem("SG-One (this folder's adapted head if any, else the shipped one)", "sgone")
+        for m in Model:
+            self.model.addItem(MODEL_LABELS[m], m.value)
         self.model.setCurrentIndex(max(0, self.model.findData(current.model)))
         self.crf = QCheckBox("Refine edges with a dense CRF")
         self.crf.setChecked(current.crf)
@@ -71,7 +76,7 @@ class SettingsDialog(QDialog):
         self.threshold.setValue(current.presence_threshold)
         self.threshold.setToolTip("Proposals scoring below this come back empty (the class judged absent)")
         self.device = QComboBox()
-        for d in ("auto", "cpu", "cuda", "mps"):
+        for d in DEVICES:
             self.device.addItem(d, d)
         self.device.setCurrentIndex(max(0, self.device.findData(current.device)))
         form.addRow("Model", self.model)
@@ -81,7 +86,7 @@ class SettingsDialog(QDialog):
         _add_ok_cancel(self, form)
 
     def value(self) -> ModelSettings:
-        return ModelSettings(self.model.currentData(), self.crf.isChecked(), self.threshold.value(),
+        return ModelSettings(Model(self.model.currentData()), self.crf.isChecked(), self.threshold.value(),
                              self.device.currentData())
 
 

@@ -34,6 +34,7 @@ from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
 from annotator.app.thumbnails import ImageIdRole, ThumbnailModel
 from annotator.app.workers import AdaptWorker, PropagationWorker, adapted_checkpoint, start_in_thread
+from annotator.config import Model, State
 from annotator.export import ExportError, export_coco, export_png
 from annotator.imageio import ImageReadError, read_image
 from annotator.project import AutoSaver, Project, ProjectError
@@ -247,11 +248,11 @@ class MainWindow(QMainWindow):
     def open_path(self, path: Path) -> None:
         """A project folder opens as it is; an image folder opens (or starts) its project."""
         try:
-            if (path / "project.json").exists() or (path / "project.json.bak").exists():
+            if Project.exists(path):
                 proj = Project.open(path)
             else:
                 pdir = project_dir_for(path)
-                proj = Project.open(pdir) if (pdir / "project.json").exists() else Project.create(pdir, path)
+                proj = Project.open(pdir) if Project.exists(pdir) else Project.create(pdir, path)
         except (ProjectError, ImageReadError, OSError) as exc:
             self.statusBar().showMessage(f"Cannot open {path}: {exc}")
             return
@@ -434,8 +435,8 @@ class MainWindow(QMainWindow):
         self._flush_writes()
         rec = self.project.record(self.image_id, self.class_id)
         try:
-            if rec.state != "accepted":
-                self.project.set_state(self.image_id, self.class_id, "accepted")
+            if rec.state != State.ACCEPTED:
+                self.project.set_state(self.image_id, self.class_id, State.ACCEPTED)
             self.project.add_support(self.image_id, self.class_id)
         except ProjectError as exc:
             self.statusBar().showMessage(str(exc))
@@ -481,7 +482,7 @@ class MainWindow(QMainWindow):
             return
         s = self.model_settings
         checkpoint = None
-        if s.model == "sgone" and adapted_checkpoint(self.project).exists():
+        if s.model == Model.SGONE and adapted_checkpoint(self.project).exists():
             checkpoint = adapted_checkpoint(self.project)
         self.worker = PropagationWorker(self.project, self.class_id, ids, s.device, s.crf, s.presence_threshold,
                                         s.model, checkpoint, include_rejected)
@@ -566,7 +567,7 @@ class MainWindow(QMainWindow):
         if self.worker is None:
             return
         if not error and not cancelled:
-            self.model_settings.model = "sgone"
+            self.model_settings.model = Model.SGONE
             self.model_settings.save(self.qs)
         msg = error or ("Adaptation stopped; run it again to continue" if cancelled else
                         f"SG-One adapted to this folder ({adapted_checkpoint(self.project).name}); "
@@ -610,10 +611,10 @@ class MainWindow(QMainWindow):
         self.step(1)
 
     def accept_current(self) -> None:
-        self._set_current_state("accepted")
+        self._set_current_state(State.ACCEPTED)
 
     def reject_current(self) -> None:
-        self._set_current_state("rejected")
+        self._set_current_state(State.REJECTED)
 
     def step(self, delta: int) -> None:
         """Next/previous image: in review, through the review queue; else through the folder."""

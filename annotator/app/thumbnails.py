@@ -11,12 +11,13 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
 
+from annotator.config import State
 from annotator.project import Project
 
 THUMB = 96
-STATE_COLORS = {"unlabelled": QColor(90, 90, 90), "proposed": QColor(230, 160, 30),
-                "accepted": QColor(40, 170, 60), "rejected": QColor(200, 50, 50)}
-STATE_MARK = {"unlabelled": "", "proposed": "?", "accepted": "✓", "rejected": "✗"}
+STATE_COLORS = {State.UNLABELLED: QColor(90, 90, 90), State.PROPOSED: QColor(230, 160, 30),
+                State.ACCEPTED: QColor(40, 170, 60), State.REJECTED: QColor(200, 50, 50)}
+STATE_MARK = {State.UNLABELLED: "", State.PROPOSED: "?", State.ACCEPTED: "✓", State.REJECTED: "✗"}
 ImageIdRole = Qt.ItemDataRole.UserRole + 1
 
 
@@ -91,13 +92,13 @@ class ThumbnailModel(QAbstractListModel):
             return None
         image_id = self.ids[index.row()]
         rec = self._record(image_id)
-        state = rec.state if rec else "unlabelled"
+        state = rec.state if rec else State.UNLABELLED
         if role == Qt.ItemDataRole.DisplayRole:
             name = Path(self.project.images[image_id].file).name
             name = name if len(name) <= 16 else name[:7] + "…" + name[-8:]
-            if rec and rec.state == "proposed" and rec.mask is None:
+            if rec and rec.state == State.PROPOSED and rec.mask is None:
                 return f"∅ {name}"  # proposed as absent
-            score = f" {rec.score:.2f}" if rec and rec.state == "proposed" and rec.score is not None else ""
+            score = f" {rec.score:.2f}" if rec and rec.state == State.PROPOSED and rec.score is not None else ""
             return f"{STATE_MARK[state]}{score} {name}".strip()
         if role == Qt.ItemDataRole.DecorationRole:
             pix = self._cache.get(image_id)
@@ -107,7 +108,7 @@ class ThumbnailModel(QAbstractListModel):
             self._cache.move_to_end(image_id)
             return pix
         if role == Qt.ItemDataRole.BackgroundRole:
-            return STATE_COLORS[state].darker(250) if state != "unlabelled" else None
+            return STATE_COLORS[state].darker(250) if state != State.UNLABELLED else None
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{self.project.images[image_id].file}\n{state}"
             return tip + (f" (score {rec.score:.3f})" if rec and rec.score is not None else "")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from annotator.build import ModelSpec, build_model
+from annotator.config import Model
 from annotator.crf import CRFParams
 from annotator.feature_cache import FeatureCache, default_cache_folder
 from annotator.predictor import Predictor
@@ -19,7 +21,7 @@ from annotator.weights import WeightsError
 _predictors: dict[tuple, Predictor] = {}
 
 
-def shared_predictor(device: str, crf: bool, model: str = "panet", checkpoint: Path | None = None) -> Predictor:
+def shared_predictor(device: str, crf: bool, model: Model = Model.PANET, checkpoint: Path | None = None) -> Predictor:
     """One predictor per (device, CRF, model, checkpoint) for the app's lifetime: weights load once."""
     stamp = checkpoint.stat().st_mtime_ns if checkpoint and checkpoint.exists() else None  # re-adapted: reload
     key = (device, crf, model, checkpoint, stamp)
@@ -28,9 +30,9 @@ def shared_predictor(device: str, crf: bool, model: str = "panet", checkpoint: P
             _predictors.pop(old).close()
         # The CRF runs in worker processes: in this process it would hold the GIL and freeze the GUI.
         # Features are cached by content: propagating again after adding a support costs only the matching.
-        _predictors[key] = Predictor(device=device, crf=CRFParams() if crf else None, batch_size=1,
-                                     crf_processes=os.cpu_count() or 1, cache=FeatureCache(default_cache_folder()),
-                                     model=model, checkpoint=checkpoint)
+        _predictors[key] = Predictor(build_model(ModelSpec(model=model, checkpoint=checkpoint)), device=device,
+                                     crf=CRFParams() if crf else None, batch_size=1, crf_processes=os.cpu_count() or 1,
+                                     cache=FeatureCache(default_cache_folder()))
     return _predictors[key]
 
 
@@ -55,7 +57,7 @@ class PropagationWorker(QObject):
     finished = Signal(int, bool, str)  # done, cancelled, error ('' when none)
 
     def __init__(self, project: Project, class_id: int, image_ids: list[int], device: str, crf: bool,
-                 presence_threshold: float, model: str = "panet", checkpoint: Path | None = None,
+                 presence_threshold: float, model: Model = Model.PANET, checkpoint: Path | None = None,
                  include_rejected: bool = False) -> None:
         super().__init__()
         self.project, self.class_id, self.image_ids = project, class_id, image_ids

@@ -4,6 +4,10 @@ The whole few-shot forward pass of one way: support features -> background and f
 prototypes (averaged over the k shots) -> scaled cosine logits on the query features. The
 prototype-alignment regulariser (PAR) segments the supports back from prototypes taken off the
 query's own prediction; it is what training or test-time adaptation minimises.
+
+At inference (`segment`), with the extras the annotator measured: several prototypes per side (each pixel
+takes its best match: one per support, k-means of the background), a fitted head's logit offset, and the
+self-prototype pass (match again with prototypes averaged with the query's own confident regions).
 """
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from annotator.modeling.prototypes import cosine_logits, masked_average_pool
+from annotator.config import Model
+from annotator.modeling.prototypes import best_match_logits, cosine_logits, masked_average_pool
 
 IGNORE = 255
 
@@ -27,11 +32,29 @@ def combine_layers(feats: list[torch.Tensor]) -> torch.Tensor:
 class PANet(nn.Module):
     """One-way, k-shot PANet over an output-stride-8 backbone; logits are at feature resolution."""
 
-    def __init__(self, backbone: nn.Module, layers: tuple[str, ...] | None = None, scale: float = 20.0) -> None:
+    name = Model.PANET
+    learns_from_reviews = True  # supports, negatives and the folder teach it (annotator.learning)
+    # float64 matching: BLAS results vary in their last float32 bits with memory alignment, which would let a
+    # pixel at p = 0.5 flip between a first pass and a cached second one. The cost is negligible.
+    match_dtype = torch.float64
+    weights_name = ""  # the backbone's weights, set by annotator.build
+
+    def __init__(self, backbone: nn.Module, layers: tuple[str, ...] | None = None, scale: float = 20.0,
+                 self_refine: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
         self.layers = layers or (backbone.layers[-1],)
         self.scale = scale
+        self.self_refine = self_refine
+
+    @property
+    def tag(self) -> str:
+        """What its features depend on besides the weights and the input: the feature cache's namespace."""
+        return f"{self.name}-{'+'.join(self.layers)}"
+
+    def settings(self) -> dict:
+        """Its options, recorded beside each proposal."""
+        return {"model": str(self.name), "layers": list(self.layers), "self_refine": self.self_refine}
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone features [N,C,h,w] of normalised images [N,3,H,W]; several layers are combined."""
@@ -51,6 +74,34 @@ class PANet(nn.Module):
     def embedding(feats: torch.Tensor) -> torch.Tensor:
         """The features prototypes live in (the backbone's own), for the presence score."""
         return feats
+
+    def matcher(self, feats: torch.Tensor, offset: torch.Tensor | None = None):
+        """(bg [B,C], fg [F,C] prototypes) -> logits [1,2,h,w] of features [1,C,h,w]: each side's best prototype,
+        plus a fitted head's foreground `offset` [1,h,w]. What does not depend on the prototypes (the unit
+        features) is computed once, however often the prototypes change."""
+        unit = F.normalize(feats, dim=1)
+
+        def match(bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
+            logits = best_match_logits(unit, bg, fg, self.scale, unit=True)
+            if offset is not None:
+                logits[:, 1] += offset
+            return logits
+
+        return match
+
+    def segment(self, feats: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [1,2,h,w] of one query's features [1,C,h,w] against prototype sets bg [B,C] and fg [F,C]."""
+        match = self.matcher(feats, offset)
+        logits = match(bg, fg)
+        if not self.self_refine:
+            return logits
+        p = logits.softmax(dim=1)[:, 1]
+        if (p > 0.7).any():
+            fg = (fg + masked_average_pool(feats, (p > 0.7).to(feats.dtype))) / 2
+        if (p < 0.3).any():
+            bg = (bg + masked_average_pool(feats, (p < 0.3).to(feats.dtype))) / 2
+        return match(bg, fg)
 
     def forward(
         self,

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from annotator.config import Model
 from annotator.modeling.prototypes import masked_average_pool
 
 TRUNK_CHANNELS = 512  # conv4_3 and conv5_3 of VGG-16 both have 512
@@ -45,11 +46,30 @@ class SGOneHead(nn.Module):
 class SGOne(nn.Module):
     """One-way k-shot SG-One over a VGG16OS8 trunk. Features are conv4_3 and conv5_3 concatenated."""
 
+    name = Model.SGONE
+    learns_from_reviews = False  # its guidance takes one prototype pair, from the supports only
+    match_dtype = torch.float32  # its trained head runs in float32
+    weights_name = ""  # the backbone's weights, set by annotator.build
+
     def __init__(self, backbone: nn.Module, head: SGOneHead | None = None, scale: float = 20.0) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head or SGOneHead()
         self.scale = scale
+
+    @property
+    def tag(self) -> str:
+        """What its features depend on besides the weights and the input: the feature cache's namespace."""
+        return f"{self.name}-conv4_3+conv5_3"
+
+    def settings(self) -> dict:
+        """Its options, recorded beside each proposal."""
+        return {"model": str(self.name)}
+
+    def segment(self, feats: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [1,2,h,w] of one query's features from its (bg [1,C], fg [1,C]) prototype pair."""
+        return self.match(feats, torch.cat([bg, fg]))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """[N,1024,h,w]: conv4_3 then conv5_3 of normalised images [N,3,H,W]."""

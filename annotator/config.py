@@ -1,0 +1,48 @@
+"""Every default and every choice of the annotator, spelled once: the CLI's flags, the settings dialog, the
+predictor and the project read them from here (QSettings only stores them)."""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class StrEnum(str, Enum):
+    """An enum whose members are their own string values (stored as such in JSON, QSettings and flags)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def values(cls) -> list[str]:
+        return [m.value for m in cls]
+
+
+class State(StrEnum):
+    """The review state of one (image, class)."""
+
+    UNLABELLED = "unlabelled"
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Model(StrEnum):
+    """The few-shot networks (see annotator.build)."""
+
+    PANET = "panet"
+    SGONE = "sgone"
+
+
+class Precision(StrEnum):
+    """Backbone arithmetic: auto = bf16 (else fp16) on CUDA, fp32 elsewhere."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")  # the choices offered; the CLI also takes cuda:N
+INPUT_SIZE = 417  # side every image is resized to for the network
+DEFAULT_BACKBONE = "vgg16_imagenet"  # weights/NAME.safetensors
+PROJECT_INDEX = "project.json"
+PROJECT_BACKUP = "project.json.bak"
