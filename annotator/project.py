@@ -279,13 +279,15 @@ class Project:
         return info
 
     def rename_class(self, class_id: int, name: str) -> None:
-        if any(c.name == name and c.id != class_id for c in self.classes.values()):
-            raise ProjectError(f"there is already a class named '{name}'")
-        self.classes[class_id].name = name
+        with self._lock:
+            if any(c.name == name and c.id != class_id for c in self.classes.values()):
+                raise ProjectError(f"there is already a class named '{name}'")
+            self.classes[class_id].name = name
         self._changed()
 
     def recolor_class(self, class_id: int, color: str) -> None:
-        self.classes[class_id].color = color
+        with self._lock:
+            self.classes[class_id].color = color
         self._changed()
 
     def delete_class(self, class_id: int) -> None:
@@ -311,7 +313,9 @@ class Project:
         """(height, width) after EXIF rotation, read from the file's header once and remembered."""
         e = self.images[image_id]
         if e.height is None or e.width is None:
-            e.height, e.width = image_size(self.image_path(image_id))
+            h, w = image_size(self.image_path(image_id))  # outside the lock: a file read
+            with self._lock:
+                e.height, e.width = h, w
             self._changed()
         return e.height, e.width
 
@@ -396,9 +400,10 @@ class Project:
     # ---- supports and negatives: what propagation learns from -----------------------------
     def add_support(self, image_id: int, class_id: int) -> None:
         """Mark the (accepted or edited) mask of this image as a support of the class."""
-        if self.mask(image_id, class_id) is None:
-            raise ProjectError(f"{self.images[image_id].file} has no mask of '{self.classes[class_id].name}' to use")
         with self._lock:
+            if self.mask(image_id, class_id) is None:
+                raise ProjectError(
+                    f"{self.images[image_id].file} has no mask of '{self.classes[class_id].name}' to use")
             ids = self.supports.setdefault(class_id, [])
             if image_id not in ids:
                 ids.append(image_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,9 @@ from annotator.app.workers import AdaptWorker, PropagationWorker, adapted_checkp
 from annotator.config import Model, State
 from annotator.export import ExportError, export_coco, export_png
 from annotator.imageio import ImageReadError, read_image
-from annotator.project import AutoSaver, Project, ProjectError
-from annotator.review import review_queue, unreviewed
+from annotator.project import Project, ProjectError
+from annotator.review import unreviewed
+from annotator.session import Session, open_or_create
 
 ORG, APP = "annotator", "annotator"
 
@@ -69,23 +69,39 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self.qs = settings or QSettings(ORG, APP)
         self.model_settings = ModelSettings.load(self.qs)
-        self.project: Project | None = None
-        self.saver: AutoSaver | None = None
+        self.session: Session | None = None
         self.thumbs: ThumbnailModel | None = None
-        self.image_id: int | None = None
-        self.class_id: int | None = None
-        self.review: list[int] | None = None
         self.worker: PropagationWorker | AdaptWorker | None = None
         self.propagation_thread = None  # the latest one
         self.learned_from = ""  # what the running propagation learned from
         self._running: list[tuple] = []  # (thread, worker) kept alive until the thread has finished
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mask-writer")
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
         self._build_widgets()
         self._build_actions()
         self.setAcceptDrops(True)
         if folder is not None:
             self.open_path(folder)
+
+    # ---- the session's state, as the views read it ----------------------------------------
+    @property
+    def project(self) -> Project | None:
+        return self.session.project if self.session else None
+
+    @property
+    def image_id(self) -> int | None:
+        return self.session.image_id if self.session else None
+
+    @property
+    def class_id(self) -> int | None:
+        return self.session.class_id if self.session else None
+
+    @property
+    def review(self) -> list[int] | None:
+        return self.session.review if self.session else None
+
+    def _flush_writes(self) -> None:
+        if self.session:
+            self.session.flush()
 
     # ---- layout ---------------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -248,11 +264,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: Path) -> None:
         """A project folder opens as it is; an image folder opens (or starts) its project."""
         try:
-            if Project.exists(path):
-                proj = Project.open(path)
-            else:
-                pdir = project_dir_for(path)
-                proj = Project.open(pdir) if Project.exists(pdir) else Project.create(pdir, path)
+            proj = open_or_create(path, project_dir_for)
         except (ProjectError, ImageReadError, OSError) as exc:
             self.statusBar().showMessage(f"Cannot open {path}: {exc}")
             return
@@ -269,11 +281,9 @@ class MainWindow(QMainWindow):
         self._remember(proj.folder)
 
     def set_project(self, proj: Project) -> None:
-        self._flush_writes()
-        if self.saver:
-            self.saver.flush()
-        self.project = proj
-        self.saver = AutoSaver(proj, delay=0.5, on_error=self.save_failed.emit)
+        if self.session:
+            self.session.close()
+        self.session = Session(proj, on_error=self.save_failed.emit)
         if self.thumbs:
             self.thumbs.shutdown()
         self.thumbs = ThumbnailModel(proj, self)
@@ -313,13 +323,12 @@ class MainWindow(QMainWindow):
         if target is not None:
             self.classes.setCurrentRow(ids.index(target))
         else:
-            self.class_id = None
+            self.session.choose_class(None)
 
     def _class_chosen(self, item, _previous=None) -> None:
         if item is None:
             return
-        self._flush_writes()
-        self.class_id = item.data(Qt.ItemDataRole.UserRole)
+        self.session.choose_class(item.data(Qt.ItemDataRole.UserRole))
         self.thumbs.set_class(self.class_id)
         if self.image_id is not None:
             self.show_image(self.image_id)
@@ -363,9 +372,7 @@ class MainWindow(QMainWindow):
         name = self.project.classes[self.class_id].name
         ask = QMessageBox.question(self, "Delete class", f"Delete '{name}' and all its masks?")
         if ask == QMessageBox.StandardButton.Yes:
-            self._flush_writes()
-            self.project.delete_class(self.class_id)
-            self.class_id = None
+            self.session.delete_class()
             self._fill_classes()
 
     # ---- images and masks -----------------------------------------------------------------
@@ -377,8 +384,7 @@ class MainWindow(QMainWindow):
 
     def show_image(self, image_id: int) -> None:
         """Put an image and its current-class mask on the canvas."""
-        self._flush_writes()
-        self.image_id = image_id
+        self.session.choose_image(image_id)
         row = self.thumbs.row_of[image_id]
         if self.strip.currentIndex().row() != row:
             self.strip.setCurrentIndex(self.thumbs.index(row))
@@ -400,62 +406,42 @@ class MainWindow(QMainWindow):
                 mask = None
         self.canvas.set_image(rgb, mask, color)
         rec = self.project.record(image_id, self.class_id) if self.class_id else None
-        in_review = self.review and image_id in self.review
-        where = f"review {self.review.index(image_id) + 1}/{len(self.review)} · " if in_review else ""
+        where = self.session.where()
         state = f"{rec.state}" + (f" (score {rec.score:.2f})" if rec and rec.score is not None else "") if rec else ""
         self.statusBar().showMessage(f"{where}{self.project.images[image_id].file} · {state}")
 
     def _mask_edited(self) -> None:
         """A brush edit makes the mask the user's own (accepted); written off the GUI thread."""
-        if self.project is None or self.image_id is None or self.class_id is None:
+        if self.session is None or not self.session.ready():
             return
-        proj, image_id, class_id, mask = self.project, self.image_id, self.class_id, self.canvas.mask.copy()
-
-        def write() -> None:
-            try:
-                proj.set_mask(image_id, class_id, mask)
-            except ProjectError as exc:
-                self.save_failed.emit(str(exc))
-
-        self._writer.submit(write)
+        image_id = self.image_id
+        self.session.paint(self.canvas.mask)
         QTimer.singleShot(0, lambda: self.thumbs.refresh(image_id))
 
-    def _flush_writes(self) -> None:
-        self._writer.submit(lambda: None).result()
-
     def save_now(self) -> None:
-        self._flush_writes()
-        if self.saver and self.saver.flush():
+        if self.session and self.session.save():
             self.statusBar().showMessage("Saved", 3000)
 
     def add_support(self) -> None:
         """Make the current mask a support of the current class (accepting it if it was a proposal)."""
         if not (self.project and self.image_id and self.class_id):
             return
-        self._flush_writes()
-        rec = self.project.record(self.image_id, self.class_id)
         try:
-            if rec.state != State.ACCEPTED:
-                self.project.set_state(self.image_id, self.class_id, State.ACCEPTED)
-            self.project.add_support(self.image_id, self.class_id)
+            message = self.session.add_support()
         except ProjectError as exc:
             self.statusBar().showMessage(str(exc))
             return
         self.thumbs.refresh(self.image_id)
         self._fill_classes()
-        n = len(self.project.support_ids(self.class_id))
-        self.statusBar().showMessage(f"{self.project.images[self.image_id].file} is now support {n} of "
-                                     f"'{self.project.classes[self.class_id].name}'")
+        self.statusBar().showMessage(message)
 
     def remove_support(self) -> None:
         """"Not a support": propagation stops learning from the current image's mask (the mask stays)."""
         if not (self.project and self.image_id and self.class_id):
             return
-        self._flush_writes()
-        self.project.remove_support(self.image_id, self.class_id)
+        message = self.session.remove_support()
         self._fill_classes()
-        self.statusBar().showMessage(f"{self.project.images[self.image_id].file} is no longer a support of "
-                                     f"'{self.project.classes[self.class_id].name}'")
+        self.statusBar().showMessage(message)
 
     # ---- propagation ----------------------------------------------------------------------
     def propagate(self, scope: str, include_rejected: bool = False) -> None:
@@ -537,7 +523,7 @@ class MainWindow(QMainWindow):
         self.eta.setText("")
         self.statusBar().showMessage(message)
         if self.review_action.isChecked():
-            self.review = review_queue(self.project, self.class_id)
+            self.session.requeue()
 
     def adapt_to_folder(self) -> None:
         """Train SG-One's head on this folder's images in the background; propagation then uses it."""
@@ -588,25 +574,23 @@ class MainWindow(QMainWindow):
     # ---- review ---------------------------------------------------------------------------
     def toggle_review(self) -> None:
         if not (self.project and self.class_id) or not self.review_action.isChecked():
-            self.review = None
+            if self.session:
+                self.session.stop_review()
             self.review_action.setChecked(False)
             return
-        self.review = review_queue(self.project, self.class_id)
-        if not self.review:
+        if not self.session.start_review():
             self.statusBar().showMessage("No proposals to review: propagate first (Ctrl+P)")
             self.review_action.setChecked(False)
-            self.review = None
             return
         self.show_image(self.review[0])
 
-    def _set_current_state(self, state: str) -> None:
+    def _set_current_state(self, state: State) -> None:
         if not (self.project and self.image_id and self.class_id):
             return
         if self.canvas.drawing_polygon:  # Enter closes the polygon being drawn first
             self.canvas.close_polygon()
             return
-        self._flush_writes()
-        self.project.set_state(self.image_id, self.class_id, state)
+        self.session.set_state(state)
         self.thumbs.refresh(self.image_id)
         self.step(1)
 
@@ -620,13 +604,9 @@ class MainWindow(QMainWindow):
         """Next/previous image: in review, through the review queue; else through the folder."""
         if not self.project or self.image_id is None:
             return
-        order = self.review if self.review else sorted(self.project.images)
-        if self.image_id in order:
-            i = order.index(self.image_id) + delta
-        else:
-            i = 0 if delta > 0 else len(order) - 1
-        if 0 <= i < len(order):
-            self.show_image(order[i])
+        target = self.session.step(delta)
+        if target is not None:
+            self.show_image(target)
         elif self.review:
             self.statusBar().showMessage("End of the review queue")
 
@@ -664,10 +644,8 @@ class MainWindow(QMainWindow):
         if self.worker is not None:
             self.worker.cancel()
         self.wait_for_worker()
-        self._flush_writes()
-        self._writer.shutdown()
-        if self.saver and not self.saver.flush():
-            QMessageBox.warning(self, "Not saved", self.saver.last_error or "The project could not be saved.")
+        if self.session and not self.session.close():
+            QMessageBox.warning(self, "Not saved", self.session.saver.last_error or "The project could not be saved.")
         if self.thumbs:
             self.thumbs.shutdown()
         super().closeEvent(event)
