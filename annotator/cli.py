@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="class_name", metavar="NAME", help="with --project: the class to propagate")
     p.add_argument("--include-rejected", action="store_true",
                    help="with --project: propose again on images whose proposal was rejected")
+    p.add_argument("--presence-threshold", type=float, default=0.0, metavar="P",
+                   help="a proposal whose presence score is below P (0-1) comes back empty: the class judged absent")
     p.add_argument("--model", type=Model, default=Model.PANET, choices=list(Model))
     p.add_argument("--checkpoint", type=Path, help="SG-One head to use (default: weights/sgone_head.safetensors)")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="weights/NAME.safetensors (or .pth) to use")
@@ -160,6 +162,12 @@ def run_propagate(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         return _fail("--batch-size must be at least 1")
+    if not 0.0 <= args.presence_threshold <= 1.0:
+        return _fail(f"--presence-threshold {args.presence_threshold}: must be between 0 and 1")
+    try:
+        _crf_params(args)
+    except ValueError as exc:
+        return _fail(f"--crf-{exc}")
     if args.project is not None:
         return run_propagate_project(args)
     for flag, value in (("--images", args.images), ("--support", args.support), ("--label", args.label),
@@ -209,6 +217,8 @@ def run_propagate(args: argparse.Namespace) -> int:
                 skipped.append(res.error)
                 tqdm.write(f"skipped: {res.error}", file=sys.stderr)
                 continue
+            if res.score is not None and res.score < args.presence_threshold:  # a support scores 1
+                res.mask, res.score = np.zeros_like(res.mask), None
             n_masks += spool.add(res.path.relative_to(args.images).as_posix(), res.height, res.width, res.mask,
                                  res.score)
     finally:
@@ -237,7 +247,9 @@ def run_propagate(args: argparse.Namespace) -> int:
 
 
 def _crf_params(args: argparse.Namespace) -> CRFParams | None:
-    return CRFParams(**{k: getattr(args, f"crf_{k}") for k in CRFParams.__dataclass_fields__}) if args.crf else None
+    """The CRF parameters of the --crf-* flags (ValueError naming one out of range), or None with --no-crf."""
+    params = CRFParams(**{k: getattr(args, f"crf_{k}") for k in CRFParams.__dataclass_fields__}).check()
+    return params if args.crf else None
 
 
 def run_propagate_project(args: argparse.Namespace) -> int:
@@ -280,8 +292,8 @@ def run_propagate_project(args: argparse.Namespace) -> int:
         predictor = Predictor(build_model(_model_spec(args)), args.device, args.input_size, crf, args.batch_size,
                               crf_processes=procs, precision=args.precision, cache=cache)
         try:
-            done = propagate_into_project(proj, class_id, predictor, ids, batch_size=args.batch_size,
-                                          include_rejected=args.include_rejected,
+            done = propagate_into_project(proj, class_id, predictor, ids, args.presence_threshold,
+                                          batch_size=args.batch_size, include_rejected=args.include_rejected,
                                           on_result=lambda *_: bar.update(1))
         finally:
             predictor.close()

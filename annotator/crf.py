@@ -33,6 +33,27 @@ class CRFParams:
         """Plain dict, for recording which settings made a proposal."""
         return asdict(self)
 
+    def check(self) -> CRFParams:
+        """Itself, or ValueError "bilateral-srgb 0.0: must be between 0.1 and 255.0" for the first parameter
+        outside CRF_RANGES (pydensecrf crashes on some)."""
+        for name, (lo, hi) in CRF_RANGES.items():
+            value = getattr(self, name)
+            if not lo <= value <= hi:
+                raise ValueError(f"{name.replace('_', '-')} {value}: must be between {lo} and {hi}")
+        return self
+
+
+# The accepted range of each parameter: what the CLI checks and the settings dialog offers.
+CRF_RANGES = {
+    "iterations": (1, 50),
+    "gaussian_sxy": (0.1, 100.0),
+    "gaussian_compat": (0.0, 100.0),
+    "bilateral_sxy": (0.1, 500.0),
+    "bilateral_srgb": (0.1, 255.0),
+    "bilateral_compat": (0.0, 100.0),
+    "max_side": (64, 8192),
+}
+
 
 def _fit(image: np.ndarray, prob: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     h, w = prob.shape

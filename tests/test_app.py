@@ -185,6 +185,26 @@ def test_settings_persist(tmp_path):
     assert again == ModelSettings(crf=False, presence_threshold=0.4, device="cpu")
 
 
+def test_the_settings_dialog_sets_the_crf_parameters_and_they_persist(tmp_path, qtbot):
+    from annotator.app.dialogs import SettingsDialog
+    from annotator.crf import CRFParams
+
+    dlg = SettingsDialog(ModelSettings(crf=True, device="cpu"))
+    qtbot.addWidget(dlg)
+    dlg.crf_fields["iterations"].setValue(8)
+    dlg.crf_fields["bilateral_srgb"].setValue(0.0)  # below its range: the box holds it at the minimum
+    chosen = dlg.value()
+    assert chosen.crf_params == CRFParams(iterations=8, bilateral_srgb=0.1)
+    qs = QSettings(str(tmp_path / "crf.ini"), QSettings.Format.IniFormat)
+    chosen.save(qs)
+    qs.setValue("crf/gaussian_sxy", "nonsense")  # a damaged value falls back to the default
+    qs.sync()
+    again = ModelSettings.load(QSettings(str(tmp_path / "crf.ini"), QSettings.Format.IniFormat))
+    assert again.crf_params == CRFParams(iterations=8, bilateral_srgb=0.1)
+    dlg.crf.setChecked(False)
+    assert not dlg.crf_fields["iterations"].isEnabled()
+
+
 def test_thumbnails_arrive_lazily(win, qtbot):
     idx = win.thumbs.index(0)
     win.thumbs.data(idx, Qt.ItemDataRole.DecorationRole)

@@ -249,3 +249,29 @@ def test_propagate_project_errors_are_one_line(folder, capsys, tmp_path, argv, w
     capsys.readouterr()
     rc, _, stderr = _run(["propagate", "--project", str(proj_dir), *argv], capsys)
     assert rc == 2 and words in stderr and stderr.count("\n") == 1, stderr
+
+
+def test_a_presence_threshold_empties_the_proposals_scoring_below_it(folder, capsys):
+    root, _ = folder
+    out = root / "strict.json"
+    sup = f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}"
+    base = ["propagate", "--images", str(root / "images"), "--support", sup, "--label", "ball", "--out", str(out),
+            "--no-crf", "--device", "cpu"]
+    rc, _, stderr = _run([*base, "--presence-threshold", "1.5"], capsys)
+    assert rc == 2 and "--presence-threshold 1.5" in stderr and stderr.count("\n") == 1, stderr
+    assert not out.exists()
+    rc, _, stderr = _run([*base, "--presence-threshold", "1.0"], capsys)
+    assert rc == 0, stderr
+    api = COCO(str(out))
+    # every proposal scores below 1.0 (measured 0.9-0.99 on these balls); only the support's own mask is left
+    assert [api.imgs[a["image_id"]]["file_name"] for a in api.dataset["annotations"]] == ["support.png"]
+
+
+def test_a_crf_parameter_out_of_range_is_refused_before_any_work(folder, capsys):
+    root, _ = folder
+    out = root / "bad_crf.json"
+    rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--support",
+                          f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}", "--label", "ball",
+                          "--out", str(out), "--crf-bilateral-srgb", "0", "--device", "cpu"], capsys)
+    assert rc == 2 and "--crf-bilateral-srgb 0.0: must be between" in stderr and stderr.count("\n") == 1, stderr
+    assert not out.exists()

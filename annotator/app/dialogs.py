@@ -1,7 +1,7 @@
 """The app's dialogs and its persistent settings: model settings, export options, the shortcut sheet."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
@@ -11,12 +11,14 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
 )
 
 from annotator.config import DEVICES, Model
+from annotator.crf import CRF_RANGES, CRFParams
 from annotator.export import ExportOptions
 
 
@@ -38,6 +40,7 @@ class ModelSettings:
     crf: bool = True
     presence_threshold: float = 0.0
     device: str = DEVICES[0]
+    crf_params: CRFParams = CRFParams()
 
     @classmethod
     def load(cls, qs: QSettings) -> ModelSettings:
@@ -48,6 +51,7 @@ class ModelSettings:
             crf=str(qs.value("model/crf", d.crf)).lower() == "true",
             presence_threshold=float(qs.value("model/presence_threshold", d.presence_threshold)),
             device=str(qs.value("model/device", d.device)),
+            crf_params=_stored_crf(qs),
         )
 
     def save(self, qs: QSettings) -> None:
@@ -55,6 +59,22 @@ class ModelSettings:
         qs.setValue("model/crf", self.crf)
         qs.setValue("model/presence_threshold", self.presence_threshold)
         qs.setValue("model/device", self.device)
+        for name, value in self.crf_params.as_dict().items():
+            qs.setValue(f"crf/{name}", value)
+
+
+def _stored_crf(qs: QSettings) -> CRFParams:
+    """The CRF parameters kept in QSettings; a missing, unreadable or out-of-range one is the default."""
+    out = {}
+    for f in fields(CRFParams):
+        try:
+            out[f.name] = type(f.default)(qs.value(f"crf/{f.name}", f.default))
+        except (TypeError, ValueError):
+            continue
+        lo, hi = CRF_RANGES[f.name]
+        if not lo <= out[f.name] <= hi:
+            del out[f.name]
+    return CRFParams(**out)
 
 
 class SettingsDialog(QDialog):
@@ -70,6 +90,15 @@ class SettingsDialog(QDialog):
         self.model.setCurrentIndex(max(0, self.model.findData(current.model)))
         self.crf = QCheckBox("Refine edges with a dense CRF")
         self.crf.setChecked(current.crf)
+        self.crf_fields = {}  # CRFParams field -> its spin box, one per parameter, in CRF_RANGES
+        for f in fields(CRFParams):
+            lo, hi = CRF_RANGES[f.name]
+            box = QSpinBox() if f.type in (int, "int") else QDoubleSpinBox()
+            box.setRange(lo, hi)
+            box.setValue(getattr(current.crf_params, f.name))
+            box.setEnabled(current.crf)
+            self.crf.toggled.connect(box.setEnabled)
+            self.crf_fields[f.name] = box
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setSingleStep(0.05)
@@ -81,13 +110,16 @@ class SettingsDialog(QDialog):
         self.device.setCurrentIndex(max(0, self.device.findData(current.device)))
         form.addRow("Model", self.model)
         form.addRow("", self.crf)
+        for name, box in self.crf_fields.items():
+            form.addRow(f"  CRF {name.replace('_', ' ')}", box)
         form.addRow("Presence threshold", self.threshold)
         form.addRow("Device", self.device)
         _add_ok_cancel(self, form)
 
     def value(self) -> ModelSettings:
+        crf = CRFParams(**{name: type(getattr(CRFParams, name))(box.value()) for name, box in self.crf_fields.items()})
         return ModelSettings(Model(self.model.currentData()), self.crf.isChecked(), self.threshold.value(),
-                             self.device.currentData())
+                             self.device.currentData(), crf)
 
 
 class ExportDialog(QDialog):

@@ -470,7 +470,8 @@ class MainWindow(QMainWindow):
         checkpoint = None
         if s.model == Model.SGONE and adapted_checkpoint(self.project).exists():
             checkpoint = adapted_checkpoint(self.project)
-        self.worker = PropagationWorker(self.project, self.class_id, ids, s.device, s.crf, s.presence_threshold,
+        crf = s.crf_params if s.crf else None
+        self.worker = PropagationWorker(self.project, self.class_id, ids, s.device, crf, s.presence_threshold,
                                         s.model, checkpoint, include_rejected)
         self.learned_from = ""
         self.worker.learned.connect(self._learned)

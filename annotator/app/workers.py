@@ -21,18 +21,21 @@ from annotator.weights import WeightsError
 _predictors: dict[tuple, Predictor] = {}
 
 
-def shared_predictor(device: str, crf: bool, model: Model = Model.PANET, checkpoint: Path | None = None) -> Predictor:
-    """One predictor per (device, CRF, model, checkpoint) for the app's lifetime: weights load once."""
+def shared_predictor(device: str, crf: CRFParams | None, model: Model = Model.PANET,
+                     checkpoint: Path | None = None) -> Predictor:
+    """One predictor per (device, CRF on or off, model, checkpoint) for the app's lifetime: weights load once;
+    the CRF's parameters are the latest asked for."""
     stamp = checkpoint.stat().st_mtime_ns if checkpoint and checkpoint.exists() else None  # re-adapted: reload
-    key = (device, crf, model, checkpoint, stamp)
+    key = (device, crf is not None, model, checkpoint, stamp)
     if key not in _predictors:
         for old in [k for k in _predictors if k[:4] == key[:4]]:  # an older adaptation: let it go
             _predictors.pop(old).close()
         # The CRF runs in worker processes: in this process it would hold the GIL and freeze the GUI.
         # Features are cached by content: propagating again after adding a support costs only the matching.
         _predictors[key] = Predictor(build_model(ModelSpec(model=model, checkpoint=checkpoint)), device=device,
-                                     crf=CRFParams() if crf else None, batch_size=1, crf_processes=os.cpu_count() or 1,
+                                     crf=crf, batch_size=1, crf_processes=os.cpu_count() or 1,
                                      cache=FeatureCache(default_cache_folder()))
+    _predictors[key].crf = crf
     return _predictors[key]
 
 
@@ -56,7 +59,7 @@ class PropagationWorker(QObject):
     learned = Signal(str)  # what the model learned from, e.g. "learned from 7 masks and 12 rejections"
     finished = Signal(int, bool, str)  # done, cancelled, error ('' when none)
 
-    def __init__(self, project: Project, class_id: int, image_ids: list[int], device: str, crf: bool,
+    def __init__(self, project: Project, class_id: int, image_ids: list[int], device: str, crf: CRFParams | None,
                  presence_threshold: float, model: Model = Model.PANET, checkpoint: Path | None = None,
                  include_rejected: bool = False) -> None:
         super().__init__()
