@@ -314,11 +314,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.imageio import ImageReadError, list_images, read_image, read_mask
-    from annotator.train import EpisodeBank, build, labelled_sources, state_path, train, unlabelled_sources
+    from annotator.train import labelled_sources, state_path, unlabelled_sources
     from annotator.utils.sampling import evenly_spaced
     from annotator.weights import WeightsError
+    from annotator.workflows import train_head
 
     cfg = TrainConfig(**{k: getattr(args, k) for k in vars(TrainConfig())})
     if not (args.images or args.pairs or args.coco):
@@ -346,32 +346,32 @@ def run_train(args: argparse.Namespace) -> int:
         sources += labelled_sources(items)
         if not sources:
             return _fail("no usable training image (each needs a region covering 3-60% of it, or a mask)")
-        model, predictor = build(cfg, args.device, args.init,
-                                 FeatureCache(args.feature_cache or default_cache_folder()))
-    except (ImageReadError, WeightsError, ValueError) as exc:
+    except (ImageReadError, ValueError) as exc:
         return _fail(str(exc))
-    bar = tqdm(total=len(sources), desc="featurising views", unit="img", file=sys.stderr, disable=None)
-    bank = EpisodeBank(predictor, sources, cfg, progress=lambda _: bar.update(1))
-    bar.close()
+    bars = [tqdm(total=len(sources), desc="featurising views", unit="img", file=sys.stderr, disable=None)]
+
+    def on_step(step: int, loss: float) -> None:
+        if len(bars) == 1:  # the views are featurised: training begins
+            bars[0].close()
+            bars.append(tqdm(total=cfg.steps, desc="training SG-One", unit="step", file=sys.stderr, disable=None))
+        bars[-1].n = step
+        bars[-1].set_postfix(loss=f"{loss:.4f}")
+        bars[-1].refresh()
+
     stopping = []
     previous = signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-    bar = tqdm(total=cfg.steps, desc=f"training SG-One on {predictor.device_name}", unit="step", file=sys.stderr,
-               disable=None)
-
-    def progress(step: int, loss: float) -> None:
-        bar.n = step
-        bar.set_postfix(loss=f"{loss:.4f}")
-        bar.refresh()
-
     try:
-        step = train(bank, model, args.out, cfg, args.resume, stop=lambda: bool(stopping), progress=progress)
-    except ValueError as exc:
+        step, device = train_head(sources, cfg, args.out, args.device, args.init, args.resume, args.feature_cache,
+                                  stop=lambda: bool(stopping), on_features=lambda _: bars[0].update(1),
+                                  on_step=on_step)
+    except (WeightsError, ValueError) as exc:
         return _fail(str(exc))
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
         signal.signal(signal.SIGINT, previous)
     verb = "stopped" if stopping else "trained"
-    print(f"{verb} at step {step}/{cfg.steps} on {len(sources)} images -> {args.out}"
+    print(f"{verb} at step {step}/{cfg.steps} on {len(sources)} images ({device}) -> {args.out}"
           + (" (continue with --resume)" if stopping else ""))
     return 0
 

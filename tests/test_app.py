@@ -227,10 +227,10 @@ def test_dropping_a_folder_opens_it(win, tmp_path):
 
 
 def test_adapt_to_this_folder_trains_a_head_in_the_background_and_propagation_uses_it(win, qtbot, monkeypatch):
-    from annotator.app import workers
+    from annotator import workflows
     from annotator.train_config import TrainConfig
 
-    monkeypatch.setattr(workers, "ADAPT_CONFIG", TrainConfig(steps=6, batch=2, input_size=97, checkpoint_every=3))
+    monkeypatch.setattr(workflows, "ADAPT_CONFIG", TrainConfig(steps=6, batch=2, input_size=97, checkpoint_every=3))
     _paint_support(win)
     QTest.keyClick(win, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
     assert win.worker is not None and win.progress.isVisible()
@@ -240,7 +240,7 @@ def test_adapt_to_this_folder_trains_a_head_in_the_background_and_propagation_us
     assert done.args == [False, ""]
     win.wait_for_worker()
     qtbot.waitUntil(lambda: win.worker is None, timeout=10000)  # the GUI thread has handled `finished`
-    head = workers.adapted_checkpoint(win.project)
+    head = workflows.adapted_checkpoint(win.project)
     assert head.is_file() and "adapted" in win.statusBar().currentMessage()
     assert win.model_settings.model == "sgone"
     win.propagate("all")

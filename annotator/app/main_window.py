@@ -32,13 +32,14 @@ from PySide6.QtWidgets import (
 from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
 from annotator.app.thumbnails import ImageIdRole, ThumbnailModel
-from annotator.app.workers import AdaptWorker, PropagationWorker, adapted_checkpoint, start_in_thread
+from annotator.app.workers import AdaptWorker, PropagationWorker, start_in_thread
 from annotator.config import Model, State
 from annotator.export import ExportError, export_coco, export_png
 from annotator.imageio import ImageReadError, read_image
 from annotator.project import Project, ProjectError
 from annotator.review import unreviewed
 from annotator.session import Session, open_or_create
+from annotator.workflows import adapted_checkpoint
 
 ORG, APP = "annotator", "annotator"
 

@@ -15,8 +15,8 @@ from annotator.feature_cache import FeatureCache, default_cache_folder
 from annotator.predictor import Predictor
 from annotator.project import Project, ProjectError
 from annotator.propagate import ImageResult, SupportError, propagate_into_project
-from annotator.train_config import TrainConfig
 from annotator.weights import WeightsError
+from annotator.workflows import adapt_to_project
 
 _predictors: dict[tuple, Predictor] = {}
 
@@ -37,16 +37,6 @@ def shared_predictor(device: str, crf: CRFParams | None, model: Model = Model.PA
                                      cache=FeatureCache(default_cache_folder()))
     _predictors[key].crf = crf
     return _predictors[key]
-
-
-def adapted_checkpoint(project: Project) -> Path:
-    """Where "Adapt to this folder" writes the project's own SG-One head."""
-    return project.folder / "sgone_adapted.safetensors"
-
-
-# Small enough to finish in minutes on a laptop CPU; the features of the views are cached for reruns.
-ADAPT_CONFIG = TrainConfig(steps=300, views=2)
-ADAPT_MAX_IMAGES = 120
 
 
 class PropagationWorker(QObject):
@@ -117,33 +107,8 @@ class AdaptWorker(QObject):
         self._cancel.set()
 
     def run(self) -> None:
-        from annotator.imageio import ImageReadError, read_image
-        from annotator.sgone_weights import default_checkpoint
-        from annotator.train import EpisodeBank, build, state_path, train, unlabelled_sources
-        from annotator.utils.sampling import evenly_spaced
-
-        cfg = ADAPT_CONFIG
-        out = adapted_checkpoint(self.project)
         try:
-            images = []
-            for i in evenly_spaced(sorted(self.project.images), ADAPT_MAX_IMAGES):
-                if self._cancel.is_set():
-                    self.finished.emit(True, "")
-                    return
-                try:
-                    images.append((self.project.image_path(i), read_image(self.project.image_path(i))))
-                except ImageReadError:
-                    continue
-            sources = unlabelled_sources(images, cfg)
-            if not sources:
-                raise ValueError("no image of this folder has regions to learn from")
-            resume = state_path(out).exists()
-            init = None if resume else default_checkpoint()
-            model, predictor = build(cfg, self.device, init, FeatureCache(default_cache_folder()))
-            total = len(sources) + cfg.steps
-            bank = EpisodeBank(predictor, sources, cfg, progress=lambda n: self.progress.emit(n, total, "features"))
-            train(bank, model, out, cfg, resume=resume, stop=self._cancel.is_set,
-                  progress=lambda s, loss: self.progress.emit(len(sources) + s, total, f"loss {loss:.3f}"))
+            adapt_to_project(self.project, self.device, stop=self._cancel.is_set, progress=self.progress.emit)
         except (WeightsError, ValueError, RuntimeError, OSError) as exc:
             self.finished.emit(self._cancel.is_set(), str(exc))
             return
