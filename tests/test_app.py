@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QKeySequence, QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -289,3 +289,12 @@ def test_propagate_again_learns_from_accepted_masks_and_rejections(win, qtbot):
     qtbot.waitUntil(lambda: win.worker is None, timeout=10000)  # the GUI thread has handled `finished`
     assert "learned from 1 mask and 1 rejection" in win.statusBar().currentMessage()
     assert win.project.record(rejected, win.class_id).state == "proposed"  # asked for: proposed again
+
+
+def test_every_shortcut_comes_from_the_one_table_and_none_is_bound_twice(win):
+    from annotator.app.actions import KEYS
+
+    bound = [a.shortcut().toString() for a in win.actions() if not a.shortcut().isEmpty()]
+    assert len(bound) == len(set(bound)), sorted(bound)
+    table = {QKeySequence(k).toString() for k in KEYS.values()} - {""}  # a standard key this platform leaves unbound
+    assert set(bound) == table, (set(bound) ^ table)

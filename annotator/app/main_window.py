@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from annotator.app.actions import KEYS
 from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
 from annotator.app.thumbnails import ImageIdRole, ThumbnailModel
@@ -155,63 +156,67 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         mb = self.menuBar()
         m = mb.addMenu("&File")
-        self._act(m, "&Open folder…", QKeySequence.StandardKey.Open, self.choose_folder)
-        self._act(m, "Open &project…", "Ctrl+Shift+O", self.choose_project)
+        self._act(m, "&Open folder…", KEYS["open_folder"], self.choose_folder)
+        self._act(m, "Open &project…", KEYS["open_project"], self.choose_project)
         self.recent_menu = m.addMenu("Recent")
         self._fill_recent()
-        self._act(m, "&Export…", "Ctrl+E", self.export)
-        self._act(m, "&Save now", QKeySequence.StandardKey.Save, self.save_now)
-        self._act(m, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        self._act(m, "&Export…", KEYS["export"], self.export)
+        self._act(m, "&Save now", KEYS["save"], self.save_now)
+        self._act(m, "&Quit", KEYS["quit"], self.close)
         m = mb.addMenu("&Edit")
-        self._act(m, "&Undo", QKeySequence.StandardKey.Undo, self.canvas.undo)
-        self._act(m, "&Redo", "Ctrl+Shift+Z", self.canvas.redo)
-        self._act(m, "&Clear mask", "Ctrl+Backspace", lambda: self.canvas.replace_mask(np.zeros_like(self.canvas.mask)))
-        self._act(m, "&Invert mask", "Ctrl+I", lambda: self.canvas.replace_mask(~self.canvas.mask))
+        self._act(m, "&Undo", KEYS["undo"], self.canvas.undo)
+        self._act(m, "&Redo", KEYS["redo"], self.canvas.redo)
+        self._act(m, "&Clear mask", KEYS["clear_mask"],
+                  lambda: self.canvas.replace_mask(np.zeros_like(self.canvas.mask)))
+        self._act(m, "&Invert mask", KEYS["invert_mask"], lambda: self.canvas.replace_mask(~self.canvas.mask))
         m = mb.addMenu("&Tools")
         group = QActionGroup(self)
         self.tool_actions = {}
-        for tool, key in (("brush", "B"), ("eraser", "E"), ("polygon", "P"), ("fill", "G")):
-            a = self._act(m, f"{tool.capitalize()}" if tool != "polygon" else "Polygon / lasso", key,
+        for tool in ("brush", "eraser", "polygon", "fill"):
+            a = self._act(m, f"{tool.capitalize()}" if tool != "polygon" else "Polygon / lasso", KEYS[tool],
                           lambda _=False, t=tool: self.canvas.set_tool(t), checkable=True)
             group.addAction(a)
             self.tool_actions[tool] = a
         self.tool_actions["brush"].setChecked(True)
         m.addSeparator()
-        self._act(m, "Bigger brush", "]", lambda: self.canvas.set_brush(round(self.canvas.brush * 1.25) + 1))
-        self._act(m, "Smaller brush", "[", lambda: self.canvas.set_brush(round(self.canvas.brush / 1.25)))
+        self._act(m, "Bigger brush", KEYS["bigger_brush"],
+                  lambda: self.canvas.set_brush(round(self.canvas.brush * 1.25) + 1))
+        self._act(m, "Smaller brush", KEYS["smaller_brush"],
+                  lambda: self.canvas.set_brush(round(self.canvas.brush / 1.25)))
         m = mb.addMenu("&View")
-        self._act(m, "Zoom to &fit", "Ctrl+0", self.canvas.fit)
-        self._act(m, "&Actual size (1:1)", "Ctrl+1", self.canvas.actual_size)
-        self._act(m, "Zoom &in", QKeySequence.StandardKey.ZoomIn, lambda: self.canvas.zoom(1.25))
-        self._act(m, "Zoom &out", QKeySequence.StandardKey.ZoomOut, lambda: self.canvas.zoom(0.8))
-        self._act(m, "More opaque overlay", "Ctrl+]", lambda: self._opacity(0.1))
-        self._act(m, "More transparent overlay", "Ctrl+[", lambda: self._opacity(-0.1))
-        self._act(m, "Toggle &outline", "O", self._toggle_outline)
+        self._act(m, "Zoom to &fit", KEYS["zoom_fit"], self.canvas.fit)
+        self._act(m, "&Actual size (1:1)", KEYS["actual_size"], self.canvas.actual_size)
+        self._act(m, "Zoom &in", KEYS["zoom_in"], lambda: self.canvas.zoom(1.25))
+        self._act(m, "Zoom &out", KEYS["zoom_out"], lambda: self.canvas.zoom(0.8))
+        self._act(m, "More opaque overlay", KEYS["more_opaque"], lambda: self._opacity(0.1))
+        self._act(m, "More transparent overlay", KEYS["more_transparent"], lambda: self._opacity(-0.1))
+        self._act(m, "Toggle &outline", KEYS["outline"], self._toggle_outline)
         m = mb.addMenu("&Class")
-        self._act(m, "&New class…", "Ctrl+N", self.add_class)
-        self._act(m, "&Rename class…", "F2", self.rename_class)
-        self._act(m, "Re&colour class…", "Ctrl+Shift+C", self.recolor_class)
-        self._act(m, "&Delete class", "Ctrl+Shift+Delete", self.delete_class)
-        self._act(m, "Use this mask as a &support", "S", self.add_support)
-        self._act(m, "&Not a support (propagation ignores this mask)", "Shift+S", self.remove_support)
+        self._act(m, "&New class…", KEYS["new_class"], self.add_class)
+        self._act(m, "&Rename class…", KEYS["rename_class"], self.rename_class)
+        self._act(m, "Re&colour class…", KEYS["recolor_class"], self.recolor_class)
+        self._act(m, "&Delete class", KEYS["delete_class"], self.delete_class)
+        self._act(m, "Use this mask as a &support", KEYS["add_support"], self.add_support)
+        self._act(m, "&Not a support (propagation ignores this mask)", KEYS["remove_support"], self.remove_support)
         m = mb.addMenu("&Propagate")
-        self._act(m, "Propagate to &all images", "Ctrl+P", lambda: self.propagate("all"))
-        self._act(m, "Propagate to the &selection", "Ctrl+Shift+P", lambda: self.propagate("selection"))
-        self._act(m, "Propagate again (not yet &accepted)", "Ctrl+Alt+P", lambda: self.propagate("unreviewed"))
-        self._act(m, "Propagate again, &including rejected", "Ctrl+Alt+Shift+P",
+        self._act(m, "Propagate to &all images", KEYS["propagate_all"], lambda: self.propagate("all"))
+        self._act(m, "Propagate to the &selection", KEYS["propagate_selection"], lambda: self.propagate("selection"))
+        self._act(m, "Propagate again (not yet &accepted)", KEYS["propagate_again"],
+                  lambda: self.propagate("unreviewed"))
+        self._act(m, "Propagate again, &including rejected", KEYS["propagate_again_rejected"],
                   lambda: self.propagate("unreviewed", include_rejected=True))
-        self._act(m, "&Cancel propagation", "Ctrl+.", self.cancel_propagation)
-        self._act(m, "A&dapt SG-One to this folder (self-supervised)", "Ctrl+Alt+A", self.adapt_to_folder)
-        self._act(m, "&Settings…", "Ctrl+,", self.edit_settings)
+        self._act(m, "&Cancel propagation", KEYS["cancel"], self.cancel_propagation)
+        self._act(m, "A&dapt SG-One to this folder (self-supervised)", KEYS["adapt"], self.adapt_to_folder)
+        self._act(m, "&Settings…", KEYS["settings"], self.edit_settings)
         m = mb.addMenu("&Review")
-        self.review_action = self._act(m, "&Review proposals (least confident first)", "R", self.toggle_review,
-                                       checkable=True)
-        self._act(m, "&Accept", "Return", self.accept_current)
-        self._act(m, "Re&ject", "Backspace", self.reject_current)
-        self._act(m, "&Next image", "Right", lambda: self.step(1))
-        self._act(m, "&Previous image", "Left", lambda: self.step(-1))
+        self.review_action = self._act(m, "&Review proposals (least confident first)", KEYS["review"],
+                                       self.toggle_review, checkable=True)
+        self._act(m, "&Accept", KEYS["accept"], self.accept_current)
+        self._act(m, "Re&ject", KEYS["reject"], self.reject_current)
+        self._act(m, "&Next image", KEYS["next"], lambda: self.step(1))
+        self._act(m, "&Previous image", KEYS["previous"], lambda: self.step(-1))
         m = mb.addMenu("&Help")
-        self._act(m, "&Shortcuts", "F1", self.show_help)
+        self._act(m, "&Shortcuts", KEYS["help"], self.show_help)
         tb = QToolBar("Tools", self)
         tb.setObjectName("tools")
         for a in self.tool_actions.values():
