@@ -377,25 +377,24 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _coco_items(coco_file: Path, image_root: Path, n: int) -> list:
-    """(path, image, category-id map) of a COCO file's annotated images (later annotations on top)."""
-    from pycocotools.coco import COCO
-
+    """(path, image, category-id map) of up to n of a COCO file's annotated images (later annotations on top),
+    read and checked as `import` reads them; CocoImportError or ImageReadError name what is wrong."""
+    from annotator.coco_import import read_coco
     from annotator.imageio import read_image
-    from annotator.utils.sampling import evenly_spaced
 
-    api = COCO(str(coco_file))
-    out = []
-    for img_id in evenly_spaced(sorted(api.getImgIds()), n):
-        info = api.loadImgs(img_id)[0]
-        anns = api.loadAnns(api.getAnnIds(imgIds=[img_id], iscrowd=None))
-        if not anns:
-            continue
-        lab = np.zeros((info["height"], info["width"]), np.int32)
-        for a in anns:
-            lab[api.annToMask(a) > 0] = a["category_id"]
-        path = image_root / info["file_name"]
-        out.append((path, read_image(path), lab))
-    return out
+    images: dict[str, np.ndarray] = {}
+
+    def locate(file_name: str) -> tuple[str, int, int]:
+        images[file_name] = read_image(image_root / file_name)
+        return (file_name, *images[file_name].shape[:2])
+
+    coco = read_coco(coco_file, locate, max_images=n)
+    labels: dict[str, np.ndarray] = {}
+    for (file_name, cat), masks in coco.masks.items():
+        lab = labels.setdefault(file_name, np.zeros(images[file_name].shape[:2], np.int32))
+        for m in masks:
+            lab[m] = cat
+    return [(image_root / f, images[f], lab) for f, lab in labels.items()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

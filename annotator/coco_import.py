@@ -6,6 +6,8 @@ the image, or an invalid segmentation stops the import with a message that names
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from pycocotools import mask as mask_utils
 from annotator.config import State
 from annotator.imageio import ImageReadError
 from annotator.project import Project
+from annotator.utils.sampling import evenly_spaced
 
 
 class CocoImportError(ValueError):
@@ -49,45 +52,77 @@ def _decode(seg, h: int, w: int, where: str) -> np.ndarray:
     return m.astype(bool)
 
 
-def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTED) -> dict:
-    """Add the file's categories (matched by name) and masks (as instances) to the project."""
+@dataclass
+class CocoMasks:
+    """A COCO file's masks, grouped by (image key, category id), with its category names and counts."""
+
+    masks: dict[tuple[Hashable, int], list[np.ndarray]]
+    categories: dict[int, str]
+    images: int
+    annotations: int
+
+
+def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int]],
+              max_images: int | None = None) -> CocoMasks:
+    """The masks of a COCO instances file, every entry checked before anything is returned.
+    `locate(file_name)` gives an image's key and its (height, width) on disk, or raises CocoImportError;
+    `max_images` keeps that many evenly spaced images."""
     path = Path(path)
     try:
         data = json.loads(path.read_text("utf-8"))
         images, anns, cats = data["images"], data.get("annotations", []), data.get("categories", [])
+        cat_map: dict[int, str] = {c["id"]: c["name"] for c in cats}
+        ids = [im["id"] for im in images]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CocoImportError(f"{path}: not a readable COCO file ({exc})") from None
-    by_name = {c.name: c.id for c in project.classes.values()}
-    cat_map: dict[int, str] = {c["id"]: c["name"] for c in cats}
-    img_map: dict[int, tuple[int, int, int]] = {}
+    if max_images is not None:
+        keep = set(evenly_spaced(sorted(ids), max_images))
+        images = [im for im in images if im["id"] in keep]
+    img_map: dict[int, tuple[Hashable, int, int]] = {}
     for im in images:
-        pid = project.image_id(str(im.get("file_name", "")).replace("\\", "/"))
-        if pid is None:
-            raise CocoImportError(
-                f"{path}: image '{im.get('file_name')}' (id {im.get('id')}) is not in the project's folder")
-        try:
-            h, w = project.size_of(pid)
-        except ImageReadError as exc:
-            raise CocoImportError(f"{path}: image '{im.get('file_name')}': {exc}") from None
+        key, h, w = locate(str(im.get("file_name", "")).replace("\\", "/"))
         if (im.get("height"), im.get("width")) != (h, w):
             raise CocoImportError(f"{path}: image '{im['file_name']}' is {w}x{h}, the file says "
-                               f"{im.get('width')}x{im.get('height')}")
-        img_map[im["id"]] = (pid, h, w)
-    grouped: dict[tuple[int, str], list[np.ndarray]] = {}
+                                  f"{im.get('width')}x{im.get('height')}")
+        img_map[im["id"]] = (key, h, w)
+    grouped: dict[tuple[Hashable, int], list[np.ndarray]] = {}
     for a in anns:
         where = f"{path.name}: annotation {a.get('id')}"
+        if max_images is not None and a.get("image_id") in ids and a.get("image_id") not in img_map:
+            continue  # an image left out
         if a.get("image_id") not in img_map:
             raise CocoImportError(f"{where}: unknown image_id {a.get('image_id')}")
         if a.get("category_id") not in cat_map:
             raise CocoImportError(f"{where}: unknown category_id {a.get('category_id')}")
-        pid, h, w = img_map[a["image_id"]]
-        grouped.setdefault((pid, cat_map[a["category_id"]]), []).append(_decode(a.get("segmentation"), h, w, where))
-    for name in sorted({n for _, n in grouped}):
+        key, h, w = img_map[a["image_id"]]
+        grouped.setdefault((key, a["category_id"]), []).append(_decode(a.get("segmentation"), h, w, where))
+    return CocoMasks(grouped, cat_map, len(img_map), sum(len(m) for m in grouped.values()))
+
+
+def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTED) -> dict:
+    """Add the file's categories (matched by name) and masks (as instances) to the project."""
+    path = Path(path)
+
+    def locate(file_name: str) -> tuple[int, int, int]:
+        pid = project.image_id(file_name)
+        if pid is None:
+            raise CocoImportError(f"{path}: image '{file_name}' is not in the project's folder")
+        try:
+            return (pid, *project.size_of(pid))
+        except ImageReadError as exc:
+            raise CocoImportError(f"{path}: image '{file_name}': {exc}") from None
+
+    coco = read_coco(path, locate)
+    by_image_and_name: dict[tuple[int, str], list[np.ndarray]] = {}  # categories named alike are one class
+    for (pid, cat), masks in coco.masks.items():
+        by_image_and_name.setdefault((pid, coco.categories[cat]), []).extend(masks)
+    by_name = {c.name: c.id for c in project.classes.values()}
+    for name in sorted({n for _, n in by_image_and_name}):
         if name not in by_name:
             by_name[name] = project.add_class(name).id
-    for (pid, name), masks in grouped.items():
+    for (pid, name), masks in by_image_and_name.items():
         labels = np.zeros(masks[0].shape, np.uint16 if len(masks) > 254 else np.uint8)
         for i, m in enumerate(masks, start=1):
             labels[m] = i
         project.set_mask(pid, by_name[name], labels, state=state)
-    return {"images": len(img_map), "masks": len(grouped), "annotations": len(anns)}
+    return {"images": coco.images, "masks": len(by_image_and_name), "annotations": coco.annotations}

@@ -77,3 +77,12 @@ def test_import_command_round_trips_with_export(proj, tmp_path, capsys):
     assert ann["segmentation"] == encode_rle(m) and out["categories"][0]["name"] == "dog"
     assert main(["import", str(proj.folder), str(tmp_path / "missing.json")]) != 0
     assert "not a readable COCO file" in capsys.readouterr().err
+
+
+def test_train_reads_coco_as_import_does_so_a_bad_polygon_is_a_message_not_a_traceback(proj, tmp_path, capsys):
+    bad = _coco(tmp_path, [{"id": 9, "image_id": 7, "category_id": 3, "segmentation": [[1, 1, 5, 5]]}], name="t.json")
+    rc = main(["train", "--coco", str(bad), "--coco-images", str(tmp_path / "images"), "--out",
+               str(tmp_path / "head.safetensors"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "t.json: annotation 9: invalid segmentation" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "head.safetensors").exists()
