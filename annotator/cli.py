@@ -139,6 +139,24 @@ def _model_spec(args: argparse.Namespace):
     return ModelSpec(model=args.model, backbone=args.backbone, checkpoint=args.checkpoint)
 
 
+# propagate's numeric options and their accepted ranges, checked before any work
+RANGES = {"input_size": (33, 2048), "batch_size": (1, 1024), "workers": (0, 64), "cache_gb": (0.0, 1e6),
+          "presence_threshold": (0.0, 1.0)}
+
+
+def _out_of_range(args: argparse.Namespace) -> str | None:
+    """A one-line message for the first numeric option of `propagate` outside its range, else None."""
+    for name, (lo, hi) in RANGES.items():
+        value = getattr(args, name)
+        if value is not None and not lo <= value <= hi:
+            return f"--{name.replace('_', '-')} {value}: must be between {lo} and {hi}"
+    try:
+        _crf_params(args)
+    except ValueError as exc:
+        return f"--crf-{exc}"
+    return None
+
+
 def _fail(msg: str) -> int:
     print(f"annotator: error: {msg}", file=sys.stderr)
     return 2
@@ -160,14 +178,9 @@ def run_propagate(args: argparse.Namespace) -> int:
     from annotator.propagate import SupportError, folder_sample, load_negative, load_support, propagate
     from annotator.weights import WeightsError
 
-    if args.batch_size < 1:
-        return _fail("--batch-size must be at least 1")
-    if not 0.0 <= args.presence_threshold <= 1.0:
-        return _fail(f"--presence-threshold {args.presence_threshold}: must be between 0 and 1")
-    try:
-        _crf_params(args)
-    except ValueError as exc:
-        return _fail(f"--crf-{exc}")
+    problem = _out_of_range(args)
+    if problem:
+        return _fail(problem)
     if args.project is not None:
         return run_propagate_project(args)
     for flag, value in (("--images", args.images), ("--support", args.support), ("--label", args.label),

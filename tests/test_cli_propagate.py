@@ -267,11 +267,18 @@ def test_a_presence_threshold_empties_the_proposals_scoring_below_it(folder, cap
     assert [api.imgs[a["image_id"]]["file_name"] for a in api.dataset["annotations"]] == ["support.png"]
 
 
-def test_a_crf_parameter_out_of_range_is_refused_before_any_work(folder, capsys):
+@pytest.mark.parametrize("flag, value, words", [
+    ("--crf-bilateral-srgb", "0", "--crf-bilateral-srgb 0.0: must be between"),
+    ("--input-size", "0", "--input-size 0: must be between"),
+    ("--batch-size", "0", "--batch-size 0: must be between"),
+    ("--workers", "-1", "--workers -1: must be between"),
+    ("--cache-gb", "-1", "--cache-gb -1.0: must be between"),
+])
+def test_a_numeric_option_out_of_range_is_refused_before_any_work(folder, capsys, flag, value, words):
     root, _ = folder
-    out = root / "bad_crf.json"
+    out = root / "bad_option.json"
     rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--support",
                           f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}", "--label", "ball",
-                          "--out", str(out), "--crf-bilateral-srgb", "0", "--device", "cpu"], capsys)
-    assert rc == 2 and "--crf-bilateral-srgb 0.0: must be between" in stderr and stderr.count("\n") == 1, stderr
+                          "--out", str(out), flag, value, "--device", "cpu"], capsys)
+    assert rc == 2 and words in stderr and stderr.count("\n") == 1, stderr
     assert not out.exists()
