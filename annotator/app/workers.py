@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from annotator.build import ModelSpec, build_model
 from annotator.config import Model
@@ -124,6 +124,8 @@ def start_in_thread(worker: QObject, parent: QObject) -> QThread:
     thread = QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
+    # Direct: quit from the worker's own thread as it finishes, so that a GUI thread blocked in QThread.wait
+    # (closing, wait_for_worker) is not waiting for a queued quit that only it could deliver.
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     thread.start()
     return thread
