@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.config import DEFAULT_BACKBONE, DEVICES, INPUT_SIZE, Model, Precision, State
+from annotator.config import DEFAULT_BACKBONE, DEVICES, INPUT_SIZE, Model, Precision, State, out_of_range
 from annotator.crf import CRFParams
 from annotator.train_config import TrainConfig
 
@@ -146,10 +146,9 @@ RANGES = {"input_size": (33, 2048), "batch_size": (1, 1024), "workers": (0, 64),
 
 def _out_of_range(args: argparse.Namespace) -> str | None:
     """A one-line message for the first numeric option of `propagate` outside its range, else None."""
-    for name, (lo, hi) in RANGES.items():
-        value = getattr(args, name)
-        if value is not None and not lo <= value <= hi:
-            return f"--{name.replace('_', '-')} {value}: must be between {lo} and {hi}"
+    problem = out_of_range(RANGES, lambda name: getattr(args, name))
+    if problem:
+        return f"--{problem}"
     try:
         _crf_params(args)
     except ValueError as exc:
@@ -393,21 +392,15 @@ def _coco_items(coco_file: Path, image_root: Path, n: int) -> list:
     """(path, image, category-id map) of up to n of a COCO file's annotated images (later annotations on top),
     read and checked as `import` reads them; CocoImportError or ImageReadError name what is wrong."""
     from annotator.coco_import import read_coco
-    from annotator.imageio import read_image
+    from annotator.imageio import image_size, read_image
 
-    images: dict[str, np.ndarray] = {}
-
-    def locate(file_name: str) -> tuple[str, int, int]:
-        images[file_name] = read_image(image_root / file_name)
-        return (file_name, *images[file_name].shape[:2])
-
-    coco = read_coco(coco_file, locate, max_images=n)
+    coco = read_coco(coco_file, lambda f: (f, *image_size(image_root / f)), max_images=n)  # headers only
     labels: dict[str, np.ndarray] = {}
     for (file_name, cat), masks in coco.masks.items():
-        lab = labels.setdefault(file_name, np.zeros(images[file_name].shape[:2], np.int32))
+        lab = labels.setdefault(file_name, np.zeros(masks[0].shape, np.int32))
         for m in masks:
             lab[m] = cat
-    return [(image_root / f, images[f], lab) for f, lab in labels.items()]
+    return [(image_root / f, read_image(image_root / f), lab) for f, lab in labels.items()]  # annotated ones only
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,12 +72,11 @@ def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int
         data = json.loads(path.read_text("utf-8"))
         images, anns, cats = data["images"], data.get("annotations", []), data.get("categories", [])
         cat_map: dict[int, str] = {c["id"]: c["name"] for c in cats}
-        ids = [im["id"] for im in images]
+        ids = {im["id"] for im in images}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CocoImportError(f"{path}: not a readable COCO file ({exc})") from None
-    if max_images is not None:
-        keep = set(evenly_spaced(sorted(ids), max_images))
-        images = [im for im in images if im["id"] in keep]
+    left_out = ids - set(evenly_spaced(sorted(ids), max_images)) if max_images is not None else set()
+    images = [im for im in images if im["id"] not in left_out]
     img_map: dict[int, tuple[Hashable, int, int]] = {}
     for im in images:
         key, h, w = locate(str(im.get("file_name", "")).replace("\\", "/"))
@@ -88,8 +87,8 @@ def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int
     grouped: dict[tuple[Hashable, int], list[np.ndarray]] = {}
     for a in anns:
         where = f"{path.name}: annotation {a.get('id')}"
-        if max_images is not None and a.get("image_id") in ids and a.get("image_id") not in img_map:
-            continue  # an image left out
+        if a.get("image_id") in left_out:
+            continue
         if a.get("image_id") not in img_map:
             raise CocoImportError(f"{where}: unknown image_id {a.get('image_id')}")
         if a.get("category_id") not in cat_map:

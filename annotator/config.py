@@ -2,6 +2,7 @@
 predictor and the project read them from here (QSettings only stores them)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 
 
@@ -46,3 +47,13 @@ INPUT_SIZE = 417  # side every image is resized to for the network
 DEFAULT_BACKBONE = "vgg16_imagenet"  # weights/NAME.safetensors
 PROJECT_INDEX = "project.json"
 PROJECT_BACKUP = "project.json.bak"
+
+
+def out_of_range(ranges: dict[str, tuple[float, float]], value_of: Callable[[str], float | None]) -> str | None:
+    """"input-size 0: must be between 33 and 2048" for the first named value outside its range (None: not set),
+    else None: the one range check of the CLI's options, the CRF's parameters and the stored settings."""
+    for name, (lo, hi) in ranges.items():
+        value = value_of(name)
+        if value is not None and not lo <= value <= hi:
+            return f"{name.replace('_', '-')} {value}: must be between {lo} and {hi}"
+    return None

@@ -12,6 +12,8 @@ import numpy as np
 import pydensecrf.densecrf as dcrf
 from pydensecrf.utils import unary_from_softmax
 
+from annotator.config import out_of_range
+
 
 @dataclass(frozen=True)
 class CRFParams:
@@ -36,10 +38,9 @@ class CRFParams:
     def check(self) -> CRFParams:
         """Itself, or ValueError "bilateral-srgb 0.0: must be between 0.1 and 255.0" for the first parameter
         outside CRF_RANGES (pydensecrf crashes on some)."""
-        for name, (lo, hi) in CRF_RANGES.items():
-            value = getattr(self, name)
-            if not lo <= value <= hi:
-                raise ValueError(f"{name.replace('_', '-')} {value}: must be between {lo} and {hi}")
+        problem = out_of_range(CRF_RANGES, lambda name: getattr(self, name))
+        if problem:
+            raise ValueError(problem)
         return self
 
 

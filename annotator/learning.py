@@ -47,6 +47,11 @@ class LearningConfig:
     head_l2: float = 1e-3
     seed: int = 0
 
+    @property
+    def uses_folder(self) -> bool:
+        """Whether any piece learns from a sample of the folder (Tent, pseudo-labels, the presence gap)."""
+        return self.entropy or self.pseudo_labels or (self.presence and self.presence_gap > 0)
+
     def changed(self, **kw) -> LearningConfig:
         return replace(self, **kw)
 

@@ -183,20 +183,21 @@ class Predictor:
         neg_feats = neg_feats.to(self.device) if neg_t is not None else None
         self._fit(feats, fg_t, neg_feats, neg_t, (), cancelled)
         if folder and (self.learning.pseudo_labels or self.learning.entropy):
+            if self.learning.presence and neg_t is not None:  # the first fit's predictions see the negatives' floor
+                self.learned.presence_floor = self._presence_floor(feats, neg_feats)
             side = tuple(folder[0].shape[-2:])
             pseudo = [(f.to(self.device), torch.from_numpy(self.match(f, side)[0])) for f in folder]
             confident = [(f, p) for f, p in pseudo if p.max() > 0.5] or pseudo  # images where the class was found
             self._fit(feats, fg_t, neg_feats, neg_t, confident, cancelled)
-        if folder and self.learning.presence and self.learning.presence_gap:
-            self.learned.presence_floor = self._presence_floor(feats, neg_feats, folder)
+        gap = folder if self.learning.presence_gap else ()
+        if self.learning.presence and (neg_t is not None or gap):  # once, on the final fit
+            self.learned.presence_floor = self._presence_floor(feats, neg_feats, gap)
 
     def _fit(self, feats: torch.Tensor, fg_t: torch.Tensor, neg_feats: torch.Tensor | None, neg_t: torch.Tensor | None,
              pseudo: Sequence[tuple[torch.Tensor, torch.Tensor]], cancelled) -> None:
-        """learn() on the device, then the presence floor when there are negatives."""
+        """learn() on the device (the presence floor is the caller's: it depends on which fit is the last)."""
         with torch.inference_mode(False), torch.no_grad():
             self.learned = learn(feats, fg_t, self.learning, neg_feats, neg_t, pseudo, cancelled)
-        if self.learning.presence and neg_t is not None:
-            self.learned.presence_floor = self._presence_floor(feats, neg_feats)
 
     def _presence_floor(self, feats: torch.Tensor, neg_feats: torch.Tensor | None,
                         folder: Sequence[torch.Tensor] = ()) -> float:

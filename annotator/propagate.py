@@ -121,12 +121,10 @@ def folder_sample(predictor: Predictor, paths: Sequence[Path], cancelled: Callab
     that Tent and the presence gap learn from. Raises learning.Cancelled when `cancelled()`."""
     from annotator.learning import Cancelled
 
-    cfg = predictor.learning
-    if not predictor.model.learns_from_reviews or not (cfg.entropy or cfg.pseudo_labels or
-                                                       (cfg.presence and cfg.presence_gap)):
+    if not (predictor.model.learns_from_reviews and predictor.learning.uses_folder):
         return []
     out: list[torch.Tensor] = []
-    chosen = evenly_spaced(list(paths), cfg.folder_sample)
+    chosen = evenly_spaced(list(paths), predictor.learning.folder_sample)
     for batch in load_batches(chosen, predictor.input_size, predictor.model_tag, predictor.batch_size, 0, False):
         if cancelled():
             raise Cancelled()

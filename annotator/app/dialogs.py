@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from annotator.config import DEVICES, Model
+from annotator.config import DEVICES, Model, out_of_range
 from annotator.crf import CRF_RANGES, CRFParams
 from annotator.export import ExportOptions
 
@@ -68,12 +68,11 @@ def _stored_crf(qs: QSettings) -> CRFParams:
     out = {}
     for f in fields(CRFParams):
         try:
-            out[f.name] = type(f.default)(qs.value(f"crf/{f.name}", f.default))
+            value = type(f.default)(qs.value(f"crf/{f.name}", f.default))
         except (TypeError, ValueError):
             continue
-        lo, hi = CRF_RANGES[f.name]
-        if not lo <= out[f.name] <= hi:
-            del out[f.name]
+        if out_of_range({f.name: CRF_RANGES[f.name]}, lambda _, v=value: v) is None:
+            out[f.name] = value
     return CRFParams(**out)
 
 
