@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("project", type=Path)
     p.add_argument("coco", type=Path)
     p.add_argument("--as", dest="state", type=State, default=State.ACCEPTED, choices=[State.ACCEPTED, State.PROPOSED])
+    p.add_argument("--overwrite", action="store_true", help="replace accepted and edited masks too (kept otherwise)")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="instances of a class that overlap: the later one takes the shared pixels (else refused)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse the file if an image matches none of the folder or an annotation has no mask")
     return ap
 
 
@@ -99,32 +104,43 @@ def run_project_command(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "init":
-            proj = Project.create(args.project, args.images)
-            for name in args.classes:
-                proj.add_class(name)
-            proj.save()
-            print(f"{args.project}: project over {len(proj.images)} images of {proj.image_root}")
+            with Project.create(args.project, args.images) as proj:
+                for note in proj.report.notes():
+                    print(f"warning: {note}", file=sys.stderr)
+                if proj.report.recovered:
+                    print(f"{args.project}: restored the existing project, not created anew", file=sys.stderr)
+                for name in args.classes:
+                    if all(c.name != name.strip() for c in proj.classes.values()):
+                        proj.add_class(name)
+                proj.save()
+                print(f"{args.project}: project over {len(proj.images)} images of {proj.image_root}")
             return 0
-        proj = Project.open(args.project)
-        if proj.report.recovered:
-            print(f"warning: {proj.report.recovered}", file=sys.stderr)
-        if proj.report.missing:
-            print(f"warning: {len(proj.report.missing)} images are missing from {proj.image_root}, e.g. "
-                  f"{proj.report.missing[0]}", file=sys.stderr)
-        if args.command == "import":
-            n = import_coco(proj, args.coco, args.state)
-            proj.save()
-            print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
-            return 0
-        opts = ExportOptions(include_proposals=args.include_proposals, instances=args.instances,
-                             polygons=args.format == "coco-polygon", holes=args.holes)
-        if args.format == "png":
-            n = export_png(proj, args.out, opts)
-            print(f"wrote {n['images']} index PNGs and palette.json to {args.out}")
-        else:
-            n = export_coco(proj, args.out, opts)
-            extra = f" ({n['rle_fallbacks']} masks with holes kept as RLE)" if n["rle_fallbacks"] else ""
-            print(f"wrote {n['annotations']} annotations on {n['images']} images to {args.out}{extra}")
+        with Project.open(args.project, read_only=args.command == "export") as proj:
+            for note in proj.report.notes():
+                print(f"warning: {note}", file=sys.stderr)
+            if args.command == "import":
+                n = import_coco(proj, args.coco, args.state, args.overwrite, args.allow_overlap, args.strict)
+                proj.save()
+                print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
+                if n["kept"]:
+                    print(f"warning: kept {n['kept']} accepted or edited masks the file would have replaced "
+                          "(--overwrite replaces them)", file=sys.stderr)
+                if n["unusable"]:
+                    print(f"warning: left out {n['unusable']} annotations without a mask (box only or empty)",
+                          file=sys.stderr)
+                if n["unmatched"]:
+                    print(f"warning: {len(n['unmatched'])} images of the file match no image of the folder, e.g. "
+                          f"{n['unmatched'][0]}; their annotations were left out", file=sys.stderr)
+                return 0
+            opts = ExportOptions(include_proposals=args.include_proposals, instances=args.instances,
+                                 polygons=args.format == "coco-polygon", holes=args.holes)
+            if args.format == "png":
+                n = export_png(proj, args.out, opts)
+                print(f"wrote {n['images']} index PNGs and palette.json to {args.out}")
+            else:
+                n = export_coco(proj, args.out, opts)
+                extra = f" ({n['rle_fallbacks']} masks with holes kept as RLE)" if n["rle_fallbacks"] else ""
+                print(f"wrote {n['annotations']} annotations on {n['images']} images to {args.out}{extra}")
         return 0
     except (ProjectError, ExportError, CocoImportError, ImageReadError) as exc:
         return _fail(str(exc))
@@ -267,17 +283,7 @@ def _crf_params(args: argparse.Namespace) -> CRFParams | None:
 def run_propagate_project(args: argparse.Namespace) -> int:
     """`propagate --project P --class NAME`: learn from the project's masks and rejections of the class, propose
     it on every image not yet accepted (nor rejected, unless --include-rejected), and store the proposals."""
-    import torch
-    from tqdm import tqdm
-
-    from annotator.build import build_model
-    from annotator.device import available_cores
-    from annotator.feature_cache import FeatureCache, default_cache_folder
-    from annotator.predictor import Predictor
     from annotator.project import Project, ProjectError
-    from annotator.propagate import SupportError, propagate_into_project
-    from annotator.review import unreviewed
-    from annotator.weights import WeightsError
 
     for flag, value in (("--images", args.images), ("--support", args.support), ("--negative", args.negative),
                         ("--out", args.out), ("--label", args.label)):
@@ -289,6 +295,26 @@ def run_propagate_project(args: argparse.Namespace) -> int:
         proj = Project.open(args.project)
     except ProjectError as exc:
         return _fail(str(exc))
+    with proj:
+        for note in proj.report.notes():
+            print(f"warning: {note}", file=sys.stderr)
+        return _propagate_project(args, proj)
+
+
+def _propagate_project(args: argparse.Namespace, proj) -> int:
+    """The body of `propagate --project` on the opened (and locked) project."""
+    import torch
+    from tqdm import tqdm
+
+    from annotator.build import build_model
+    from annotator.device import available_cores
+    from annotator.feature_cache import FeatureCache, default_cache_folder
+    from annotator.predictor import Predictor
+    from annotator.project import ProjectError
+    from annotator.propagate import SupportError, propagate_into_project
+    from annotator.review import unreviewed
+    from annotator.weights import WeightsError
+
     class_id = next((c.id for c in proj.classes.values() if c.name == args.class_name), None)
     if class_id is None:
         names = ", ".join(c.name for c in proj.classes.values()) or "none"
@@ -394,12 +420,18 @@ def _coco_items(coco_file: Path, image_root: Path, n: int) -> list:
     from annotator.coco_import import read_coco
     from annotator.imageio import image_size, read_image
 
-    coco = read_coco(coco_file, lambda f: (f, *image_size(image_root / f)), max_images=n)  # headers only
+    def locate(name: str) -> tuple[str, int, int] | None:  # headers only; nothing outside the folder
+        path = image_root / name
+        if not path.resolve().is_relative_to(image_root.resolve()) or not path.is_file():
+            return None
+        return (name, *image_size(path))
+
+    coco = read_coco(coco_file, locate, max_images=n)
     labels: dict[str, np.ndarray] = {}
-    for (file_name, cat), masks in coco.masks.items():
-        lab = labels.setdefault(file_name, np.zeros(masks[0].shape, np.int32))
-        for m in masks:
-            lab[m] = cat
+    for (file_name, cat), instances in coco.masks.items():
+        lab = labels.setdefault(file_name, np.zeros(instances[0].mask.shape, np.int32))
+        for inst in instances:
+            lab[inst.mask] = cat
     return [(image_root / f, read_image(image_root / f), lab) for f, lab in labels.items()]  # annotated ones only
 
 

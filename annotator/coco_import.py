@@ -1,13 +1,16 @@
 """Importing a COCO instances file (RLE or polygons) into a project, to continue work begun elsewhere.
 
-Everything is checked before anything is written: an unknown image name, a size that does not match
-the image, or an invalid segmentation stops the import with a message that names the entry.
+Everything is checked before anything is written: a file that is not COCO instances, a size that does not
+match the image, an invalid segmentation or overlapping instances stop the import with a message that names
+the entry. Files are taken as peer tools write them: image names are matched by relative path or unique base
+name, and annotations without a mask are left out and counted (unless strict).
 """
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +26,24 @@ class CocoImportError(ValueError):
     """The COCO file cannot be imported; the message names the offending entry."""
 
 
+MAX_COORD = 1e6  # a polygon vertex further out than this is not an annotation of an image
+MAX_INSTANCES = 65535  # instances of one class on one image (the label maps are 16-bit)
+
+
 def _decode(seg, h: int, w: int, where: str) -> np.ndarray:
     try:
         if isinstance(seg, list):
-            if not seg or any(len(p) < 6 or len(p) % 2 for p in seg):
+            if not seg or any(not isinstance(p, list) or len(p) < 6 or len(p) % 2 for p in seg):
                 raise ValueError("a polygon needs at least 3 points (6 numbers)")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= MAX_COORD
+                       for p in seg for v in p):  # NaN fails the comparison too
+                raise ValueError(f"polygon coordinates must be numbers within +-{MAX_COORD:g}")
             rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
         elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
             if list(seg.get("size", [])) != [h, w]:
                 raise ValueError(f"RLE size {seg.get('size')} is not the image's {[h, w]}")
+            if not all(type(c) is int and c >= 0 for c in seg["counts"]):
+                raise ValueError("RLE counts must be whole numbers >= 0")
             if sum(seg["counts"]) != h * w:
                 raise ValueError("RLE counts do not add up to height x width")
             rle = mask_utils.frPyObjects(seg, h, w)
@@ -53,38 +65,100 @@ def _decode(seg, h: int, w: int, where: str) -> np.ndarray:
 
 
 @dataclass
-class CocoMasks:
-    """A COCO file's masks, grouped by (image key, category id), with its category names and counts."""
+class Instance:
+    """One annotation's mask, with its id (to name it) and its score, if the file gives one."""
 
-    masks: dict[tuple[Hashable, int], list[np.ndarray]]
+    id: object
+    mask: np.ndarray
+    score: float | None
+
+
+@dataclass
+class CocoMasks:
+    """A COCO file's masks, grouped by (image key, category id), with its category names, counts, and what was
+    left out: annotations without a usable mask, and image names that match no image."""
+
+    masks: dict[tuple[Hashable, int], list[Instance]]
     categories: dict[int, str]
     images: int
     annotations: int
+    unusable: int = 0
+    unmatched: list[str] = field(default_factory=list)
 
 
-def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int]],
-              max_images: int | None = None) -> CocoMasks:
+def _shape_problem(data: object) -> str | None:
+    """Why parsed JSON is not a COCO instances file (naming what it is, where it can tell), or None."""
+    if isinstance(data, dict) and "shapes" in data and "imagePath" in data:
+        return "a labelme JSON file, not COCO instances (convert it, or export COCO from labelme)"
+    if not isinstance(data, dict):
+        return "not a COCO file (the top level is not an object)"
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key, []), list):
+            return f"'{key}' is not a list"
+    if "images" not in data:
+        return "no 'images' list"
+    if any(isinstance(a, dict) and "segments_info" in a for a in data.get("annotations", [])):
+        return "a COCO panoptic file, not COCO instances"
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or not isinstance(im.get("id"), (int, str)):
+            return f"image #{i} is not an object with an id"
+        for key in ("height", "width"):
+            if not (isinstance(im.get(key), int) and im[key] > 0):
+                return f"image '{im.get('file_name')}' has no valid {key}"
+    for i, a in enumerate(data.get("annotations", [])):
+        if not isinstance(a, dict):
+            return f"annotation #{i} is not an object"
+        if not all(isinstance(a.get(k), (int, str)) for k in ("image_id", "category_id")):
+            return f"annotation {a.get('id', f'#{i}')!r:.40} has no image_id or category_id"
+    for c in data.get("categories", []):
+        named = isinstance(c, dict) and isinstance(c.get("name"), str) and c["name"].strip()
+        if not named or not isinstance(c.get("id"), (int, str)):
+            return f"category {c.get('id') if isinstance(c, dict) else c!r} has no name"
+    return None
+
+
+def _usable(seg: object) -> bool:
+    """Whether a segmentation holds a mask at all (box-only and empty ones do not)."""
+    return bool(seg) and isinstance(seg, (list, dict))
+
+
+def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int] | None],
+              max_images: int | None = None, strict: bool = False) -> CocoMasks:
     """The masks of a COCO instances file, every entry checked before anything is returned.
-    `locate(file_name)` gives an image's key and its (height, width) on disk, or raises CocoImportError;
-    `max_images` keeps that many evenly spaced images."""
+    `locate(file_name)` gives an image's key and its (height, width) on disk, or None if no image matches it;
+    `max_images` keeps that many evenly spaced images. Unmatched images and annotations without a mask are
+    left out and counted; with `strict` either is an error."""
     path = Path(path)
     try:
         data = json.loads(path.read_text("utf-8"))
-        images, anns, cats = data["images"], data.get("annotations", []), data.get("categories", [])
-        cat_map: dict[int, str] = {c["id"]: c["name"] for c in cats}
-        ids = {im["id"] for im in images}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise CocoImportError(f"{path}: not a readable COCO file ({exc})") from None
-    left_out = ids - set(evenly_spaced(sorted(ids), max_images)) if max_images is not None else set()
-    images = [im for im in images if im["id"] not in left_out]
-    img_map: dict[int, tuple[Hashable, int, int]] = {}
+    problem = _shape_problem(data)
+    if problem:
+        raise CocoImportError(f"{path}: {problem}")
+    images, anns = data["images"], data.get("annotations", [])
+    cat_map: dict[int, str] = {c["id"]: c["name"].strip() for c in data.get("categories", [])}
+    ids = [im["id"] for im in images]
+    left_out = set(ids) - set(evenly_spaced(sorted(ids, key=str), max_images)) if max_images is not None else set()
+    img_map: dict[object, tuple[Hashable, int, int]] = {}
+    unmatched: list[str] = []
     for im in images:
-        key, h, w = locate(str(im.get("file_name", "")).replace("\\", "/"))
-        if (im.get("height"), im.get("width")) != (h, w):
-            raise CocoImportError(f"{path}: image '{im['file_name']}' is {w}x{h}, the file says "
-                                  f"{im.get('width')}x{im.get('height')}")
+        if im["id"] in left_out:
+            continue
+        name = str(im.get("file_name", ""))
+        found = locate(name)
+        if found is None:
+            if strict:
+                raise CocoImportError(f"{path}: image '{name}' matches no image of the folder")
+            unmatched.append(name)
+            left_out.add(im["id"])
+            continue
+        key, h, w = found
+        if (im["height"], im["width"]) != (h, w):
+            raise CocoImportError(f"{path}: image '{name}' is {w}x{h}, the file says {im['width']}x{im['height']}")
         img_map[im["id"]] = (key, h, w)
-    grouped: dict[tuple[Hashable, int], list[np.ndarray]] = {}
+    grouped: dict[tuple[Hashable, int], list[Instance]] = {}
+    unusable = 0
     for a in anns:
         where = f"{path.name}: annotation {a.get('id')}"
         if a.get("image_id") in left_out:
@@ -93,35 +167,87 @@ def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int
             raise CocoImportError(f"{where}: unknown image_id {a.get('image_id')}")
         if a.get("category_id") not in cat_map:
             raise CocoImportError(f"{where}: unknown category_id {a.get('category_id')}")
+        if not _usable(a.get("segmentation")):
+            if strict:
+                raise CocoImportError(f"{where}: no mask (box only, or an empty segmentation)")
+            unusable += 1
+            continue
         key, h, w = img_map[a["image_id"]]
-        grouped.setdefault((key, a["category_id"]), []).append(_decode(a.get("segmentation"), h, w, where))
-    return CocoMasks(grouped, cat_map, len(img_map), sum(len(m) for m in grouped.values()))
+        score = a.get("score")
+        score = float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
+        group = grouped.setdefault((key, a["category_id"]), [])
+        if len(group) >= MAX_INSTANCES:
+            raise CocoImportError(f"{where}: more than {MAX_INSTANCES} instances of one category on one image")
+        group.append(Instance(a.get("id"), _decode(a.get("segmentation"), h, w, where), score))
+    return CocoMasks(grouped, cat_map, len(img_map), sum(len(m) for m in grouped.values()), unusable, unmatched)
 
 
-def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTED) -> dict:
-    """Add the file's categories (matched by name) and masks (as instances) to the project."""
+def match_image(project: Project, name: str) -> int | None:
+    """The project image a peer tool's file name means: by its path relative to the image folder (written as
+    `x.jpg`, `./x.jpg`, `images/x.jpg`, or absolute), else by a base name no other image shares; None if none."""
+    name = name.replace("\\", "/")
+    root = project.image_root.as_posix().rstrip("/") + "/"
+    if name.startswith(root):
+        name = name[len(root):]
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    for k in range(len(parts)):  # the longest tail of the path that is an image of the folder
+        found = project.image_id("/".join(parts[k:]))
+        if found is not None:
+            return found
+    if parts:
+        same = [i for i, e in project.images.items() if e.file.rsplit("/", 1)[-1] == parts[-1]]
+        if len(same) == 1:
+            return same[0]
+    return None
+
+
+def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTED, overwrite: bool = False,
+                allow_overlap: bool = False, strict: bool = False) -> dict:
+    """Add the file's categories (matched by name) and masks (as instances) to the project. An accepted or
+    edited mask is kept unless `overwrite`; instances of one class that overlap are refused unless
+    `allow_overlap` (the later one then takes the shared pixels). Returns the counts of what was done and
+    left out."""
     path = Path(path)
 
-    def locate(file_name: str) -> tuple[int, int, int]:
-        pid = project.image_id(file_name)
+    def locate(file_name: str) -> tuple[int, int, int] | None:
+        pid = match_image(project, file_name)
         if pid is None:
-            raise CocoImportError(f"{path}: image '{file_name}' is not in the project's folder")
+            return None
         try:
             return (pid, *project.size_of(pid))
         except ImageReadError as exc:
             raise CocoImportError(f"{path}: image '{file_name}': {exc}") from None
 
-    coco = read_coco(path, locate)
-    by_image_and_name: dict[tuple[int, str], list[np.ndarray]] = {}  # categories named alike are one class
-    for (pid, cat), masks in coco.masks.items():
-        by_image_and_name.setdefault((pid, coco.categories[cat]), []).extend(masks)
+    coco = read_coco(path, locate, strict=strict)
+    by_image_and_name: dict[tuple[int, str], list[Instance]] = {}  # categories named alike are one class
+    for (pid, cat), instances in coco.masks.items():
+        by_image_and_name.setdefault((pid, coco.categories[cat]), []).extend(instances)
     by_name = {c.name: c.id for c in project.classes.values()}
-    for name in sorted({n for _, n in by_image_and_name}):
+    planned: list[tuple[int, str, np.ndarray, float | None]] = []
+    skipped = 0
+    for (pid, name), instances in by_image_and_name.items():
+        rec = project.record(pid, by_name[name]) if name in by_name else None
+        if rec is not None and (rec.state == State.ACCEPTED or rec.edited) and not overwrite:
+            skipped += 1
+            continue
+        labels = np.zeros(instances[0].mask.shape, np.uint16 if len(instances) > 254 else np.uint8)
+        for i, inst in enumerate(instances, start=1):
+            if not allow_overlap and labels[inst.mask].any():
+                others = sorted({str(instances[k - 1].id) for k in np.unique(labels[inst.mask]) if k})
+                raise CocoImportError(
+                    f"{path}: annotation {inst.id} overlaps annotation {', '.join(others)} of '{name}' on "
+                    f"{project.images[pid].file}; a mask holds one instance per pixel (--allow-overlap: the later "
+                    "one takes the shared pixels)")
+            labels[inst.mask] = i
+        scores = [inst.score for inst in instances if inst.score is not None]
+        planned.append((pid, name, labels, float(np.mean(scores)) if scores else None))
+    for name in sorted({n for _, n, _, _ in planned}):
         if name not in by_name:
             by_name[name] = project.add_class(name).id
-    for (pid, name), masks in by_image_and_name.items():
-        labels = np.zeros(masks[0].shape, np.uint16 if len(masks) > 254 else np.uint8)
-        for i, m in enumerate(masks, start=1):
-            labels[m] = i
-        project.set_mask(pid, by_name[name], labels, state=state)
-    return {"images": coco.images, "masks": len(by_image_and_name), "annotations": coco.annotations}
+    for pid, name, labels, score in planned:
+        if state == State.PROPOSED:
+            project.set_proposal(pid, by_name[name], labels, score, {"imported": path.name}, force=overwrite)
+        else:
+            project.set_mask(pid, by_name[name], labels, state=state)
+    return {"images": coco.images, "masks": len(planned), "annotations": coco.annotations, "kept": skipped,
+            "unusable": coco.unusable, "unmatched": coco.unmatched}

@@ -3,13 +3,16 @@
 A project is a folder the user can see and back up (`project.json` plus `masks/*.png`) beside an
 image folder that is never modified. Masks are PNG label maps (0 = background, 1..N = instances)
 named by content, written atomically and loaded on demand, so memory holds no pixels. The index
-is replaced atomically; the previous good copy is kept as `project.json.bak`.
+is replaced atomically; earlier generations are kept (project_history). One process writes a project at a
+time (a lock file); others may open it read-only.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,11 +22,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from annotator.config import PROJECT_BACKUP as BACKUP
+from annotator import project_history
 from annotator.config import PROJECT_INDEX as INDEX
 from annotator.config import State
 from annotator.imageio import ImageReadError, image_size, list_image_files
+from annotator.utils import writer_lock
 from annotator.utils.atomic import atomic_write_bytes
+
+LOCK = "project.lock"
+MASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.png")  # a plain file name under masks/, nothing else
 
 FORMAT = "annotator-project"
 VERSION = 1
@@ -37,6 +44,10 @@ class ProjectError(RuntimeError):
 
 class ProjectSaveError(ProjectError):
     """Saving failed (disk full, read-only, folder gone); the work is still in memory and unsaved."""
+
+
+class ProjectLockedError(ProjectError):
+    """Another live process writes this project; it may still be opened read-only."""
 
 
 @dataclass
@@ -67,11 +78,48 @@ class MaskRecord:
 
 @dataclass
 class OpenReport:
-    """What opening found: images missing from disk, new images added, and any recovery done."""
+    """What opening found: images missing from disk, new images added, any recovery done, entries of the
+    index that were ignored (each named), and leftovers of a killed process that were cleaned."""
 
     missing: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     recovered: str | None = None
+    problems: list[str] = field(default_factory=list)
+    cleaned: int = 0
+    lock_note: str | None = None
+
+    def notes(self) -> list[str]:
+        """One line per thing the user should hear about (shown by the CLI as warnings, by the app)."""
+        out = [n for n in (self.lock_note, self.recovered) if n]
+        out += [f"ignored in {INDEX}: {p}" for p in self.problems[:5]]
+        if len(self.problems) > 5:
+            out.append(f"... and {len(self.problems) - 5} more entries of {INDEX} ignored")
+        if self.missing:
+            out.append(f"{len(self.missing)} images are missing from the image folder, e.g. {self.missing[0]}")
+        return out
+
+
+def _inside(file: str) -> bool:
+    """Whether an image path of the index stays inside the image folder (relative, no '..', no drive)."""
+    parts = file.replace("\\", "/").split("/")
+    return bool(file) and not os.path.isabs(file) and ":" not in parts[0] and ".." not in parts and "" not in parts
+
+
+def _record_problem(r: object, images: dict, classes: dict) -> str | None:
+    """Why a record of the index cannot be used, or None."""
+    if not isinstance(r, dict):
+        return "not a record"
+    if r.get("image") not in images or r.get("class") not in classes:
+        return "no such image or class"
+    mask = r.get("mask")
+    if mask is not None and not (isinstance(mask, str) and MASK_NAME.fullmatch(mask)):
+        return "the mask is not a plain file name under masks/"
+    score = r.get("score")
+    if score is not None and not (isinstance(score, (int, float)) and math.isfinite(score)):
+        return "the score is not a number"
+    if r.get("settings") is not None and not isinstance(r.get("settings"), dict):
+        return "the settings are not an object"
+    return None
 
 
 def _encode_labels(labels: np.ndarray) -> bytes:
@@ -85,9 +133,10 @@ def _encode_labels(labels: np.ndarray) -> bytes:
 class Project:
     """An annotation project; every change marks it dirty, `save()` (or an AutoSaver) persists it."""
 
-    def __init__(self, folder: Path, image_root: Path) -> None:
+    def __init__(self, folder: Path, image_root: Path, read_only: bool = False) -> None:
         self.folder = Path(folder)
         self.image_root = Path(image_root)
+        self.read_only = read_only
         self.classes: dict[int, ClassInfo] = {}
         self.images: dict[int, ImageEntry] = {}
         self.supports: dict[int, list[int]] = {}  # marked with S, in the order they were marked
@@ -96,93 +145,184 @@ class Project:
         self.report = OpenReport()
         self._by_file: dict[str, int] = {}
         self._next_image_id = 1
-        self._garbage: set[str] = set()
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
+        self._holds_lock = False
         self.dirty = False
 
-    # ---- creating and opening -------------------------------------------------------------
+    # ---- creating, opening, closing ---------------------------------------------------------
     @classmethod
     def create(cls, folder: Path | str, image_root: Path | str) -> Project:
-        """A new project in `folder` (created; must not hold a project yet) over the images of `image_root`."""
+        """A new project in `folder` (created) over the images of `image_root`. A folder left with only earlier
+        copies of its index (a kill mid-save) is opened from the newest instead, and `report.recovered` says so."""
         folder, image_root = Path(folder), Path(image_root).resolve()
         if (folder / INDEX).exists():
             raise ProjectError(f"{folder} already holds a project; open it instead")
+        if project_history.generations(folder):
+            return cls.open(folder)
         files = list_image_files(image_root)
         (folder / "masks").mkdir(parents=True, exist_ok=True)
         proj = cls(folder, image_root)
-        for f in files:
-            proj._add_image(f)
-        proj.save()
+        proj._take_lock()
+        try:
+            for f in files:
+                proj._add_image(f)
+            proj.save()
+        except BaseException:
+            proj.close()
+            raise
         return proj
 
     @staticmethod
     def exists(folder: Path | str) -> bool:
-        """Whether `folder` holds a project (its index, or only the index's last good copy)."""
-        return (Path(folder) / INDEX).exists() or (Path(folder) / BACKUP).exists()
+        """Whether `folder` holds a project (its index, or only earlier copies of it)."""
+        return (Path(folder) / INDEX).exists() or bool(project_history.generations(Path(folder)))
 
     @classmethod
-    def open(cls, folder: Path | str, rescan: bool = True) -> Project:
-        """Open a project; a corrupt index falls back to the last good copy and says so in `report`."""
+    def open(cls, folder: Path | str, rescan: bool = True, read_only: bool = False) -> Project:
+        """Open a project for writing (one process at a time: ProjectLockedError otherwise) or `read_only`.
+        An unusable index falls back to the newest good earlier copy and says so in `report`."""
         folder = Path(folder)
-        data, recovered = cls._read_index(folder)
-        root = Path(data["image_root"])
-        rel = data.get("image_root_rel")
-        if not root.is_dir() and rel and (folder / rel).is_dir():
-            root = (folder / rel).resolve()  # project and images were moved together
-        proj = cls(folder, root)
-        proj._load(data)
-        proj.report.recovered = recovered
-        if recovered:
-            proj.dirty = True
-        (folder / "masks").mkdir(exist_ok=True)
-        proj._check_images(rescan)
+        if not cls.exists(folder):
+            raise ProjectError(f"{folder} is not an annotator project (no {INDEX})")
+        proj = cls(folder, folder, read_only)
+        if not read_only:
+            proj._take_lock()
+        try:
+            data, recovered = cls._read_index(folder, read_only)
+            root = Path(data["image_root"])
+            rel = data.get("image_root_rel")
+            if not root.is_dir() and isinstance(rel, str) and (folder / rel).is_dir():
+                root = (folder / rel).resolve()  # project and images were moved together
+            proj.image_root = root
+            proj._load(data)
+            proj.report.recovered = recovered
+            if recovered or proj.report.problems:
+                proj.dirty = True
+            if not read_only:
+                (folder / "masks").mkdir(exist_ok=True)
+                proj.report.cleaned = proj.sweep_orphans()
+            proj._check_images(rescan)
+        except BaseException:
+            proj.close()
+            raise
         return proj
 
-    @staticmethod
-    def _read_index(folder: Path) -> tuple[dict, str | None]:
-        main, bak = folder / INDEX, folder / BACKUP
-        if not main.exists() and not bak.exists():
-            raise ProjectError(f"{folder} is not an annotator project (no {INDEX})")
-        problem = None
+    def _take_lock(self) -> None:
         try:
-            data = json.loads(main.read_text("utf-8"))
-            if data.get("format") != FORMAT:
-                raise ValueError("not an annotator project file")
-            return data, None
+            self.report.lock_note = writer_lock.acquire(self.folder / LOCK)
+        except writer_lock.LockHeld as exc:
+            raise ProjectLockedError(f"{self.folder}: the project is open in {exc}") from None
+        except OSError as exc:
+            raise ProjectError(f"cannot open {self.folder} for writing: {exc.strerror or exc}") from None
+        self._holds_lock = True
+
+    def close(self) -> None:
+        """Give up writing the project (its lock goes); unsaved changes are not saved here."""
+        if self._holds_lock:
+            self._holds_lock = False
+            writer_lock.release(self.folder / LOCK)
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def _parse(path: Path) -> dict:
+        """A copy of the index, checked for the shape every later step relies on; ValueError says what is wrong."""
+        data = json.loads(path.read_text("utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError("not an annotator project file")
+        for key, kind in (("image_root", str), ("classes", list), ("images", list), ("records", list)):
+            if not isinstance(data.get(key), kind):
+                raise ValueError(f"'{key}' is missing or not a {kind.__name__}")
+        for key in ("supports", "not_supports"):
+            if not isinstance(data.get(key, {}), dict):
+                raise ValueError(f"'{key}' is not an object")
+        return data
+
+    @classmethod
+    def _read_index(cls, folder: Path, read_only: bool) -> tuple[dict, str | None]:
+        main = folder / INDEX
+        try:
+            return cls._parse(main), None
         except FileNotFoundError:
             problem = f"{INDEX} was missing"
         except (ValueError, UnicodeDecodeError, OSError) as exc:
             problem = f"{INDEX} is damaged ({exc})"
-        try:
-            data = json.loads(bak.read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ProjectError(f"{folder}: {problem}, and its last good copy {BACKUP} cannot be read ({exc})") from None
-        if main.exists():
-            kept = main.with_name(f"{INDEX}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-            os.replace(main, kept)
-            problem += f"; it was kept as {kept.name}"
-        return data, f"{problem}; opened the last good copy {BACKUP}"
+        tried = []
+        for copy in project_history.generations(folder):
+            try:
+                data = cls._parse(copy)
+            except (ValueError, UnicodeDecodeError, OSError) as exc:
+                tried.append(f"{copy.relative_to(folder)}: {exc}")
+                continue
+            if main.exists() and not read_only:
+                kept = main.with_name(f"{INDEX}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.replace(main, kept)
+                problem += f"; it was kept as {kept.name}"
+            return data, f"{problem}; opened the last good copy {copy.relative_to(folder)}"
+        detail = "; ".join(tried) or "there is none"
+        raise ProjectError(f"{folder}: {problem}, and no earlier copy of it can be read ({detail})")
 
     def _load(self, data: dict) -> None:
-        if data.get("version", 0) > VERSION:
+        """Fill the project from a parsed index; an entry that is malformed, duplicated, refers to nothing, or
+        names a file outside the project is named in `report.problems` and ignored (never read or deleted)."""
+        if not isinstance(data.get("version", 0), int) or data.get("version", 0) > VERSION:
             raise ProjectError(f"project format {data['version']} is newer than this annotator ({VERSION}); update it")
-        self.classes = {c["id"]: ClassInfo(**c) for c in data["classes"]}
+        bad = self.report.problems.append
+        for c in data["classes"]:
+            try:
+                info = ClassInfo(int(c["id"]), str(c["name"]), str(c["color"]))
+            except (TypeError, KeyError, ValueError):
+                bad(f"class {c!r:.80}: not a class entry")
+                continue
+            if info.id in self.classes:
+                bad(f"class {info.id}: a second class with this id")
+                continue
+            self.classes[info.id] = info
         for im in data["images"]:
-            self._add_image(im["file"], im["id"], im.get("height"), im.get("width"))
-        self.supports = {int(k): list(v) for k, v in data.get("supports", {}).items()}
-        self.not_supports = {int(k): list(v) for k, v in data.get("not_supports", {}).items()}
+            file = im.get("file") if isinstance(im, dict) else None
+            image_id = im.get("id") if isinstance(im, dict) else None
+            if not isinstance(image_id, int) or not isinstance(file, str):
+                bad(f"image {im!r:.80}: not an image entry")
+            elif image_id in self.images or file in self._by_file:
+                bad(f"image {image_id} ({file}): a second entry with this id or file")
+            elif not _inside(file):
+                bad(f"image {image_id}: path {file!r} leads outside the image folder")
+            else:
+                h, w = im.get("height"), im.get("width")
+                sized = isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0
+                self._add_image(file, image_id, h if sized else None, w if sized else None)
+        for key in ("supports", "not_supports"):
+            table = {}
+            for k, v in data.get(key, {}).items():
+                if k.isdigit() and int(k) in self.classes and isinstance(v, list):
+                    table[int(k)] = [i for i in v if i in self.images]
+                else:
+                    bad(f"{key} of class {k!r}: no such class, or not a list of images")
+            setattr(self, key, table)
         shared: dict[str, dict] = {}  # proposals of one run share one settings dict in memory
         for r in data["records"]:
-            key = (r.pop("image"), r.pop("class"))
-            if r.get("settings") is not None:
-                r["settings"] = shared.setdefault(json.dumps(r["settings"], sort_keys=True), r["settings"])
-            try:
-                r["state"] = State(r.get("state", State.UNLABELLED))
-            except ValueError:
-                raise ProjectError(f"{INDEX}: image {key[0]}, class {key[1]}: unknown state {r['state']!r}; "
-                                   f"one of {', '.join(State.values())}") from None
-            self.records[key] = MaskRecord(**r)
+            problem = _record_problem(r, self.images, self.classes)
+            key = (r.get("image"), r.get("class")) if isinstance(r, dict) else None
+            if problem is None and key in self.records:
+                problem = "a second record for this image and class"
+            if problem:
+                bad(f"record {r!r:.120}: {problem}")
+                continue
+            settings = r.get("settings")
+            if settings is not None:
+                settings = shared.setdefault(json.dumps(settings, sort_keys=True), settings)
+            state = r.get("state", State.UNLABELLED)
+            if state not in State.values():  # the pixels are kept, for the reviewer to judge again
+                state = State.PROPOSED if r.get("mask") else State.UNLABELLED
+                bad(f"record of image {key[0]}, class {key[1]}: unknown state {r.get('state')!r} (one of "
+                    f"{', '.join(State.values())}); kept as {state}")
+            self.records[key] = MaskRecord(State(state), r.get("mask"), r.get("score"), settings,
+                                           bool(r.get("edited", False)))
 
     def _check_images(self, rescan: bool) -> None:
         try:
@@ -234,35 +374,21 @@ class Project:
                             if r.state != State.UNLABELLED or r.mask],
             }
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ProjectError(f"{self.folder} is open read-only (another process writes it); nothing was changed")
+
     def save(self) -> None:
-        """Replace the index atomically, keeping the previous one as the backup; raise ProjectSaveError."""
+        """Replace the index atomically (it is never absent), keeping earlier generations; raise ProjectSaveError."""
         with self._lock:
+            self._writable()
             data = json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-            main = self.folder / INDEX
-            moved = False
             try:
-                if main.exists():
-                    os.replace(main, self.folder / BACKUP)  # an opener falls back to it until the next line
-                    moved = True
-                atomic_write_bytes(main, data)
+                project_history.keep_previous(self.folder)
+                atomic_write_bytes(self.folder / INDEX, data)
             except OSError as exc:
-                if moved and not main.exists():
-                    try:
-                        os.replace(self.folder / BACKUP, main)
-                    except OSError:
-                        pass
-                raise ProjectSaveError(
-                    f"cannot save the project in {self.folder}: {exc.strerror or exc}; your work is kept in memory "
-                    "and will be saved as soon as the disk allows"
-                ) from exc
+                raise ProjectSaveError(f"cannot save the project in {self.folder}: {exc.strerror or exc}") from exc
             self.dirty = False
-            used = {r.mask for r in self.records.values() if r.mask}
-            for name in self._garbage - used:  # content-named: a mask set back to earlier pixels reuses its file
-                try:
-                    (self.folder / "masks" / name).unlink()
-                except OSError:
-                    pass
-            self._garbage.clear()
 
     # ---- classes --------------------------------------------------------------------------
     def add_class(self, name: str, color: str | None = None) -> ClassInfo:
@@ -297,9 +423,7 @@ class Project:
             self.supports.pop(class_id, None)
             self.not_supports.pop(class_id, None)
             for key in [k for k in self.records if k[1] == class_id]:
-                rec = self.records.pop(key)
-                if rec.mask:
-                    self._garbage.add(rec.mask)
+                del self.records[key]
         self._changed()
 
     # ---- images and masks -----------------------------------------------------------------
@@ -323,15 +447,22 @@ class Project:
         return self.records.get((image_id, class_id), MaskRecord())
 
     def labels(self, image_id: int, class_id: int) -> np.ndarray | None:
-        """The (image, class) label map (0 = background, 1..N = instances), read from disk; None if none."""
+        """The (image, class) label map (0 = background, 1..N = instances), read from disk; None if none.
+        A missing, damaged, linked or wrong-size mask file is a ProjectError naming it."""
         rec = self.records.get((image_id, class_id))
         if rec is None or rec.mask is None:
             return None
         path = self.folder / "masks" / rec.mask
-        data = np.fromfile(path, np.uint8) if path.exists() else None
+        if path.is_symlink():
+            raise ProjectError(f"mask file {path} is a link; links are not followed")
+        data = np.fromfile(path, np.uint8) if path.is_file() else None
         out = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
-        if out is None:
+        if out is None or out.ndim != 2:
             raise ProjectError(f"mask file {path} is missing or damaged")
+        e = self.images[image_id]
+        if e.height is not None and out.shape != (e.height, e.width):
+            raise ProjectError(f"mask file {path} is {out.shape[1]}x{out.shape[0]}, its image {e.file} is "
+                               f"{e.width}x{e.height}")
         return out
 
     def mask(self, image_id: int, class_id: int) -> np.ndarray | None:
@@ -352,6 +483,7 @@ class Project:
         return name
 
     def _put(self, image_id: int, class_id: int, labels: np.ndarray | None, **fields) -> None:
+        self._writable()
         if image_id not in self.images or class_id not in self.classes:
             raise ProjectError(f"no image {image_id} or class {class_id} in this project")
         if labels is not None:
@@ -362,10 +494,8 @@ class Project:
         name = self._write_mask(image_id, class_id, labels) if labels is not None and labels.any() else None
         with self._lock:
             old = self.records.get((image_id, class_id), MaskRecord())
-            rec = MaskRecord(**{**asdict(old), **fields, "mask": name if labels is not None else old.mask})
-            if old.mask and old.mask != rec.mask:
-                self._garbage.add(old.mask)
-            self.records[(image_id, class_id)] = rec
+            self.records[(image_id, class_id)] = MaskRecord(
+                **{**asdict(old), **fields, "mask": name if labels is not None else old.mask})
         self._changed()
 
     def _check_size(self, image_id: int, shape: tuple[int, ...]) -> None:
@@ -382,10 +512,11 @@ class Project:
         """The user's own mask (bool, or an instance label map): marked edited, never overwritten by propagation."""
         self._put(image_id, class_id, labels, state=State(state), edited=True, score=None, settings=None)
 
-    def set_proposal(self, image_id: int, class_id: int, mask: np.ndarray, score: float | None, settings: dict) -> bool:
-        """Store a model proposal unless the user accepted or edited this (image, class); True if stored."""
+    def set_proposal(self, image_id: int, class_id: int, mask: np.ndarray, score: float | None, settings: dict,
+                     force: bool = False) -> bool:
+        """Store a proposal unless the user accepted or edited this (image, class) (or `force`); True if stored."""
         rec = self.record(image_id, class_id)
-        if rec.state == State.ACCEPTED or rec.edited:
+        if (rec.state == State.ACCEPTED or rec.edited) and not force:
             return False
         self._put(image_id, class_id, mask, state=State.PROPOSED, score=score, settings=settings, edited=False)
         return True
@@ -439,11 +570,18 @@ class Project:
                     and (r.state == State.REJECTED or (r.state == State.ACCEPTED and not r.mask))]
 
     def sweep_orphans(self) -> int:
-        """Delete mask files no record points to (left by a crash between a mask write and a save)."""
+        """Delete what a killed process left: mask files that neither the index nor any kept earlier copy of it
+        refers to, and unfinished temporary files. Links and other non-files are left alone."""
         used = {r.mask for r in self.records.values() if r.mask}
+        masks = self.folder / "masks"
+        leftovers = [p for p in masks.glob(".*.tmp")] + [p for p in self.folder.glob(".*.tmp")]
+        unused = [p for p in masks.glob("*.png") if p.name not in used]
+        if unused:
+            kept = project_history.referenced_masks(self.folder)
+            leftovers += [p for p in unused if p.name not in kept]
         n = 0
-        for p in (self.folder / "masks").glob("*.png"):
-            if p.name not in used:
+        for p in leftovers:
+            if p.is_file() and not p.is_symlink():
                 p.unlink(missing_ok=True)
                 n += 1
         return n
@@ -483,7 +621,7 @@ class AutoSaver:
         try:
             self.project.save()
         except ProjectSaveError as exc:
-            self.last_error = str(exc)
+            self.last_error = f"{exc}; your work is kept in memory and will be saved as soon as the disk allows"
             if self.on_error:
                 self.on_error(self.last_error)
             return False

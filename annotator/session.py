@@ -14,13 +14,16 @@ from annotator.project import AutoSaver, Project, ProjectError
 from annotator.review import review_queue
 
 
-def open_or_create(path: Path, project_dir_for: Callable[[Path], Path]) -> Project:
+def open_or_create(path: Path, project_dir_for: Callable[[Path], Path], read_only: bool = False) -> Project:
     """A project folder opens as it is (from its last good copy if the index is gone); an image folder opens
-    its project at `project_dir_for(folder)`, which is created on first use. The image folder is never written."""
+    its project at `project_dir_for(folder)`, which is created on first use. The image folder is never written.
+    ProjectLockedError when another process writes it (then `read_only` opens it all the same)."""
     if Project.exists(path):
-        return Project.open(path)
+        return Project.open(path, read_only=read_only)
     pdir = project_dir_for(path)
-    return Project.open(pdir) if Project.exists(pdir) else Project.create(pdir, path)
+    if Project.exists(pdir) or read_only:
+        return Project.open(pdir, read_only=read_only)
+    return Project.create(pdir, path)
 
 
 class Session:
@@ -59,8 +62,9 @@ class Session:
 
     def close(self) -> bool:
         """Finish the writes and save; the session is not used after this."""
-        ok = self.save()
+        ok = self.project.read_only or self.save()
         self._writer.shutdown()
+        self.project.close()
         return ok
 
     # ---- what is current ------------------------------------------------------------------

@@ -67,9 +67,29 @@ def test_masks_are_loaded_on_demand_not_held(proj):
     assert all(not isinstance(v, np.ndarray) for r in proj.records.values() for v in asdict(r).values())
     files = list((proj.folder / "masks").glob("*.png"))
     assert len(files) == 1
-    proj.set_mask(a, 1, np.zeros((30, 40), bool) | np.eye(30, 40, dtype=bool))
+
+
+def test_mask_files_go_only_when_no_kept_copy_of_the_index_refers_to_them(proj):
+    """Defect 5: collecting unused masks deleted files the backup still pointed at."""
+    a = proj.image_id("a.png")
+    first, second = np.ones((30, 40), bool), np.eye(30, 40, dtype=bool)
+    proj.set_mask(a, 1, first)
     proj.save()
-    assert len(list((proj.folder / "masks").glob("*.png"))) == 1  # the replaced mask file is gone
+    proj.set_mask(a, 1, second)
+    proj.save()
+    proj.close()
+    with Project.open(proj.folder) as again:
+        assert again.report.cleaned == 0 and len(list((proj.folder / "masks").glob("*.png"))) == 2
+    (proj.folder / "project.json").unlink()  # a kill mid-save left only the backup, which has the first mask
+    with Project.open(proj.folder) as again:
+        assert "last good copy" in again.report.recovered and np.array_equal(again.mask(a, 1), first)
+        again.set_mask(a, 1, second)
+        for k in range(5):  # enough saves that no kept copy refers to the first mask any more
+            again.rename_class(1, f"ball{k}")
+            again.save()
+    with Project.open(proj.folder) as again:
+        assert again.report.cleaned == 1 and np.array_equal(again.mask(a, 1), second)
+        assert len(list((proj.folder / "masks").glob("*.png"))) == 1
 
 
 def test_wrong_size_mask_is_refused(proj):
@@ -113,11 +133,26 @@ def test_damaged_index_opens_the_last_good_copy_and_keeps_the_damaged_one(proj):
     assert list(proj.folder.glob("project.json.damaged-*"))
 
 
-def test_both_copies_damaged_is_a_clear_error(proj):
-    proj.save()
+def test_older_generations_are_kept_and_opened_when_newer_ones_are_damaged(proj):
+    """Defect 1: a recovery must never roll back to nothing; several generations of the index are kept."""
+    a = proj.image_id("a.png")
+    proj.set_mask(a, 1, np.ones((30, 40), bool))
+    for k in range(4):
+        proj.rename_class(1, f"gen{k}")
+        proj.save()
+    proj.close()
+    copies = [proj.folder / "project.json", proj.folder / "project.json.bak", proj.folder / "backups/project.json.2"]
+    for f in copies:
+        f.unlink()
+        f.write_text("garbage")  # a new file: the damage does not reach the other copies
+    with Project.open(proj.folder) as again:
+        assert "backups/project.json.3" in again.report.recovered and again.classes[1].name == "gen0"
+        assert again.mask(a, 1).all()
+    for f in [*copies[1:], proj.folder / "backups/project.json.3", *proj.folder.glob("backups/*-*.json")]:
+        f.unlink()
+        f.write_text("garbage")
     (proj.folder / "project.json").write_text("garbage")
-    (proj.folder / "project.json.bak").write_text("garbage")
-    with pytest.raises(ProjectError, match="damaged.*cannot be read"):
+    with pytest.raises(ProjectError, match="damaged.*no earlier copy of it can be read"):
         Project.open(proj.folder)
 
 

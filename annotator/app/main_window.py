@@ -37,7 +37,7 @@ from annotator.app.workers import AdaptWorker, PropagationWorker, start_in_threa
 from annotator.config import Model, State
 from annotator.export import ExportError, export_coco, export_png
 from annotator.imageio import ImageReadError, read_image
-from annotator.project import Project, ProjectError
+from annotator.project import Project, ProjectError, ProjectLockedError
 from annotator.review import unreviewed
 from annotator.session import Session, open_or_create
 from annotator.workflows import adapted_checkpoint
@@ -270,21 +270,26 @@ class MainWindow(QMainWindow):
     def open_path(self, path: Path) -> None:
         """A project folder opens as it is; an image folder opens (or starts) its project."""
         try:
-            proj = open_or_create(path, project_dir_for)
+            try:
+                proj = open_or_create(path, project_dir_for)
+            except ProjectLockedError as exc:
+                if not self.ask_read_only(str(exc)):
+                    return
+                proj = open_or_create(path, project_dir_for, read_only=True)
         except (ProjectError, ImageReadError, OSError) as exc:
             self.statusBar().showMessage(f"Cannot open {path}: {exc}")
             return
         self.set_project(proj)
-        notes = []
-        if proj.report.recovered:
-            notes.append(proj.report.recovered)
-        if proj.report.missing:
-            notes.append(f"{len(proj.report.missing)} images are missing (e.g. {proj.report.missing[0]}); "
-                         "their masks are kept")
+        notes = proj.report.notes()
         if proj.report.added:
             notes.append(f"{len(proj.report.added)} new images found")
         self.statusBar().showMessage("; ".join(notes) or f"{proj.image_root}: {len(proj.images)} images")
         self._remember(proj.folder)
+
+    def ask_read_only(self, why: str) -> bool:
+        """Whether to open a project another process writes, read-only."""
+        answer = QMessageBox.question(self, "Project in use", f"{why}.\n\nOpen it read-only?")
+        return answer == QMessageBox.StandardButton.Yes
 
     def set_project(self, proj: Project) -> None:
         if self.session:
@@ -295,7 +300,7 @@ class MainWindow(QMainWindow):
         self.thumbs = ThumbnailModel(proj, self)
         self.strip.setModel(self.thumbs)
         self.strip.selectionModel().currentChanged.connect(self._thumb_chosen)
-        self.setWindowTitle(f"annotator — {proj.image_root.name}")
+        self.setWindowTitle(f"annotator — {proj.image_root.name}" + (" (read-only)" if proj.read_only else ""))
         self._fill_classes()
         if not proj.classes:
             self._add_class_named("object")
