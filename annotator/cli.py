@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -9,7 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.config import DEFAULT_BACKBONE, DEVICES, INPUT_SIZE, Model, Precision, State, out_of_range
+from annotator.config import (
+    DEFAULT_BACKBONE,
+    DEVICES,
+    INPUT_SIZE,
+    MAX_PIXELS,
+    PIXEL_LIMIT_ENV,
+    Model,
+    Precision,
+    State,
+    out_of_range,
+)
 from annotator.crf import CRFParams
 from annotator.train_config import TrainConfig
 
@@ -92,13 +104,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="instances of a class that overlap: the later one takes the shared pixels (else refused)")
     p.add_argument("--strict", action="store_true",
                    help="refuse the file if an image matches none of the folder or an annotation has no mask")
+    for command in sub.choices.values():
+        command.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                             help=f"skip (by name) images of more pixels than this (default {MAX_PIXELS:,})")
     return ap
 
 
 def run_project_command(args: argparse.Namespace) -> int:
     """`init`, `export` and `import`: the headless side of the project model."""
     from annotator.coco_import import CocoImportError, import_coco
-    from annotator.export import ExportError, ExportOptions, export_coco, export_png
+    from annotator.export import ExportError, ExportOptions, export_coco, export_png, left_out_proposals
     from annotator.imageio import ImageReadError
     from annotator.project import Project, ProjectError
 
@@ -141,6 +156,10 @@ def run_project_command(args: argparse.Namespace) -> int:
                 n = export_coco(proj, args.out, opts)
                 extra = f" ({n['rle_fallbacks']} masks with holes kept as RLE)" if n["rle_fallbacks"] else ""
                 print(f"wrote {n['annotations']} annotations on {n['images']} images to {args.out}{extra}")
+            left = left_out_proposals(proj, opts)
+            if left:
+                print(f"warning: left out {left} proposals not yet reviewed (--include-proposals exports them)",
+                      file=sys.stderr)
         return 0
     except (ProjectError, ExportError, CocoImportError, ImageReadError) as exc:
         return _fail(str(exc))
@@ -184,13 +203,14 @@ def run_propagate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from annotator.build import build_model
-    from annotator.coco import CocoSpool, write_coco
+    from annotator.coco import CocoSpool, stale_spools, write_coco
     from annotator.device import available_cores
     from annotator.distributed import close_world, init_world
     from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.imageio import ImageReadError, list_images
     from annotator.predictor import Predictor
     from annotator.propagate import SupportError, folder_sample, load_negative, load_support, propagate
+    from annotator.utils.atomic import unwritable_reason
     from annotator.weights import WeightsError
 
     problem = _out_of_range(args)
@@ -202,14 +222,19 @@ def run_propagate(args: argparse.Namespace) -> int:
                         ("--out", args.out)):
         if not value:
             return _fail(f"{flag} is required (or give --project and --class)")
+    if not args.label.strip():
+        return _fail("--label must name the class")
+    problem = unwritable_reason(args.out)
+    if problem:
+        return _fail(f"--out {args.out}: {problem}")
     try:
         supports = [load_support(s) for s in args.support]
         negatives = [load_negative(s) for s in args.negative]
         paths = list_images(args.images)
     except (SupportError, ImageReadError) as exc:
         return _fail(str(exc))
-    if not args.out.parent.exists():
-        return _fail(f"--out {args.out}: folder {args.out.parent} does not exist")
+    if not paths:
+        return _fail(f"--images {args.images}: no images in it; {args.out} was left as it was")
     crf = _crf_params(args)
     world = init_world()
     cores = max(1, available_cores() // world.size)
@@ -229,8 +254,9 @@ def run_propagate(args: argparse.Namespace) -> int:
     except (WeightsError, ValueError) as exc:
         return _fail(str(exc))
 
-    spools = [args.out.with_name(f".{args.out.name}.part{r}.jsonl") for r in range(world.size)]
-    spool = CocoSpool(spools[world.rank])
+    for sp in stale_spools(args.out) if world.main else []:
+        sp.unlink(missing_ok=True)
+    spools = [args.out.with_name(f".{args.out.name}.{world.run_id()}.part{r}.jsonl") for r in range(world.size)]
     skipped: list[str] = []
     n_masks = 0
     t0 = time.perf_counter()
@@ -239,32 +265,41 @@ def run_propagate(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(mine), unit="img", desc=f"{args.label} on {predictor.device_name}", file=sys.stderr,
                disable=None if world.main else True, dynamic_ncols=True)
     try:
-        for res in propagate(predictor, mine, known, args.batch_size, workers):
-            bar.update(1)
-            if res.error:
-                skipped.append(res.error)
-                tqdm.write(f"skipped: {res.error}", file=sys.stderr)
-                continue
-            if res.score is not None and res.score < args.presence_threshold:  # a support scores 1
-                res.mask, res.score = np.zeros_like(res.mask), None
-            n_masks += spool.add(res.path.relative_to(args.images).as_posix(), res.height, res.width, res.mask,
-                                 res.score)
-    finally:
-        bar.close()
-        spool.close()
-        predictor.close()
-    world.barrier()
-    if world.main:
-        info = {"description": f"annotator propagate: {args.label}", "settings": predictor.settings(),
-                "supports": [str(p) for p, _, _ in supports], "negatives": [str(p) for p, _, _ in negatives],
-                "learned_from": {"masks": predictor.learned.supports, "rejections": predictor.learned.negatives}}
+        spool = CocoSpool(spools[world.rank])
         try:
-            n_img, n_masks = write_coco(args.out, spools, {"id": 1, "name": args.label, "supercategory": ""}, info)
-        except OSError as exc:
-            return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
+            for res in propagate(predictor, mine, known, args.batch_size, workers):
+                bar.update(1)
+                if res.error:
+                    skipped.append(res.error)
+                    tqdm.write(f"skipped: {res.error}", file=sys.stderr)
+                    continue
+                if res.score is not None and res.score < args.presence_threshold:  # a support scores 1
+                    res.mask, res.score = np.zeros_like(res.mask), None
+                n_masks += spool.add(res.path.relative_to(args.images).as_posix(), res.height, res.width,
+                                     res.mask, res.score)
         finally:
+            bar.close()
+            spool.close()
+            predictor.close()
+        world.barrier()
+        if world.main:
+            info = {"description": f"annotator propagate: {args.label}", "settings": predictor.settings(),
+                    "supports": [str(p) for p, _, _ in supports], "negatives": [str(p) for p, _, _ in negatives],
+                    "learned_from": {"masks": predictor.learned.supports, "rejections": predictor.learned.negatives}}
+            n_img, n_masks = write_coco(args.out, spools, {"id": 1, "name": args.label, "supercategory": ""}, info)
+    except KeyboardInterrupt:
+        return _interrupted(f"{args.out} was left as it was")
+    except OSError as exc:
+        if exc.errno in WRITE_ERRORS:  # a read-only or full disk, named as the user knows it
+            return _fail(f"--out {args.out}: cannot write ({exc.strerror or exc}); {args.out} was left as it was")
+        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+    except RuntimeError as exc:  # a worker process died
+        return _fail(str(exc))
+    finally:
+        if world.main:
             for sp in spools:
                 sp.unlink(missing_ok=True)
+    if world.main:
         dt = time.perf_counter() - t0
         procs_note = f", {world.size} processes" if world.size > 1 else ""
         print(f"{args.label}: {n_masks} masks on {n_img} images ({len(paths) - n_img} skipped) in {dt:.1f} s "
@@ -272,6 +307,15 @@ def run_propagate(args: argparse.Namespace) -> int:
               f"{predictor.learned.summary()}) -> {args.out}")
     close_world(world)
     return 0
+
+
+WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG)
+
+
+def _interrupted(what: str) -> int:
+    """Ctrl+C: a one-line message and the shell's exit code for SIGINT."""
+    print(f"annotator: interrupted; {what}", file=sys.stderr)
+    return 130
 
 
 def _crf_params(args: argparse.Namespace) -> CRFParams | None:
@@ -443,6 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_app(argv)
     args = _parser().parse_args(argv)
+    if args.max_pixels < 1:
+        return _fail(f"--max-pixels {args.max_pixels}: must be at least 1")
+    os.environ[PIXEL_LIMIT_ENV] = str(args.max_pixels)  # worker processes inherit it
     if args.command == "propagate":
         return run_propagate(args)
     if args.command == "train":

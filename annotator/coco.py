@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from annotator.utils.atomic import atomic_write_json, atomic_writer, compact_json
+from annotator.utils.writer_lock import pid_alive
 
 
 def encode_rle(mask: np.ndarray) -> dict:
@@ -77,6 +79,16 @@ class CocoBuilder:
     def write(self, path: Path | str, info: dict | None = None) -> None:
         """Write the COCO file atomically (a crash leaves the previous file, never half of one)."""
         atomic_write_json(path, self.to_dict(info))
+
+
+def stale_spools(out: Path) -> list[Path]:
+    """Spool files a killed single-process run on `out` left behind (their process is gone)."""
+    found = []
+    for sp in out.parent.glob(f".{glob_escape(out.name)}.*.part*.jsonl"):
+        pid = sp.name[len(out.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            found.append(sp)
+    return found
 
 
 class CocoSpool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 
@@ -93,6 +94,14 @@ def timed_refine(image: np.ndarray, fg_prob: np.ndarray, params: CRFParams) -> t
     return q, time.perf_counter() - t0
 
 
+class CRFWorkerError(RuntimeError):
+    """A CRF worker process died (killed, out of memory, crashed); the run cannot go on."""
+
+
+def _worker_died(exc: BaseException) -> CRFWorkerError:
+    return CRFWorkerError(f"a CRF worker process died ({exc or 'killed, or out of memory'}); the run stopped")
+
+
 class CRFPool:
     """Runs `refine` in worker processes. pydensecrf holds the GIL for the whole inference, so run in a
     thread it would freeze a GUI's event loop for the CRF's duration; in processes it also uses every core.
@@ -104,8 +113,26 @@ class CRFPool:
         self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=get_context("spawn"))
 
     def submit(self, image: np.ndarray, prob: np.ndarray, params: CRFParams) -> Future[tuple[np.ndarray, float]]:
-        """Refine in a worker; the future gives the foreground marginal and the seconds the worker spent."""
-        return self._pool.submit(timed_refine, image, prob, params)
+        """Refine in a worker; the future gives the foreground marginal and the seconds the worker spent, or
+        CRFWorkerError if a worker died (the pool then ends its other workers: none is left behind)."""
+        try:
+            fut = self._pool.submit(timed_refine, image, prob, params)
+        except BrokenProcessPool as exc:
+            raise _worker_died(exc) from None
+        out: Future = Future()
+
+        def done(f: Future) -> None:
+            if f.cancelled():
+                out.cancel()
+                return
+            exc = f.exception()
+            if exc is None:
+                out.set_result(f.result())
+            else:
+                out.set_exception(_worker_died(exc) if isinstance(exc, BrokenProcessPool) else exc)
+
+        fut.add_done_callback(done)
+        return out
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

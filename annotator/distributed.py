@@ -34,6 +34,13 @@ class World:
         n = len(items)
         return items[self.rank * n // self.size : (self.rank + 1) * n // self.size]
 
+    def run_id(self) -> str:
+        """A name all processes of this run share and no concurrent run does: the process id, or under
+        torchrun the rendezvous address every rank knows."""
+        if self.size == 1:
+            return str(os.getpid())
+        return f"{os.environ.get('MASTER_ADDR', '')}-{os.environ.get('MASTER_PORT', '')}".replace(".", "_")
+
     def barrier(self) -> None:
         if self.size > 1:
             dist.barrier()

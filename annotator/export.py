@@ -36,6 +36,20 @@ def _exported_states(opts: ExportOptions) -> set[str]:
     return {State.ACCEPTED, State.PROPOSED} if opts.include_proposals else {State.ACCEPTED}
 
 
+def left_out_proposals(project: Project, opts: ExportOptions) -> int:
+    """How many unreviewed proposals the export leaves out (the user is told, with the option that adds them)."""
+    if opts.include_proposals:
+        return 0
+    return sum(1 for (_, c), r in project.records.items() if r.state == State.PROPOSED and r.mask
+               and c in project.classes)
+
+
+def png_name(file: str) -> str:
+    """The index PNG of an image: its relative path and full name plus `.png` (a.jpg -> a.jpg.png), so that
+    images sharing a stem (a.jpg, a.png) never share an output, and subfolders are mirrored."""
+    return f"{file}.png"
+
+
 def instance_masks(labels: np.ndarray, instances: bool) -> list[np.ndarray]:
     """Masks to annotate: the union (semantic), or each user instance, or else each connected component."""
     if not instances:
@@ -96,7 +110,8 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
 
 
 def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = ExportOptions()) -> dict:
-    """One palette PNG per image (0 = background, k = class k; a later class wins an overlap) and palette.json."""
+    """One palette PNG per image, named by png_name (0 = background, k = class k; a later class wins an overlap),
+    and palette.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     states = _exported_states(opts)
@@ -116,7 +131,7 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
             index[project.mask(image_id, class_id)] = class_id
         img = Image.fromarray(index, mode="P")
         img.putpalette(palette)
-        target = out_dir / Path(entry.file).with_suffix(".png")
+        target = out_dir / png_name(entry.file)
         target.parent.mkdir(parents=True, exist_ok=True)
         buf = BytesIO()
         img.save(buf, format="PNG")

@@ -18,6 +18,16 @@ from safetensors.torch import load_file, save_file
 Features = dict[str, torch.Tensor]
 
 
+Layout = dict[str, tuple[tuple[int, ...], torch.dtype]]
+
+
+def _matches(feats: Features, expect: Layout) -> bool:
+    """Whether an entry read from disk has exactly the expected tensors, shapes and dtypes, all finite."""
+    return feats.keys() == expect.keys() and all(
+        tuple(feats[k].shape) == shape and feats[k].dtype == dtype and bool(torch.isfinite(feats[k]).all())
+        for k, (shape, dtype) in expect.items())
+
+
 def content_key(data: bytes | memoryview, model_tag: str) -> str:
     """Cache key of an image file's bytes under one network configuration (backbone, layers, input size)."""
     h = hashlib.blake2b(digest_size=20)
@@ -48,14 +58,15 @@ class FeatureCache:
         self._slots: OrderedDict[str, int] = OrderedDict()  # key -> slot, least recently used first
         self._free: list[int] = []
         self._disk_used: int | None = None  # measured lazily, on the first write
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.rejected = 0
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
         return self.folder / key[:2] / f"{key}.safetensors"
 
-    def get(self, key: str) -> Features | None:
-        """The cached features of `key`, or None."""
+    def get(self, key: str, expect: Layout | None = None) -> Features | None:
+        """The cached features of `key`, or None. With `expect` ({name: (shape, dtype)}), an entry that does
+        not match it, or holds a value that is not finite, is a miss (and its file is removed)."""
         if key in self._slots:
             self.hits += 1
             return self._recall(key)
@@ -63,6 +74,10 @@ class FeatureCache:
             try:
                 feats = load_file(str(self._path(key)))
             except (FileNotFoundError, SafetensorError, OSError):
+                feats = None
+            if feats is not None and expect is not None and not _matches(feats, expect):
+                self._path(key).unlink(missing_ok=True)
+                self.rejected += 1
                 feats = None
             if feats is not None:
                 self.hits += 1

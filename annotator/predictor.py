@@ -6,11 +6,13 @@ CUDA out-of-memory, the presence score, dense-CRF refinement and per-stage timin
 """
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -124,6 +126,14 @@ class Predictor:
             "input_size": self.input_size,
             "crf": self.crf.as_dict() if self.crf else None,
         }
+
+    @cached_property
+    def feature_layout(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """What a cache entry of this model and input size holds: {"features": ([C,h,w], float16)}, worked out
+        on the meta device (no computation), so that an entry of another shape is never used."""
+        meta = copy.deepcopy(self.model).to("meta")
+        x = torch.empty(1, 3, self.input_size, self.input_size, device="meta")
+        return {"features": (tuple(meta.features(x).shape[1:]), torch.float16)}
 
     def _to_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
         """Network-sized uint8 pixels [N,s,s,3] (pinned or not) -> normalised float input on the device."""
@@ -250,7 +260,7 @@ class Predictor:
         """Features of each image, from the cache where its key is there, else computed (and cached)."""
         if self.cache is None:
             return list(self.encode_pixels(pixels)) if len(pixels) else []
-        found = [self.cache.get(k) for k in keys]
+        found = [self.cache.get(k, self.feature_layout) for k in keys]
         missing = [i for i, f in enumerate(found) if f is None]
         feats: list[torch.Tensor | None] = [f["features"].to(self.device) if f else None for f in found]
         if missing:

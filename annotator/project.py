@@ -8,6 +8,7 @@ time (a lock file); others may open it read-only.
 """
 from __future__ import annotations
 
+import colorsys
 import hashlib
 import json
 import math
@@ -97,6 +98,17 @@ class OpenReport:
         if self.missing:
             out.append(f"{len(self.missing)} images are missing from the image folder, e.g. {self.missing[0]}")
         return out
+
+
+def class_color(class_id: int) -> str:
+    """A class's default colour: the 18 distinct colours of PALETTE, then hues a golden angle apart, so that no
+    two of the first thousands of classes share one."""
+    if class_id <= len(PALETTE):
+        return PALETTE[class_id - 1]
+    hue = (class_id * 0.618033988749895) % 1.0
+    level = 0.55 + 0.3 * ((class_id // 7) % 2)  # alternate brightness too
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, level)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
 def _inside(file: str) -> bool:
@@ -399,7 +411,7 @@ class Project:
             raise ProjectError(f"there is already a class named '{name}'")
         with self._lock:
             cid = max(self.classes, default=0) + 1
-            info = ClassInfo(cid, name, color or PALETTE[(cid - 1) % len(PALETTE)])
+            info = ClassInfo(cid, name, color or class_color(cid))
             self.classes[cid] = info
         self._changed()
         return info

@@ -76,7 +76,7 @@ class EpisodeBank:
                 rng = np.random.default_rng([cfg.seed, i, v])
                 img, lab = (src.image, src.labels) if v == 0 else augment(src.image, src.labels, rng)
                 key = content_key(data, f"{predictor.model_tag}-view{v}-seed{cfg.seed}-{cfg.superpixels}")
-                cached = predictor.cache.get(key) if predictor.cache else None
+                cached = predictor.cache.get(key, predictor.feature_layout) if predictor.cache else None
                 if cached is None:
                     feats = predictor.encode([img])[0].cpu()
                     if predictor.cache:
@@ -152,18 +152,24 @@ def _save_state(out: Path, head: SGOneHead, opt: torch.optim.Optimizer, step: in
 
 
 def _load_state(out: Path, head: SGOneHead, opt: torch.optim.Optimizer) -> int:
+    """The step a saved state reached, with the head and optimiser restored; ValueError naming the file when
+    it is damaged or belongs to another head (another size or configuration)."""
     path = state_path(out)
-    with safe_open(str(path), "pt") as f:
-        step = int((f.metadata() or {})["step"])
-    tensors = load_file(str(path))
-    head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, idx, name = k.split(".", 2)
-            state.setdefault(int(idx), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+    try:
+        with safe_open(str(path), "pt") as f:
+            step = int((f.metadata() or {})["step"])
+        tensors = load_file(str(path))
+        head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
+        sd = opt.state_dict()
+        state: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, idx, name = k.split(".", 2)
+                state.setdefault(int(idx), {})[name] = v
+        opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+    except Exception as exc:  # safetensors and torch raise several types for a damaged or foreign file
+        raise ValueError(f"{path}: cannot resume from it ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+                         "delete it to start over") from None
     return step
 
 

@@ -50,7 +50,11 @@ def architecture_of(state: dict[str, torch.Tensor]) -> str:
 
 
 def _convert_pth(pth: Path, out: Path) -> None:
-    state = torch.load(pth, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(pth, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types; its text advises unsafe loading, which we never do
+        raise WeightsError(f"{pth.name}: not a plain state dict of tensors ({type(exc).__name__}); it was not "
+                           "loaded, since loading anything else would run code from the file") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -131,7 +131,7 @@ def test_png_export_and_palette(proj, tmp_path):
     x = proj.image_id("x.png")
     proj.set_mask(x, 1, _two_blobs(True))
     export_png(proj, tmp_path / "png")
-    img = Image.open(tmp_path / "png" / "x.png")
+    img = Image.open(tmp_path / "png" / "x.png.png")
     assert img.mode == "P"
     assert np.array_equal(np.array(img) == 1, _two_blobs(True))
     pal = json.loads((tmp_path / "png" / "palette.json").read_text())
@@ -146,6 +146,6 @@ def test_export_command(proj, tmp_path, capsys):
     assert "1 annotations" in capsys.readouterr().out
     COCO(str(tmp_path / "e.json"))
     assert main(["export", str(proj.folder), "--out", str(tmp_path / "pp"), "--format", "png"]) == 0
-    assert (tmp_path / "pp" / "x.png").exists()
+    assert (tmp_path / "pp" / "x.png.png").exists()
     assert main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "f.json")]) != 0
     assert "not an annotator project" in capsys.readouterr().err

@@ -165,3 +165,222 @@ def test_an_unusable_index_falls_back_to_the_backup(proj, text):
     with Project.open(proj.folder) as again:
         assert "damaged" in again.report.recovered and again.classes[1].name == "thing"
         assert again.mask(again.image_id("a.jpg"), 1).sum() == 63
+
+
+# ---- 6: PNG export of images sharing a stem ------------------------------------------------------------
+def test_png_export_keeps_images_that_share_a_stem_and_mirrors_subfolders(tmp_path, capsys):
+    (tmp_path / "images" / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "a.png", "sub/a.jpg"):
+        write_rgb(tmp_path / "images" / name, scene(H, W, None, 0, seed=1)[0])
+    with Project.create(tmp_path / "proj", tmp_path / "images") as p:
+        p.add_class("thing")
+        for k, name in enumerate(("a.jpg", "a.png", "sub/a.jpg")):
+            m = np.zeros((H, W), bool)
+            m[: k + 1] = True
+            p.set_mask(p.image_id(name), 1, m)
+        p.set_proposal(p.image_id("a.jpg"), 1, np.ones((H, W), bool), 0.5, {}, force=True)
+        p.save()
+    rc, out = _cli(capsys, "export", tmp_path / "proj", "--out", tmp_path / "png", "--format", "png")
+    assert rc == 0 and "left out 1 proposals not yet reviewed (--include-proposals" in out
+    from PIL import Image
+
+    rows = {n: int((np.asarray(Image.open(tmp_path / "png" / f"{n}.png")) > 0).any(1).sum())
+            for n in ("a.png", "sub/a.jpg")}
+    assert rows == {"a.png": 2, "sub/a.jpg": 3} and not (tmp_path / "png" / "a.jpg.png").exists()
+
+
+# ---- propagate on a folder the tests make --------------------------------------------------------------
+@pytest.fixture
+def folder(tmp_path):
+    """Four small images with a ball, one support; and a previous output the runs must not lose."""
+    from tests.synthetic import write_mask
+
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    for k in range(4):
+        img, m = scene(48, 64, (24, 20 + 8 * k), 10, seed=k)
+        write_rgb(imgs / f"q{k}.png", img)
+        if k == 0:
+            write_mask(tmp_path / "mask.png", m)
+    out = tmp_path / "out.json"
+    out.write_text('{"previous": true}')
+    return tmp_path
+
+
+def _propagate(folder: Path, *extra: str) -> list[str]:
+    return ["propagate", "--images", str(folder / "images"), "--support",
+            f"{folder / 'images' / 'q0.png'}:{folder / 'mask.png'}", "--label", "ball", "--out",
+            str(folder / "out.json"), "--device", "cpu", "--input-size", "65", *extra]
+
+
+def _previous_kept(folder: Path) -> bool:
+    return (folder / "out.json").read_text() == '{"previous": true}' and not list(folder.glob(".out.json.*"))
+
+
+def test_a_dying_crf_worker_ends_the_run_with_a_message(folder, capsys, monkeypatch):
+    """Defect 11: a worker that died left the run hanging forever, and orphaned workers behind."""
+    import signal
+
+    from annotator.crf import CRFPool
+
+    submit, seen = CRFPool.submit, []
+
+    def kill_then_submit(self, *args):
+        for proc in list(self._pool._processes.values()):  # a worker killed (OOM killer, segfault) mid-run
+            if proc.is_alive():
+                seen.append(proc)
+                os.kill(proc.pid, signal.SIGKILL)
+        return submit(self, *args)
+
+    monkeypatch.setattr(CRFPool, "submit", kill_then_submit)
+    rc, out = _cli(capsys, *_propagate(folder, "--batch-size", "2"))
+    assert rc == 2 and "a CRF worker process died" in out and out.count("annotator: error") == 1
+    assert _previous_kept(folder)
+    assert seen and not any(p.is_alive() for p in seen)
+
+
+def test_an_image_over_the_pixel_limit_is_skipped_by_name(folder, capsys, monkeypatch):
+    """Defect 12: a 20000x20000 JPEG cost 15 GB; the size is checked from the header before decoding."""
+    from annotator.config import MAX_PIXELS, PIXEL_LIMIT_ENV
+
+    monkeypatch.setenv(PIXEL_LIMIT_ENV, str(MAX_PIXELS))  # put back after the test
+    write_rgb(folder / "images" / "huge.png", np.zeros((200, 300, 3), np.uint8))
+    rc, out = _cli(capsys, *_propagate(folder, "--no-crf", "--max-pixels", "10000"))
+    assert rc == 0 and "huge.png: 300x200 is 60,000 pixels, over the limit of 10,000 (--max-pixels" in out
+    assert len(json.loads((folder / "out.json").read_text())["images"]) == 4
+
+
+def test_an_unreadable_subfolder_is_named_and_an_empty_folder_refused(folder, capsys, monkeypatch):
+    """Defect 13: an unreadable folder looked empty: '0 masks on 0 images', exit 0, the output replaced."""
+    (folder / "images" / "locked").mkdir()
+    scandir = os.scandir
+
+    def fake(path="."):  # the tests run as root, whom permissions do not stop
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", fake)
+    rc, out = _cli(capsys, *_propagate(folder))
+    assert rc == 2 and "locked: cannot read this folder (Permission denied)" in out and _previous_kept(folder)
+    monkeypatch.undo()
+    empty = folder / "empty"
+    empty.mkdir()
+    rc, out = _cli(capsys, *_propagate(folder), "--images", str(empty))
+    assert rc == 2 and "no images in it" in out and _previous_kept(folder)
+
+
+def test_rotated_tiff_and_jpeg_have_one_size_everywhere(tmp_path):
+    """Defect 15: propagate and the project disagreed on a rotated TIFF's size."""
+    from PIL import Image
+
+    from annotator.imageio import image_size, read_image
+
+    stored = scene(30, 50, (15, 20), 8, seed=3)[0]
+    spec = {1: lambda a: a, 2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud,  # the EXIF/TIFF standard
+            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+            7: lambda a: np.rot90(a, 2).transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+    for ext in ("tif", "png", "jpg"):
+        for orientation in range(1, 9):
+            path = tmp_path / f"o{orientation}.{ext}"
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            Image.fromarray(stored).save(path, exif=exif, **({"quality": 100} if ext == "jpg" else {}))
+            upright = spec[orientation](stored).astype(int)
+            img = read_image(path)
+            assert img.shape[:2] == image_size(path) == upright.shape[:2], (ext, orientation)
+            assert np.abs(img - upright).mean() <= (8 if ext == "jpg" else 0), (ext, orientation)  # JPEG is lossy
+
+
+def test_interrupt_full_disk_and_concurrent_runs_keep_the_previous_output(folder, capsys, monkeypatch):
+    """Defects 18 and 19: two runs on one --out shared a spool; Ctrl+C and a full disk gave tracebacks."""
+    import errno
+
+    from annotator import propagate as propagate_mod
+    from annotator.coco import CocoSpool
+
+    other = folder / f".out.json.{os.getppid()}.part0.jsonl"  # a live run's spool: not this run's to touch
+    other.write_text("theirs")
+    dead = folder / ".out.json.999999999.part0.jsonl"  # a killed run's spool: cleaned
+    dead.write_text("stale")
+    real = propagate_mod.propagate
+
+    def interrupted(*args, **kwargs):
+        yield next(real(*args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(propagate_mod, "propagate", interrupted)
+    rc, out = _cli(capsys, *_propagate(folder, "--no-crf"))
+    assert rc == 130 and "interrupted" in out and "Traceback" not in out
+    assert other.read_text() == "theirs" and not dead.exists()
+    other.unlink()
+    assert _previous_kept(folder)
+    monkeypatch.undo()
+
+    def full(self, *args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(CocoSpool, "add", full)
+    rc, out = _cli(capsys, *_propagate(folder, "--no-crf"))
+    assert rc == 2 and f"--out {folder / 'out.json'}: cannot write (No space left on device)" in out
+    assert _previous_kept(folder)
+
+
+@pytest.mark.parametrize("change, words", [
+    (["--label", " "], "--label must name the class"),
+    (["--out", "."], "is a folder"),
+    (["--out", "/nonexistent/x.json"], "folder /nonexistent does not exist"),
+    (["--max-pixels", "0"], "--max-pixels 0: must be at least 1"),
+])
+def test_bad_options_are_refused_before_any_work(folder, capsys, change, words):
+    """Defect 20: `--label ""` was accepted, and `--out DIR` refused only after the whole run."""
+    rc, out = _cli(capsys, *_propagate(folder), *change)
+    assert rc == 2 and words in out and len(out.splitlines()) == 1
+
+
+# ---- 9 and 16: weights and cached features are data, checked ----------------------------------------
+def test_a_pickle_in_weights_is_refused_without_suggesting_to_unpickle_it(tmp_path):
+    import pickle
+
+    from annotator.weights import WeightsError, load_backbone_state
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps({"features.0.weight": Payload()}))
+    with pytest.raises(WeightsError) as err:
+        load_backbone_state("evil", tmp_path)
+    assert "weights_only" not in str(err.value) and "not loaded" in str(err.value)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_cache_entry_of_the_wrong_shape_is_a_miss_not_a_lost_proposal(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from annotator.build import ModelSpec, build_model
+    from annotator.feature_cache import FeatureCache, content_key
+    from annotator.predictor import Predictor
+
+    cache = FeatureCache(tmp_path / "cache")
+    predictor = Predictor(build_model(ModelSpec()), "cpu", 65, None, 1, cache=cache)
+    pixels = torch.zeros(1, 65, 65, 3, dtype=torch.uint8)
+    key = content_key(b"an image", predictor.model_tag)
+    for bad in (torch.zeros(3, 4, 4, dtype=torch.float16), torch.full((1024, 9, 9), float("nan")).half()):
+        path = cache._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"features": bad}, str(path))
+        fresh = FeatureCache(tmp_path / "cache")  # a new session: nothing in memory
+        predictor.cache = fresh
+        (feats,) = predictor.cached_features([key], pixels)
+        assert tuple(feats.shape) == predictor.feature_layout["features"][0] and fresh.rejected == 1
+        assert torch.isfinite(feats.float()).all()
+        path.unlink(missing_ok=True)
+
+
+def test_class_colours_do_not_repeat_across_a_png_palette():
+    """Defect 20: the PNG palette repeated after 18 classes."""
+    from annotator.project import class_color
+
+    assert len({class_color(i) for i in range(1, 256)}) == 255

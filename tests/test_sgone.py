@@ -144,3 +144,12 @@ def test_train_command_on_pairs_and_coco_then_resume(tmp_path, capsys):
     assert "trained at step 5/5" in capsys.readouterr().out
     assert main(["train", "--out", str(out)]) == 2
     assert "give at least one of" in capsys.readouterr().err
+    # reliability defect 19: a mismatched or damaged state is a one-line message, not a traceback
+    mismatched = [a if a != "8" else "16" for a in common]
+    assert main(mismatched + ["--steps", "7", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "head.state.safetensors: cannot resume from it" in err and err.count("\n") == 1, err
+    state = tmp_path / "head.state.safetensors"
+    state.write_bytes(state.read_bytes()[:100])
+    assert main(common + ["--steps", "7", "--resume"]) == 2
+    assert "cannot resume from it" in capsys.readouterr().err

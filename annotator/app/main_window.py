@@ -35,7 +35,7 @@ from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, Setti
 from annotator.app.thumbnails import ImageIdRole, ThumbnailModel
 from annotator.app.workers import AdaptWorker, PropagationWorker, start_in_thread
 from annotator.config import Model, State
-from annotator.export import ExportError, export_coco, export_png
+from annotator.export import ExportError, export_coco, export_png, left_out_proposals
 from annotator.imageio import ImageReadError, read_image
 from annotator.project import Project, ProjectError, ProjectLockedError
 from annotator.review import unreviewed
@@ -643,7 +643,10 @@ class MainWindow(QMainWindow):
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             n = export_png(self.project, out, opts) if fmt == "png" else export_coco(self.project, out, opts)
-            self.statusBar().showMessage(f"Exported {n} to {out}")
+            left = left_out_proposals(self.project, opts)
+            note = (f"; left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')"
+                    if left else "")
+            self.statusBar().showMessage(f"Exported {n['images']} images to {out}{note}")
         except (ExportError, ProjectError, OSError) as exc:
             QMessageBox.warning(self, "Export failed", str(exc))
         finally:

@@ -56,3 +56,15 @@ def compact_json(obj: Any) -> str:
 def atomic_write_json(path: Path | str, obj: Any) -> None:
     """Serialise `obj` as compact UTF-8 JSON and write it atomically."""
     atomic_write_bytes(path, compact_json(obj).encode("utf-8"))
+
+
+def unwritable_reason(path: Path | str) -> str | None:
+    """Why a file cannot be written at `path` (checked before long work, not after it), or None."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a folder; give a file name"
+    if not path.parent.is_dir():
+        return f"folder {path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "cannot be written (read-only)"
+    return None

@@ -26,7 +26,8 @@ class LockHeld(RuntimeError):
         super().__init__(f"{where} (if it is not running, delete {path})")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,7 +77,7 @@ def acquire(path: Path) -> str | None:
                     pid, host = _owner(path)
                     if (pid, host) == (os.getpid(), socket.gethostname()):
                         break  # this process's own lock, under another name (the folder was moved)
-                    if pid is not None and (host != socket.gethostname() or _alive(pid)):
+                    if pid is not None and (host != socket.gethostname() or pid_alive(pid)):
                         raise LockHeld(path, pid, host) from None
                     who = f"process {pid}" if pid else "a process killed while taking it"
                     note = f"broke the stale lock of {who}, which is no longer running"
