@@ -121,7 +121,8 @@ def _record_problem(r: object, images: dict, classes: dict) -> str | None:
     """Why a record of the index cannot be used, or None."""
     if not isinstance(r, dict):
         return "not a record"
-    if r.get("image") not in images or r.get("class") not in classes:
+    if not all(isinstance(r.get(k), int) for k in ("image", "class")) or r["image"] not in images \
+            or r["class"] not in classes:
         return "no such image or class"
     mask = r.get("mask")
     if mask is not None and not (isinstance(mask, str) and MASK_NAME.fullmatch(mask)):
@@ -312,7 +313,7 @@ class Project:
             table = {}
             for k, v in data.get(key, {}).items():
                 if k.isdigit() and int(k) in self.classes and isinstance(v, list):
-                    table[int(k)] = [i for i in v if i in self.images]
+                    table[int(k)] = [i for i in v if isinstance(i, int) and i in self.images]
                 else:
                     bad(f"{key} of class {k!r}: no such class, or not a list of images")
             setattr(self, key, table)
@@ -628,7 +629,7 @@ class AutoSaver:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if not self.project.dirty:
+        if not self.project.dirty or self.project.read_only:  # a read-only project is never written
             return True
         try:
             self.project.save()

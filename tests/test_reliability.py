@@ -384,3 +384,23 @@ def test_class_colours_do_not_repeat_across_a_png_palette():
     from annotator.project import class_color
 
     assert len({class_color(i) for i in range(1, 256)}) == 255
+
+
+def test_a_read_only_project_is_said_to_be_so_and_the_command_fails(proj, tmp_path, capsys, monkeypatch):
+    """Defect 19: a read-only project said 'kept in memory' and then the process exited, losing it."""
+    import errno
+
+    from annotator.utils import writer_lock
+
+    def read_only(*_):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(writer_lock, "acquire", read_only)
+    coco = tmp_path / "c.json"
+    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    rc, out = _cli(capsys, "import", proj.folder, coco)
+    assert rc == 2 and "cannot open" in out and "Read-only file system" in out and "memory" not in out
+    monkeypatch.undo()
+    monkeypatch.setattr("annotator.project.atomic_write_bytes", read_only)  # the lock is taken; the save fails
+    rc, out = _cli(capsys, "init", proj.folder / "new", "--images", proj.image_root, "--class", "x")
+    assert rc == 2 and "cannot save the project" in out and "memory" not in out and len(out.splitlines()) == 1
