@@ -473,7 +473,7 @@ def _coco_items(coco_file: Path, image_root: Path, n: int) -> list:
     coco = read_coco(coco_file, locate, max_images=n)
     labels: dict[str, np.ndarray] = {}
     for (file_name, cat), instances in coco.masks.items():
-        lab = labels.setdefault(file_name, np.zeros(instances[0].mask.shape, np.int32))
+        lab = labels.setdefault(file_name, np.zeros(tuple(instances[0].rle["size"]), np.int32))
         for inst in instances:
             lab[inst.mask] = cat
     return [(image_root / f, read_image(image_root / f), lab) for f, lab in labels.items()]  # annotated ones only

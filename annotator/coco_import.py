@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,11 +67,16 @@ def _decode(seg, h: int, w: int, where: str) -> np.ndarray:
 
 @dataclass
 class Instance:
-    """One annotation's mask, with its id (to name it) and its score, if the file gives one."""
+    """One annotation's mask, kept compressed (RLE) so that a large file's masks do not all sit in memory as
+    pixels, with its id (to name it) and its score, if the file gives one."""
 
     id: object
-    mask: np.ndarray
+    rle: dict
     score: float | None
+
+    @property
+    def mask(self) -> np.ndarray:
+        return mask_utils.decode(self.rle).astype(bool)
 
 
 @dataclass
@@ -157,6 +163,11 @@ def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int
         if (im["height"], im["width"]) != (h, w):
             raise CocoImportError(f"{path}: image '{name}' is {w}x{h}, the file says {im['width']}x{im['height']}")
         img_map[im["id"]] = (key, h, w)
+    per_group = Counter((a.get("image_id"), a.get("category_id")) for a in anns)
+    crowded = next(((i, c) for (i, c), n in per_group.items() if n > MAX_INSTANCES and i not in left_out), None)
+    if crowded:  # refused before any mask is decoded
+        raise CocoImportError(f"{path.name}: image {crowded[0]} has {per_group[crowded]} instances of category "
+                              f"{crowded[1]}, more than the {MAX_INSTANCES} a mask holds")
     grouped: dict[tuple[Hashable, int], list[Instance]] = {}
     unusable = 0
     for a in anns:
@@ -175,10 +186,8 @@ def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int
         key, h, w = img_map[a["image_id"]]
         score = a.get("score")
         score = float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
-        group = grouped.setdefault((key, a["category_id"]), [])
-        if len(group) >= MAX_INSTANCES:
-            raise CocoImportError(f"{where}: more than {MAX_INSTANCES} instances of one category on one image")
-        group.append(Instance(a.get("id"), _decode(a.get("segmentation"), h, w, where), score))
+        rle = mask_utils.encode(np.asfortranarray(_decode(a.get("segmentation"), h, w, where).astype(np.uint8)))
+        grouped.setdefault((key, a["category_id"]), []).append(Instance(a.get("id"), rle, score))
     return CocoMasks(grouped, cat_map, len(img_map), sum(len(m) for m in grouped.values()), unusable, unmatched)
 
 
@@ -230,15 +239,16 @@ def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTE
         if rec is not None and (rec.state == State.ACCEPTED or rec.edited) and not overwrite:
             skipped += 1
             continue
-        labels = np.zeros(instances[0].mask.shape, np.uint16 if len(instances) > 254 else np.uint8)
+        labels = np.zeros(tuple(instances[0].rle["size"]), np.uint16 if len(instances) > 254 else np.uint8)
         for i, inst in enumerate(instances, start=1):
-            if not allow_overlap and labels[inst.mask].any():
-                others = sorted({str(instances[k - 1].id) for k in np.unique(labels[inst.mask]) if k})
+            m = inst.mask
+            if not allow_overlap and labels[m].any():
+                others = sorted({str(instances[k - 1].id) for k in np.unique(labels[m]) if k})
                 raise CocoImportError(
                     f"{path}: annotation {inst.id} overlaps annotation {', '.join(others)} of '{name}' on "
                     f"{project.images[pid].file}; a mask holds one instance per pixel (--allow-overlap: the later "
                     "one takes the shared pixels)")
-            labels[inst.mask] = i
+            labels[m] = i
         scores = [inst.score for inst in instances if inst.score is not None]
         planned.append((pid, name, labels, float(np.mean(scores)) if scores else None))
     for name in sorted({n for _, n, _, _ in planned}):

@@ -135,4 +135,15 @@ class CRFPool:
         return out
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the workers without ever waiting on a stuck one: when a worker is killed mid-run, Python 3.11's
+        own shutdown can wait forever on a worker it started just then, so each is joined briefly, then killed."""
+        pool = self._pool
+        workers = list((pool._processes or {}).values())  # private, but the only handle on the workers
+        pool.shutdown(wait=False, cancel_futures=True)
+        workers += [w for w in list((pool._processes or {}).values()) if w not in workers]
+        deadline = time.monotonic() + 10
+        for w in workers:
+            w.join(max(0.0, deadline - time.monotonic()))
+            if w.is_alive():
+                w.kill()
+                w.join(1)
