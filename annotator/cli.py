@@ -156,6 +156,9 @@ def run_project_command(args: argparse.Namespace) -> int:
                 n = export_coco(proj, args.out, opts)
                 extra = f" ({n['rle_fallbacks']} masks with holes kept as RLE)" if n["rle_fallbacks"] else ""
                 print(f"wrote {n['annotations']} annotations on {n['images']} images to {args.out}{extra}")
+            if n["skipped"]:
+                print(f"warning: skipped {len(n['skipped'])} images that cannot be read, e.g. {n['skipped'][0]}",
+                      file=sys.stderr)
             left = left_out_proposals(proj, opts)
             if left:
                 print(f"warning: left out {left} proposals not yet reviewed (--include-proposals exports them)",

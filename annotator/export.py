@@ -16,6 +16,7 @@ from PIL import Image
 
 from annotator.coco import CocoBuilder
 from annotator.config import State
+from annotator.imageio import ImageReadError
 from annotator.project import Project
 from annotator.utils.atomic import atomic_write_bytes, atomic_write_json
 
@@ -42,6 +43,16 @@ def left_out_proposals(project: Project, opts: ExportOptions) -> int:
         return 0
     return sum(1 for (_, c), r in project.records.items() if r.state == State.PROPOSED and r.mask
                and c in project.classes)
+
+
+def _size(project: Project, image_id: int, skipped: list[str]) -> tuple[int, int] | None:
+    """The image's size, or None (its reason added to `skipped`) when it cannot be read: missing, damaged, or
+    over the pixel limit. One such image is left out by name; it does not stop the export."""
+    try:
+        return project.size_of(image_id)  # remembered; read from the header only the first time
+    except ImageReadError as exc:
+        skipped.append(str(exc))
+        return None
 
 
 def png_name(file: str) -> str:
@@ -86,9 +97,12 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
     for (image_id, class_id), rec in sorted(project.records.items()):
         if rec.state in states and rec.mask and class_id in project.classes:
             by_image.setdefault(image_id, []).append((class_id, rec))
+    skipped: list[str] = []
     for image_id, entry in sorted(project.images.items()):
-        h, w = project.size_of(image_id)  # remembered; read from the header only the first time
-        coco_id = coco.add_image(entry.file, h, w)
+        size = _size(project, image_id, skipped)
+        if size is None:
+            continue
+        coco_id = coco.add_image(entry.file, *size)
         for class_id, rec in by_image.get(image_id, []):
             labels = project.labels(image_id, class_id)
             score = rec.score if rec.state == State.PROPOSED else None
@@ -106,7 +120,8 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
                 else:
                     ann["segmentation"] = polys
     coco.write(out, info={"description": f"annotator export of {project.folder.name}"})
-    return {"images": len(coco.images), "annotations": len(coco.annotations), "rle_fallbacks": fallbacks}
+    return {"images": len(coco.images), "annotations": len(coco.annotations), "rle_fallbacks": fallbacks,
+            "skipped": skipped}
 
 
 def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = ExportOptions()) -> dict:
@@ -120,13 +135,14 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
     palette = [0, 0, 0] * 256
     for c in project.classes.values():
         palette[3 * c.id : 3 * c.id + 3] = [int(c.color[i : i + 2], 16) for i in (1, 3, 5)]
-    written = 0
+    written, skipped = 0, []
     for image_id, entry in sorted(project.images.items()):
         recs = [(c, r) for c in sorted(project.classes)
                 if (r := project.record(image_id, c)).state in states and r.mask]
-        if not recs:
+        size = _size(project, image_id, skipped) if recs else None
+        if size is None:
             continue
-        index = np.zeros(project.size_of(image_id), np.uint8)
+        index = np.zeros(size, np.uint8)
         for class_id, _ in recs:
             index[project.mask(image_id, class_id)] = class_id
         img = Image.fromarray(index, mode="P")
@@ -140,4 +156,4 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
     atomic_write_json(out_dir / "palette.json", {"0": {"name": "background", "color": "#000000"},
                                                  **{str(c.id): {"name": c.name, "color": c.color}
                                                     for c in project.classes.values()}})
-    return {"images": written}
+    return {"images": written, "skipped": skipped}

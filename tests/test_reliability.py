@@ -404,3 +404,18 @@ def test_a_read_only_project_is_said_to_be_so_and_the_command_fails(proj, tmp_pa
     monkeypatch.setattr("annotator.project.atomic_write_bytes", read_only)  # the lock is taken; the save fails
     rc, out = _cli(capsys, "init", proj.folder / "new", "--images", proj.image_root, "--class", "x")
     assert rc == 2 and "cannot save the project" in out and "memory" not in out and len(out.splitlines()) == 1
+
+
+def test_export_skips_an_image_over_the_pixel_limit_by_name(proj, tmp_path, capsys, monkeypatch):
+    """Defect 12: a huge image crashed export; now it is left out, named, and the rest exported."""
+    from annotator.config import PIXEL_LIMIT_ENV
+
+    monkeypatch.setenv(PIXEL_LIMIT_ENV, "600")  # b.png (30x20) is at the limit; a new, larger image is over it
+    write_rgb(proj.image_root / "big.png", np.zeros((H + 1, W, 3), np.uint8))
+    with Project.open(proj.folder) as p:
+        p.set_proposal(p.image_id("b.png"), 1, np.ones((H, W), bool), 0.9, {})
+        p.set_state(p.image_id("b.png"), 1, "accepted")
+        p.save()
+    rc, out = _cli(capsys, "export", proj.folder, "--out", tmp_path / "o.json", "--max-pixels", "600")
+    assert rc == 0 and "skipped 1 images that cannot be read, e.g." in out and "big.png: 30x21" in out
+    assert len(json.loads((tmp_path / "o.json").read_text())["annotations"]) == 2
