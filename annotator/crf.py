@@ -117,7 +117,7 @@ class CRFPool:
         CRFWorkerError if a worker died (the pool then ends its other workers: none is left behind)."""
         try:
             fut = self._pool.submit(timed_refine, image, prob, params)
-        except BrokenProcessPool as exc:
+        except (BrokenProcessPool, OSError) as exc:  # OSError: the pool's pipes closed as it broke
             raise _worker_died(exc) from None
         out: Future = Future()
 
