@@ -163,11 +163,12 @@ def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int
         if (im["height"], im["width"]) != (h, w):
             raise CocoImportError(f"{path}: image '{name}' is {w}x{h}, the file says {im['width']}x{im['height']}")
         img_map[im["id"]] = (key, h, w)
-    per_group = Counter((a.get("image_id"), a.get("category_id")) for a in anns)
+    per_group = Counter((a.get("image_id"), cat_map.get(a.get("category_id"))) for a in anns
+                        if _usable(a.get("segmentation")))  # categories named alike become one mask
     crowded = next(((i, c) for (i, c), n in per_group.items() if n > MAX_INSTANCES and i not in left_out), None)
     if crowded:  # refused before any mask is decoded
         raise CocoImportError(f"{path.name}: image {crowded[0]} has {per_group[crowded]} instances of category "
-                              f"{crowded[1]}, more than the {MAX_INSTANCES} a mask holds")
+                              f"'{crowded[1]}', more than the {MAX_INSTANCES} a mask holds")
     grouped: dict[tuple[Hashable, int], list[Instance]] = {}
     unusable = 0
     for a in anns:
@@ -191,23 +192,28 @@ def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int
     return CocoMasks(grouped, cat_map, len(img_map), sum(len(m) for m in grouped.values()), unusable, unmatched)
 
 
-def match_image(project: Project, name: str) -> int | None:
-    """The project image a peer tool's file name means: by its path relative to the image folder (written as
-    `x.jpg`, `./x.jpg`, `images/x.jpg`, or absolute), else by a base name no other image shares; None if none."""
-    name = name.replace("\\", "/")
+def image_matcher(project: Project) -> Callable[[str], int | None]:
+    """A function giving the project image a peer tool's file name means: by its path relative to the image
+    folder (written as `x.jpg`, `./x.jpg`, `images/x.jpg`, or absolute), else by a base name no other image
+    shares; None if none. The base names are indexed once, not searched per name."""
     root = project.image_root.as_posix().rstrip("/") + "/"
-    if name.startswith(root):
-        name = name[len(root):]
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    for k in range(len(parts)):  # the longest tail of the path that is an image of the folder
-        found = project.image_id("/".join(parts[k:]))
-        if found is not None:
-            return found
-    if parts:
-        same = [i for i, e in project.images.items() if e.file.rsplit("/", 1)[-1] == parts[-1]]
-        if len(same) == 1:
-            return same[0]
-    return None
+    by_base: dict[str, list[int]] = {}
+    for i, e in project.images.items():
+        by_base.setdefault(e.file.rsplit("/", 1)[-1], []).append(i)
+
+    def match(name: str) -> int | None:
+        name = name.replace("\\", "/")
+        if name.startswith(root):
+            name = name[len(root):]
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        for k in range(len(parts)):  # the longest tail of the path that is an image of the folder
+            found = project.image_id("/".join(parts[k:]))
+            if found is not None:
+                return found
+        same = by_base.get(parts[-1], []) if parts else []
+        return same[0] if len(same) == 1 else None
+
+    return match
 
 
 def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTED, overwrite: bool = False,
@@ -217,9 +223,10 @@ def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTE
     `allow_overlap` (the later one then takes the shared pixels). Returns the counts of what was done and
     left out."""
     path = Path(path)
+    match_image = image_matcher(project)
 
     def locate(file_name: str) -> tuple[int, int, int] | None:
-        pid = match_image(project, file_name)
+        pid = match_image(file_name)
         if pid is None:
             return None
         try:

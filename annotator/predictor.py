@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from annotator.config import INPUT_SIZE, Precision
 from annotator.crf import CRFParams, CRFPool, refine
 from annotator.device import describe, pick_device
-from annotator.feature_cache import FeatureCache
+from annotator.feature_cache import FeatureCache, Layout
 from annotator.learning import Learned, LearningConfig, gap_floor, learn
 from annotator.loading import resize_for_network
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD
@@ -128,7 +128,7 @@ class Predictor:
         }
 
     @cached_property
-    def feature_layout(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    def feature_layout(self) -> Layout:
         """What a cache entry of this model and input size holds: {"features": ([C,h,w], float16)}, worked out
         on the meta device (no computation), so that an entry of another shape is never used."""
         meta = copy.deepcopy(self.model).to("meta")

@@ -28,7 +28,7 @@ from annotator.config import PROJECT_INDEX as INDEX
 from annotator.config import State
 from annotator.imageio import ImageReadError, image_size, list_image_files
 from annotator.utils import writer_lock
-from annotator.utils.atomic import atomic_write_bytes
+from annotator.utils.atomic import atomic_write_bytes, compact_json
 
 LOCK = "project.lock"
 MASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.png")  # a plain file name under masks/, nothing else
@@ -395,7 +395,7 @@ class Project:
         """Replace the index atomically (it is never absent), keeping earlier generations; raise ProjectSaveError."""
         with self._lock:
             self._writable()
-            data = json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            data = compact_json(self.to_dict()).encode("utf-8")
             try:
                 project_history.keep_previous(self.folder)
                 atomic_write_bytes(self.folder / INDEX, data)

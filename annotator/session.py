@@ -62,7 +62,7 @@ class Session:
 
     def close(self) -> bool:
         """Finish the writes and save; the session is not used after this."""
-        ok = self.project.read_only or self.save()
+        ok = self.save()  # a read-only project is never written, and counts as saved
         self._writer.shutdown()
         self.project.close()
         return ok

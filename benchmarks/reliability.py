@@ -15,12 +15,11 @@ import json
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from PIL import Image
@@ -28,10 +27,10 @@ from PIL import Image
 from annotator.cli import main
 from annotator.coco import encode_rle
 from annotator.project import Project, ProjectError
+from tests.processes import held_open
 from tests.synthetic import scene, write_mask, write_rgb
 
 H, W = 48, 64
-REPO = Path(__file__).resolve().parents[1]
 CASES: list[tuple[str, str, Callable[[Path], str | None]]] = []  # (group, case, run(workspace) -> defect or None)
 
 
@@ -134,32 +133,19 @@ def _(ws):
     return mask_kept(ws)
 
 
-HOLDER = "import sys, time\nfrom annotator.project import Project\np = Project.open(sys.argv[1])\nprint('open', " \
-         "flush=True)\ntime.sleep(60)\n"
-
-
 @case("2 two writers", "import while another process writes the project")
 def _(ws):
     project(ws)
-    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(ws / "proj")], stdout=subprocess.PIPE, text=True,
-                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
-        child.stdout.readline()
+    with held_open(ws / "proj") as child:
         rc, out = cli("import", ws / "proj", coco_file(ws, {"images": [], "annotations": [], "categories": []}))
         return refused(rc, out, f"open in process {child.pid}")
-    finally:
-        child.kill()
-        child.wait()
 
 
 @case("2 two writers", "a dead writer's lock is broken, and said so")
 def _(ws):
     project(ws)
-    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(ws / "proj")], stdout=subprocess.PIPE, text=True,
-                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    child.stdout.readline()
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    with held_open(ws / "proj"):
+        pass  # killed at the end of the block, holding the lock
     with Project.open(ws / "proj") as p:
         return None if p.report.lock_note and "stale lock" in p.report.lock_note else "no note of the broken lock"
 
@@ -306,12 +292,9 @@ def _(ws):
                 os.kill(proc.pid, signal.SIGKILL)
         return submit(self, *args)
 
-    CRFPool.submit = killing
-    try:
+    with mock.patch.object(CRFPool, "submit", killing):
         return refused(*cli(*propagate_args(ws, "--batch-size", "2")), "worker process died") \
             or previous_output_kept(ws)
-    finally:
-        CRFPool.submit = submit
 
 
 @case("12 huge images", "an image over the pixel limit")
@@ -343,11 +326,8 @@ def _(ws):
             raise PermissionError(13, "Permission denied", str(path))
         return scandir(path)
 
-    os.scandir = fake
-    try:
+    with mock.patch.object(os, "scandir", fake):
         return refused(*cli(*propagate_args(ws)), "locked: cannot read") or previous_output_kept(ws)
-    finally:
-        os.scandir = scandir
 
 
 @case("14 wrong-size mask", "a mask file of another size, exported")
@@ -435,11 +415,8 @@ def _(ws):
         yield next(real(*a, **k))
         raise KeyboardInterrupt
 
-    mod.propagate = interrupted
-    try:
+    with mock.patch.object(mod, "propagate", interrupted):
         return refused(*cli(*propagate_args(ws, "--no-crf")), "interrupted", 130) or previous_output_kept(ws)
-    finally:
-        mod.propagate = real
 
 
 @case("19 tracebacks", "a full disk under --out")
@@ -448,16 +425,9 @@ def _(ws):
 
     folder(ws)
     (ws / "out.json").write_text("previous")
-    add = CocoSpool.add
-
-    def full(self, *a):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    CocoSpool.add = full
-    try:
+    full = OSError(errno.ENOSPC, "No space left on device")
+    with mock.patch.object(CocoSpool, "add", side_effect=full):
         return refused(*cli(*propagate_args(ws, "--no-crf")), "--out") or previous_output_kept(ws)
-    finally:
-        CocoSpool.add = add
 
 
 @case("19 tracebacks", "--input-size 0")
@@ -500,16 +470,8 @@ def _(ws):
     from annotator.utils import writer_lock
 
     project(ws)
-    acquire = writer_lock.acquire
-
-    def read_only(*_):
-        raise OSError(errno.EROFS, "Read-only file system")
-
-    writer_lock.acquire = read_only
-    try:
+    with mock.patch.object(writer_lock, "acquire", side_effect=OSError(errno.EROFS, "Read-only file system")):
         return refused(*cli("import", ws / "proj", coco_file(ws, one_ann([[0, 0, 5, 0, 5, 5]]))), "Read-only")
-    finally:
-        writer_lock.acquire = acquire
 
 
 @case("20 smaller points", '--label " "')

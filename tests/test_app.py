@@ -302,23 +302,14 @@ def test_every_shortcut_comes_from_the_one_table_and_none_is_bound_twice(win):
 
 def test_a_project_another_process_writes_opens_read_only_when_the_user_agrees(win, tmp_path, monkeypatch):
     """Reliability defect 2: two writers lost masks; the app now offers to open such a project read-only."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from annotator.project import Project
-    from tests.test_reliability import HOLDER
+    from tests.processes import held_open
 
     other = tmp_path / "other"
     other.mkdir()
     write_rgb(other / "x.png", scene(40, 50, None, 0, seed=1)[0])
     Project.create(tmp_path / "other.annotator", other).close()
-    repo = Path(__file__).resolve().parents[1]
-    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "other.annotator")], text=True,
-                             stdout=subprocess.PIPE, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
-    try:
-        assert child.stdout.readline().strip() == "open"
+    with held_open(tmp_path / "other.annotator") as child:
         current = win.project
         asked = []
         monkeypatch.setattr(win, "ask_read_only", lambda why: asked.append(why) or False)
@@ -327,6 +318,3 @@ def test_a_project_another_process_writes_opens_read_only_when_the_user_agrees(w
         monkeypatch.setattr(win, "ask_read_only", lambda why: True)
         win.open_path(tmp_path / "other.annotator")
         assert win.project.read_only and win.windowTitle().endswith("(read-only)")
-    finally:
-        child.kill()
-        child.wait()

@@ -145,7 +145,7 @@ def test_more_instances_than_a_label_map_holds_are_refused(proj, tmp_path, monke
 
     monkeypatch.setattr(coco_import, "MAX_INSTANCES", 3)  # 65,535 in real life; the rule is the same
     anns = [_ann(i, _mask(slice(i, i + 1), slice(0, 1))) for i in range(4)]
-    with pytest.raises(CocoImportError, match="image 7 has 4 instances of category 3, more than the 3 a mask"):
+    with pytest.raises(CocoImportError, match="image 7 has 4 instances of category 'cat', more than the 3 a mask"):
         import_coco(proj, _coco(tmp_path, anns))
 
 

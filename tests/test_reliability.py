@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +11,10 @@ import pytest
 
 from annotator.cli import main
 from annotator.project import Project, ProjectError, ProjectLockedError
+from tests.processes import held_open
 from tests.synthetic import scene, write_rgb
 
 H, W = 20, 30
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -58,20 +55,8 @@ def test_init_over_a_project_left_with_only_its_backup_restores_it(proj, capsys)
 
 
 # ---- 2: two writers ---------------------------------------------------------------------------------
-HOLDER = textwrap.dedent("""
-    import sys, time
-    from annotator.project import Project
-    p = Project.open(sys.argv[1])
-    print("open", flush=True)
-    time.sleep(60)
-""")
-
-
 def test_a_second_writer_is_refused_and_may_read(proj, tmp_path, capsys):
-    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(proj.folder)], stdout=subprocess.PIPE, text=True,
-                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
-        assert child.stdout.readline().strip() == "open"
+    with held_open(proj.folder) as child:
         coco = tmp_path / "c.json"
         coco.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
         rc, out = _cli(capsys, "import", proj.folder, coco)
@@ -84,9 +69,6 @@ def test_a_second_writer_is_refused_and_may_read(proj, tmp_path, capsys):
                 reader.save()
         rc, out = _cli(capsys, "export", proj.folder, "--out", tmp_path / "o.json")  # export only reads
         assert rc == 0
-    finally:
-        child.kill()
-        child.wait()
     with Project.open(proj.folder) as again:  # the dead holder's lock is broken, and said so
         assert "stale lock" in again.report.lock_note
 
