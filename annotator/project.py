@@ -16,7 +16,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -391,6 +392,15 @@ class Project:
         if self.read_only:
             raise ProjectError(f"{self.folder} is open read-only (another process writes it); nothing was changed")
 
+    @contextmanager
+    def _editing(self) -> Iterator[None]:
+        """Every change of the index goes through here: refused on a read-only project (where it could never
+        be saved), made under the lock, then announced to the listeners."""
+        self._writable()
+        with self._lock:
+            yield
+        self._changed()
+
     def save(self) -> None:
         """Replace the index atomically (it is never absent), keeping earlier generations; raise ProjectSaveError."""
         with self._lock:
@@ -410,34 +420,30 @@ class Project:
             raise ProjectError("a class needs a name")
         if any(c.name == name for c in self.classes.values()):
             raise ProjectError(f"there is already a class named '{name}'")
-        with self._lock:
+        with self._editing():
             cid = max(self.classes, default=0) + 1
             info = ClassInfo(cid, name, color or class_color(cid))
             self.classes[cid] = info
-        self._changed()
         return info
 
     def rename_class(self, class_id: int, name: str) -> None:
-        with self._lock:
+        with self._editing():
             if any(c.name == name and c.id != class_id for c in self.classes.values()):
                 raise ProjectError(f"there is already a class named '{name}'")
             self.classes[class_id].name = name
-        self._changed()
 
     def recolor_class(self, class_id: int, color: str) -> None:
-        with self._lock:
+        with self._editing():
             self.classes[class_id].color = color
-        self._changed()
 
     def delete_class(self, class_id: int) -> None:
         """Remove a class with its masks and supports."""
-        with self._lock:
+        with self._editing():
             del self.classes[class_id]
             self.supports.pop(class_id, None)
             self.not_supports.pop(class_id, None)
             for key in [k for k in self.records if k[1] == class_id]:
                 del self.records[key]
-        self._changed()
 
     # ---- images and masks -----------------------------------------------------------------
     def image_id(self, file: str) -> int | None:
@@ -496,7 +502,7 @@ class Project:
         return name
 
     def _put(self, image_id: int, class_id: int, labels: np.ndarray | None, **fields) -> None:
-        self._writable()
+        self._writable()  # before the mask file is written, too
         if image_id not in self.images or class_id not in self.classes:
             raise ProjectError(f"no image {image_id} or class {class_id} in this project")
         if labels is not None:
@@ -505,11 +511,10 @@ class Project:
                 labels = labels.astype(np.uint8)
             self._check_size(image_id, labels.shape)
         name = self._write_mask(image_id, class_id, labels) if labels is not None and labels.any() else None
-        with self._lock:
+        with self._editing():
             old = self.records.get((image_id, class_id), MaskRecord())
             self.records[(image_id, class_id)] = MaskRecord(
                 **{**asdict(old), **fields, "mask": name if labels is not None else old.mask})
-        self._changed()
 
     def _check_size(self, image_id: int, shape: tuple[int, ...]) -> None:
         e = self.images[image_id]
@@ -544,7 +549,7 @@ class Project:
     # ---- supports and negatives: what propagation learns from -----------------------------
     def add_support(self, image_id: int, class_id: int) -> None:
         """Mark the (accepted or edited) mask of this image as a support of the class."""
-        with self._lock:
+        with self._editing():
             if self.mask(image_id, class_id) is None:
                 raise ProjectError(
                     f"{self.images[image_id].file} has no mask of '{self.classes[class_id].name}' to use")
@@ -553,17 +558,15 @@ class Project:
                 ids.append(image_id)
             if image_id in self.not_supports.get(class_id, []):
                 self.not_supports[class_id].remove(image_id)
-        self._changed()
 
     def remove_support(self, image_id: int, class_id: int) -> None:
         """"Not a support": propagation no longer learns from this image's mask (which stays as it is)."""
-        with self._lock:
+        with self._editing():
             if image_id in self.supports.get(class_id, []):
                 self.supports[class_id].remove(image_id)
             ids = self.not_supports.setdefault(class_id, [])
             if image_id not in ids:
                 ids.append(image_id)
-        self._changed()
 
     def support_ids(self, class_id: int) -> list[int]:
         """The images propagation learns the class from: those marked as supports, then every other accepted or

@@ -308,7 +308,9 @@ def test_a_project_another_process_writes_opens_read_only_when_the_user_agrees(w
     other = tmp_path / "other"
     other.mkdir()
     write_rgb(other / "x.png", scene(40, 50, None, 0, seed=1)[0])
-    Project.create(tmp_path / "other.annotator", other).close()
+    with Project.create(tmp_path / "other.annotator", other) as theirs:
+        theirs.add_class("theirs")
+        theirs.save()
     with held_open(tmp_path / "other.annotator") as child:
         current = win.project
         asked = []
@@ -318,3 +320,6 @@ def test_a_project_another_process_writes_opens_read_only_when_the_user_agrees(w
         monkeypatch.setattr(win, "ask_read_only", lambda why: True)
         win.open_path(tmp_path / "other.annotator")
         assert win.project.read_only and win.windowTitle().endswith("(read-only)")
+        assert win.statusBar().currentMessage().startswith("read-only") and not win.project.dirty
+        QTest.keyClick(win, Qt.Key.Key_Backspace)  # reject: an edit it could never save is refused, and said so
+        assert "is open read-only" in win.statusBar().currentMessage() and win.project.records == {}

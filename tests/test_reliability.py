@@ -65,8 +65,13 @@ def test_a_second_writer_is_refused_and_may_read(proj, tmp_path, capsys):
             Project.open(proj.folder)
         with Project.open(proj.folder, read_only=True) as reader:  # the app's "open it read-only"
             assert reader.mask(reader.image_id("a.jpg"), 1).any()
-            with pytest.raises(ProjectError, match="read-only"):
-                reader.save()
+            a = reader.image_id("a.jpg")
+            for edit in (lambda: reader.add_class("new"), lambda: reader.rename_class(1, "x"),
+                         lambda: reader.delete_class(1), lambda: reader.remove_support(a, 1),
+                         lambda: reader.set_state(a, 1, "rejected"), reader.save):
+                with pytest.raises(ProjectError, match="read-only"):  # an edit it could never save: refused
+                    edit()
+            assert [c.name for c in reader.classes.values()] == ["thing"]
         rc, out = _cli(capsys, "export", proj.folder, "--out", tmp_path / "o.json")  # export only reads
         assert rc == 0
     with Project.open(proj.folder) as again:  # the dead holder's lock is broken, and said so

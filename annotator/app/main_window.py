@@ -148,7 +148,14 @@ class MainWindow(QMainWindow):
         if shortcut:
             a.setShortcut(QKeySequence(shortcut))
         a.setCheckable(checkable)
-        a.triggered.connect(slot)
+
+        def run() -> None:  # every slot reads what it needs itself (a checkable one, its action's state)
+            try:
+                slot()
+            except ProjectError as exc:  # e.g. an edit of a project open read-only: said, not raised into Qt
+                self.statusBar().showMessage(str(exc))
+
+        a.triggered.connect(run)
         menu.addAction(a)
         self.addAction(a)  # shortcuts work whichever widget has focus
         return a
@@ -281,6 +288,8 @@ class MainWindow(QMainWindow):
             return
         self.set_project(proj)
         notes = proj.report.notes()
+        if proj.read_only:
+            notes.insert(0, "read-only: another process writes this project; edits are not kept")
         if proj.report.added:
             notes.append(f"{len(proj.report.added)} new images found")
         self.statusBar().showMessage("; ".join(notes) or f"{proj.image_root}: {len(proj.images)} images")
@@ -302,7 +311,7 @@ class MainWindow(QMainWindow):
         self.strip.selectionModel().currentChanged.connect(self._thumb_chosen)
         self.setWindowTitle(f"annotator — {proj.image_root.name}" + (" (read-only)" if proj.read_only else ""))
         self._fill_classes()
-        if not proj.classes:
+        if not proj.classes and not proj.read_only:
             self._add_class_named("object")
         if proj.images:
             self.show_image(min(proj.images))
