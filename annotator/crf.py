@@ -115,10 +115,14 @@ class CRFPool:
     def submit(self, image: np.ndarray, prob: np.ndarray, params: CRFParams) -> Future[tuple[np.ndarray, float]]:
         """Refine in a worker; the future gives the foreground marginal and the seconds the worker spent, or
         CRFWorkerError if a worker died (the pool then ends its other workers: none is left behind)."""
+        if self._worker_dead():
+            raise _worker_died(RuntimeError("a worker exited"))
         try:
             fut = self._pool.submit(timed_refine, image, prob, params)
-        except (BrokenProcessPool, OSError) as exc:  # OSError: the pool's pipes closed as it broke
-            raise _worker_died(exc) from None
+        except Exception as exc:  # a pool breaking under the submit fails in several ways (closed pipes, fds)
+            if isinstance(exc, BrokenProcessPool) or self._worker_dead():
+                raise _worker_died(exc) from None
+            raise
         out: Future = Future()
 
         def done(f: Future) -> None:
@@ -133,6 +137,11 @@ class CRFPool:
 
         fut.add_done_callback(done)
         return out
+
+    def _worker_dead(self) -> bool:
+        """Whether the pool broke or one of its workers has exited (private attributes: the only handle on them)."""
+        return bool(self._pool._broken) or any(w.exitcode is not None for w in
+                                               list((self._pool._processes or {}).values()))
 
     def close(self) -> None:
         """Stop the workers without ever waiting on a stuck one: when a worker is killed mid-run, Python 3.11's

@@ -289,7 +289,7 @@ class MainWindow(QMainWindow):
         self.set_project(proj)
         notes = proj.report.notes()
         if proj.read_only:
-            notes.insert(0, "read-only: another process writes this project; edits are not kept")
+            notes.insert(0, "read-only: another process writes this project; edits are refused")
         if proj.report.added:
             notes.append(f"{len(proj.report.added)} new images found")
         self.statusBar().showMessage("; ".join(notes) or f"{proj.image_root}: {len(proj.images)} images")
