@@ -3,8 +3,11 @@
 `learn(...)` turns the evidence of one class into a `Learned` state that the predictor matches with:
 - a foreground prototype per support (clustered when there are many), so each support keeps its own evidence;
 - background prototypes from the supports' background (and, off by default, from rejected regions);
-- a fitted `PixelHead` (1x1 conv, class-balanced logistic regression on sampled pixels) added to PANet's
-  logits: supports' pixels are positives and backgrounds, rejected regions are negatives;
+- a fitted `PixelHead` (1x1 conv, class-balanced logistic regression on the supports' pixels, lightly
+  regularised): supports' pixels are positives and backgrounds, rejected regions are negatives. With one
+  support it is added to PANet's logits; from two on it decides alone (a linear classifier over the whole
+  supports generalises better than their prototypes: benchmarks/labelling_effort.py), and the prototypes then
+  give only the presence score;
 - the folder's own pixels: Tent's entropy minimisation (on) and confident pseudo-labels (off) in that fit;
 - a presence floor (set by the predictor) above the negatives' scores and, where the folder's own scores split
   into two groups with a clear gap between them, in that gap: so images like the negatives come back empty.
@@ -34,6 +37,7 @@ class LearningConfig:
     negatives: bool = True  # rejected regions are background samples of the head's fit
     negative_prototypes: int = 0  # k-means prototypes per negative region added to the background (0: none)
     head: bool = True  # fit a 1x1-conv head on supports and negatives
+    head_alone_from: int = 2  # from this many supports the head's logit alone decides (0: never)
     pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit
     entropy: bool = True  # Tent: minimise the head's prediction entropy on the folder's pixels
     presence: bool = True  # a presence floor above the negatives' scores
@@ -42,9 +46,11 @@ class LearningConfig:
     bg_prototypes: int = 5  # k-means prototypes of the supports' background
     max_fg_prototypes: int = 8  # beyond this many supports, their prototypes are clustered
     max_negative_prototypes: int = 24
-    samples_per_image: int = 512  # pixels drawn per image and label for the head's fit
-    head_steps: int = 40
-    head_l2: float = 1e-3
+    samples_per_image: int = 4096  # pixels drawn per image and label for the head's fit (417 px: all of them)
+    max_samples: int = 32768  # ... and per label over all images, so memory does not grow with their number
+    tent_samples: int = 8192  # the folder's pixels in Tent's entropy term
+    head_steps: int = 100
+    head_l2: float = 1e-5
     seed: int = 0
 
     @property
@@ -69,6 +75,7 @@ class Learned:
     presence_floor: float = 0.0
     supports: int = 0
     negatives: int = 0
+    head_alone: bool = False  # the head's logit alone decides foreground; the prototypes give the presence score
 
     def summary(self) -> str:
         """What it was learned from, as the status bar and the CLI say it: "learned from 7 masks and 12 rejections"."""
@@ -154,14 +161,15 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, cfg: Learni
     return head.eval().requires_grad_(False)
 
 
-def head_samples(feats: torch.Tensor, targets: torch.Tensor, cfg: LearningConfig, gen: torch.Generator,
+def head_samples(feats: torch.Tensor, targets: torch.Tensor, n: int, gen: torch.Generator,
                  weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pixel vectors, labels and weights drawn from images [N,C,h,w] with soft targets [N,H,W]; each image's two
-    labels weigh equally whatever their areas, so small objects count as much as large ones."""
+    """Up to `n` pixel vectors per image and label, their labels and weights, drawn from images [N,C,h,w] with soft
+    targets [N,H,W]; each image's two labels weigh equally whatever their areas, so small objects count as much
+    as large ones."""
     xs, ys, ws = [], [], []
     small = resize_mask(targets, feats.shape[-2:])
     for f, t in zip(feats, small):
-        for label, x in _sample(f.float(), t, cfg.samples_per_image, gen):
+        for label, x in _sample(f.float(), t, n, gen):
             xs.append(x)
             ys.append(torch.full((len(x),), label))
             ws.append(torch.full((len(x),), weight / max(len(x), 1)))
@@ -183,21 +191,24 @@ def learn(supp_feats: torch.Tensor, supp_masks: torch.Tensor, cfg: LearningConfi
     head = None
     if cfg.head:
         gen = torch.Generator().manual_seed(cfg.seed)
-        parts = [head_samples(supp_feats, supp_masks, cfg, gen)]
+        images = len(supp_feats) + (n_neg if cfg.negatives else 0) + (len(pseudo) if cfg.pseudo_labels else 0)
+        n = max(1, min(cfg.samples_per_image, cfg.max_samples // images))
+        parts = [head_samples(supp_feats, supp_masks, n, gen)]
         if n_neg and cfg.negatives:
             # a negative region is background (0); outside it the image is unknown (0.5: not sampled)
-            parts.append(head_samples(neg_feats.float(), 0.5 * (1.0 - neg_regions), cfg, gen))
+            parts.append(head_samples(neg_feats.float(), 0.5 * (1.0 - neg_regions), n, gen))
         unlabelled = None
         if pseudo and (cfg.pseudo_labels or cfg.entropy):
             qf = torch.stack([f for f, _ in pseudo]).float()
             qp = torch.stack([resize_mask(p[None], qf.shape[-2:])[0] for _, p in pseudo])
             if cfg.pseudo_labels:
-                parts.append(head_samples(qf, qp, cfg, gen, weight=0.5))
+                parts.append(head_samples(qf, qp, n, gen, weight=0.5))
             if cfg.entropy:
                 x = qf.permute(0, 2, 3, 1).reshape(-1, qf.shape[1])
-                unlabelled = x[torch.randperm(len(x), generator=gen)[: cfg.samples_per_image * 16]]
+                unlabelled = x[torch.randperm(len(x), generator=gen)[: cfg.tent_samples]]
         x, y, w = (torch.cat(t) for t in zip(*parts))
         # the two labels weigh the same in total: more negatives must not lower every foreground logit
         w = torch.where(y > 0.5, w / w[y > 0.5].sum().clamp_min(1e-9), w / w[y < 0.5].sum().clamp_min(1e-9))
         head = fit_head(x, y, w, cfg, unlabelled, cancelled)
-    return Learned(fg=fg, bg=bg, head=head, supports=len(supp_feats), negatives=n_neg)
+    alone = head is not None and 0 < cfg.head_alone_from <= len(supp_feats)
+    return Learned(fg=fg, bg=bg, head=head, supports=len(supp_feats), negatives=n_neg, head_alone=alone)

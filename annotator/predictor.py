@@ -288,7 +288,7 @@ class Predictor:
             feats = feats.to(self.device, dtype)[None]
             fg_protos, bg_protos = self.learned.fg.to(dtype), self.learned.bg.to(dtype)
             offset = self.learned.head(feats).to(dtype) if self.learned.head is not None else None
-            logits = self.model.segment(feats, bg_protos, fg_protos, offset)
+            logits = self.model.segment(feats, bg_protos, fg_protos, offset, self.learned.head_alone)
             fg = (logits.argmax(dim=1) == 1).to(dtype)
             presence = 0.0
             if fg.any():

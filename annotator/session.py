@@ -3,6 +3,8 @@ and the one writer thread every change of the project goes through (the GUI thre
 disk write, and no change overtakes another). The window shows a Session; tests drive it directly."""
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,13 +16,23 @@ from annotator.project import AutoSaver, Project, ProjectError
 from annotator.review import review_queue
 
 
-def open_or_create(path: Path, project_dir_for: Callable[[Path], Path], read_only: bool = False) -> Project:
+def project_dir_for(folder: Path, data_dir: Path) -> Path:
+    """Where the project of an image folder lives: `FOLDER.annotator` beside it, or under the user's `data_dir`
+    (the app's data location) when that place is not writable. The image folder itself is never written to."""
+    folder = folder.resolve()
+    beside = folder.parent / f"{folder.name}.annotator"
+    if beside.exists() or os.access(folder.parent, os.W_OK):
+        return beside
+    return data_dir / "projects" / f"{folder.name}-{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
+
+
+def open_or_create(path: Path, data_dir: Path, read_only: bool = False) -> Project:
     """A project folder opens as it is (from its last good copy if the index is gone); an image folder opens
-    its project at `project_dir_for(folder)`, which is created on first use. The image folder is never written.
-    ProjectLockedError when another process writes it (then `read_only` opens it all the same)."""
+    its project at `project_dir_for(folder, data_dir)`, which is created on first use. The image folder is never
+    written. ProjectLockedError when another process writes it (then `read_only` opens it all the same)."""
     if Project.exists(path):
         return Project.open(path, read_only=read_only)
-    pdir = project_dir_for(path)
+    pdir = project_dir_for(path, data_dir)
     if Project.exists(pdir) or read_only:
         return Project.open(pdir, read_only=read_only)
     return Project.create(pdir, path)

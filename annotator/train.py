@@ -76,13 +76,8 @@ class EpisodeBank:
                 rng = np.random.default_rng([cfg.seed, i, v])
                 img, lab = (src.image, src.labels) if v == 0 else augment(src.image, src.labels, rng)
                 key = content_key(data, f"{predictor.model_tag}-view{v}-seed{cfg.seed}-{cfg.superpixels}")
-                cached = predictor.cache.get(key, predictor.feature_layout) if predictor.cache else None
-                if cached is None:
-                    feats = predictor.encode([img])[0].cpu()
-                    if predictor.cache:
-                        predictor.cache.put(key, {"features": feats})
-                else:
-                    feats = cached["features"]
+                pixels = torch.from_numpy(resize_for_network(img, cfg.input_size)[None])
+                feats = predictor.cached_features([key], pixels)[0].cpu()
                 small = resize_for_network(lab.astype(np.float32), cfg.input_size).round().astype(np.int32)
                 vs.append(View(feats, small))
             self.views.append(vs)

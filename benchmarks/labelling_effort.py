@@ -69,6 +69,7 @@ ROWS: dict[str, Loop] = {
     "+ accepted masks as supports": Loop(OFF, **{**BASICS, "accepted_as_supports": True}),
     "+ per-support prototypes": Loop(OFF.changed(per_support=True), **BASICS),
     "+ fitted head (supports only)": Loop(OFF.changed(head=True), **BASICS),
+    "+ fitted head, always added to PANet's logits": Loop(OFF.changed(head=True, head_alone_from=0), **BASICS),
     "+ fitted head with negatives": Loop(OFF.changed(head=True, negatives=True), **{**BASICS, "negatives": True}),
     "+ negatives as background prototypes": Loop(OFF.changed(negative_prototypes=3), **{**BASICS, "negatives": True}),
     "+ learned presence floor": Loop(OFF.changed(presence=True, presence_gap=0.0), **{**BASICS, "negatives": True}),
@@ -81,6 +82,9 @@ ROWS: dict[str, Loop] = {
                                                               presence=True, presence_gap=0.0)),
     "default without the presence gap": Loop(LearningConfig(presence_gap=0.0)),
     "all pieces": Loop(LearningConfig(pseudo_labels=True, entropy=True, negative_prototypes=3)),
+    "default with the head always added to PANet": Loop(LearningConfig(head_alone_from=0)),
+    "yesterday's default (head added to PANet, strong L2, 512 samples)": Loop(LearningConfig(
+        head_alone_from=0, head_l2=1e-3, samples_per_image=512, head_steps=40)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 

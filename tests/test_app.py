@@ -10,8 +10,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from annotator.app.dialogs import HelpDialog, ModelSettings
-from annotator.app.main_window import MainWindow, project_dir_for
+from annotator.app.main_window import MainWindow, app_data_dir
 from annotator.app.thumbnails import ImageIdRole
+from annotator.session import project_dir_for
 from tests.synthetic import scene, write_rgb
 
 
@@ -54,7 +55,7 @@ def _drag(win, points, modifiers=Qt.KeyboardModifier.NoModifier):
 
 
 def test_opening_a_folder_makes_a_project_beside_it_and_lists_images(win, folder):
-    assert win.project.folder == project_dir_for(folder) == folder.parent / "images.annotator"
+    assert win.project.folder == project_dir_for(folder, app_data_dir()) == folder.parent / "images.annotator"
     assert win.thumbs.rowCount() == 4
     assert [p.name for p in folder.iterdir()] and not list(folder.glob("*.json"))  # never written to
 

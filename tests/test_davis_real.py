@@ -100,9 +100,34 @@ def test_the_folders_own_presence_gap_empties_class_free_frames_before_any_rejec
         predictor.set_support_features(feats[:1], [support[1]], folder=folder)
         false_fg[gap] = [float((predictor.match(f, im.shape[:2])[0] > 0.5).mean()) for f, im in zip(feats[5:], others)]
     ious = [float(_iou(predictor.match(f, gt.shape)[0] > 0.5, gt)) for f, (_, gt) in zip(feats[1:5], cars)]
-    # Measured without the gap: 13.5, 0.02, 0.04, 1.5, 6.2 and 3.4% of the class-free frames proposed (4 of 6
-    # over the reviewer's 0.5%); with it the floor sits at 0.78 and the swan and cows frames come back empty
-    # (2 of 6 left: the scooter and the dancer score above the cars' lowest). The cars keep IoU 0.79.
+    # Measured without the gap: 8.3, 0, 0, 0.55, 0.35 and 0% of the class-free frames proposed (2 of 6 over the
+    # reviewer's 0.5%: the scooter and the swan); with it the swan and the dancer come back empty (1 of 6 left:
+    # the scooter scores above the cars' lowest). The cars keep IoU 0.82.
     over = {gap: sum(f > 0.005 for f in fg) for gap, fg in false_fg.items()}
-    assert over[0.0] >= 4 and over[LearningConfig().presence_gap] <= 2, false_fg
+    gap_fg, no_gap_fg = false_fg[LearningConfig().presence_gap], false_fg[0.0]
+    assert over[0.0] >= 2 and over[LearningConfig().presence_gap] <= over[0.0] - 1, false_fg
+    assert sum(gap_fg) < sum(no_gap_fg) and all(a <= b for a, b in zip(gap_fg, no_gap_fg)), false_fg
     assert np.mean(ious) > 0.74, ious
+
+
+def test_from_two_supports_the_fitted_head_alone_segments_the_other_frames_better():
+    from annotator.build import build_model
+    from annotator.learning import LearningConfig
+    from annotator.predictor import Predictor
+
+    predictor = Predictor(build_model(), device="cpu", crf=None)
+    frames = [tuple(f(p) for f, p in zip((read_image, read_mask), fm)) for fm in davis.frames("camel")[::2]]
+    supports = frames[::3][:3]
+    queries = [fr for fr in frames if all(fr is not s for s in supports)][:6]
+    feats = predictor.encode([im for im, _ in supports + queries])
+    ious = {}
+    for alone_from in (0, LearningConfig().head_alone_from):
+        predictor.learning = LearningConfig(head_alone_from=alone_from, entropy=False, presence=False)
+        predictor.set_support_features(feats[:3], [m for _, m in supports])
+        assert predictor.learned.head_alone == bool(alone_from)
+        ious[alone_from] = [float(_iou(predictor.match(f, gt.shape)[0] > 0.5, gt)) for f, (_, gt) in
+                            zip(feats[3:], queries)]
+    # Measured with 3 supports: mean IoU 0.77 with the head added to PANet's logits, 0.80 with the head alone,
+    # which is better on each of the 6 frames (by 0.01 to 0.06).
+    assert np.mean(ious[2]) > 0.77 and np.mean(ious[2]) > np.mean(ious[0]) + 0.015, ious
+    assert all(a >= b - 0.01 for a, b in zip(ious[2], ious[0])), ious

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from annotator.config import State
-from annotator.session import Session, open_or_create
+from annotator.session import Session, open_or_create, project_dir_for
 from tests.synthetic import scene, write_rgb
 
 
@@ -22,7 +22,7 @@ def images(tmp_path):
 
 @pytest.fixture
 def session(tmp_path, images):
-    proj = open_or_create(images, lambda folder: tmp_path / "proj")
+    proj = open_or_create(images, tmp_path / "data")
     proj.add_class("ball")
     errors: list[str] = []
     s = Session(proj, on_error=errors.append)
@@ -87,13 +87,25 @@ def test_support_in_and_out_says_what_it_did(session):
 
 
 def test_an_image_folder_whose_index_was_lost_mid_save_is_opened_from_its_backup_not_recreated(tmp_path, images):
-    where = tmp_path / "proj"
-    proj = open_or_create(images, lambda folder: where)
+    proj = open_or_create(images, tmp_path / "data")
+    where = proj.folder
     proj.add_class("ball")
     proj.set_mask(proj.image_id("a.png"), 1, _box(0, 9, 0, 9))
     proj.save()
     proj.save()  # the second save leaves the first as the backup
     os.replace(where / "project.json", where / "project.json.bak")  # a kill between the two renames of a save
-    again = open_or_create(images, lambda folder: where)
+    again = open_or_create(images, tmp_path / "data")
     assert again.mask(again.image_id("a.png"), 1).sum() == 81
     assert again.report.recovered
+
+
+def test_a_folder_whose_parent_is_read_only_gets_its_project_in_the_data_folder(tmp_path, images):
+    from unittest import mock
+
+    assert project_dir_for(images, tmp_path / "data") == images.parent / "images.annotator"
+    with mock.patch("annotator.session.os.access", return_value=False):  # root can write anywhere: pretend
+        where = project_dir_for(images, tmp_path / "data")
+        proj = open_or_create(images, tmp_path / "data")
+    assert where.parent == tmp_path / "data" / "projects" and where.name.startswith("images-")
+    assert proj.folder == where and not (images.parent / "images.annotator").exists()
+    proj.close()

@@ -2,8 +2,6 @@
 actions (each with a shortcut) to the project model, the canvas and the propagation worker."""
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
 from pathlib import Path
 
@@ -45,19 +43,9 @@ from annotator.workflows import adapted_checkpoint
 ORG, APP = "annotator", "annotator"
 
 
-def project_dir_for(folder: Path) -> Path:
-    """Where the project of an image folder lives: `FOLDER.annotator` beside it, or in the user's data
-    folder when that place is not writable. The image folder itself is never written to."""
-    folder = folder.resolve()
-    beside = folder.parent / f"{folder.name}.annotator"
-    if beside.exists() or _writable(folder.parent):
-        return beside
-    base = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
-    return base / "projects" / f"{folder.name}-{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
-
-
-def _writable(path: Path) -> bool:
-    return os.access(path, os.W_OK)
+def app_data_dir() -> Path:
+    """The user's data folder for this app (projects of folders whose parent is not writable go there)."""
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
 
 
 class MainWindow(QMainWindow):
@@ -278,11 +266,11 @@ class MainWindow(QMainWindow):
         """A project folder opens as it is; an image folder opens (or starts) its project."""
         try:
             try:
-                proj = open_or_create(path, project_dir_for)
+                proj = open_or_create(path, app_data_dir())
             except ProjectLockedError as exc:
                 if not self.ask_read_only(str(exc)):
                     return
-                proj = open_or_create(path, project_dir_for, read_only=True)
+                proj = open_or_create(path, app_data_dir(), read_only=True)
         except (ProjectError, ImageReadError, OSError) as exc:
             self.statusBar().showMessage(f"Cannot open {path}: {exc}")
             return

@@ -1,7 +1,8 @@
 """The fitted head: a 1x1-conv foreground classifier over frozen, cached backbone features.
 
-It adds a per-pixel correction to PANet's prototype logits; `annotator.learning` fits it on the
-supports, the negatives (and optionally the folder's confident pixels) without touching the backbone.
+With one support it adds a per-pixel correction to PANet's prototype logits; from two supports on its
+logit alone decides foreground. `annotator.learning` fits it on the supports, the negatives (and the
+folder's pixels, for Tent) without touching the backbone.
 """
 from __future__ import annotations
 
@@ -25,5 +26,5 @@ class PixelHead(nn.Module):
         return torch.einsum("nchw,c->nhw", feats, w) + self.conv.bias[0].to(feats.dtype)
 
     def pixels(self, x: torch.Tensor) -> torch.Tensor:
-        """The same logit for feature vectors [M,C] (fitting works on sampled pixels)."""
-        return (x.to(self.conv.weight.dtype) * self.scale) @ self.conv.weight[0, :, 0, 0] + self.conv.bias[0]
+        """The same logit for float32 feature vectors [M,C] (fitting works on sampled pixels; no scaled copy)."""
+        return x @ (self.conv.weight[0, :, 0, 0] * self.scale) + self.conv.bias[0]

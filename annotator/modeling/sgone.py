@@ -67,8 +67,9 @@ class SGOne(nn.Module):
         return {"model": str(self.name)}
 
     def segment(self, feats: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor,
-                offset: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits [1,2,h,w] of one query's features from its (bg [1,C], fg [1,C]) prototype pair."""
+                offset: torch.Tensor | None = None, head_alone: bool = False) -> torch.Tensor:
+        """Logits [1,2,h,w] of one query's features from its (bg [1,C], fg [1,C]) prototype pair (SG-One fits no
+        head: `offset` and `head_alone` are PANet's)."""
         return self.match(feats, torch.cat([bg, fg]))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
