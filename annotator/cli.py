@@ -358,9 +358,10 @@ def _propagate_project(args: argparse.Namespace, proj) -> int:
     from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.predictor import Predictor
     from annotator.project import ProjectError
-    from annotator.propagate import SupportError, propagate_into_project
+    from annotator.propagate import SupportError
     from annotator.review import unreviewed
     from annotator.weights import WeightsError
+    from annotator.workflows import propagate_into_project
 
     class_id = next((c.id for c in proj.classes.values() if c.name == args.class_name), None)
     if class_id is None:

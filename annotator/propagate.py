@@ -1,7 +1,9 @@
-"""Spreading one class over a folder: load supports, then stream a proposal for every image.
+"""Spreading one class over a folder, without a project: load supports and negatives, then stream a proposal
+for every image.
 
 Decoding runs ahead of the model and the CRF behind it (see `propagate`); only a few batches of
-pixels are ever held, so memory does not grow with the folder.
+pixels are ever held, so memory does not grow with the folder. Propagating into a project (learning from its
+reviews, storing proposals) is the recipe annotator.workflows.propagate_into_project.
 """
 from __future__ import annotations
 
@@ -14,11 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from annotator.config import State
 from annotator.imageio import ImageReadError, read_image, read_mask
 from annotator.loading import load_batches
 from annotator.predictor import Predictor
-from annotator.project import Project
 from annotator.utils.sampling import evenly_spaced
 
 
@@ -26,11 +26,12 @@ class SupportError(ValueError):
     """A support image or mask cannot be used; the message names the file and the reason."""
 
 
-def parse_support(spec: str) -> tuple[Path, Path]:
-    """Split 'IMAGE:MASK.png' at its last colon (image paths may themselves contain colons)."""
+def parse_support(spec: str, kind: str = "support") -> tuple[Path, Path]:
+    """Split 'IMAGE:MASK.png' at its last colon (image paths may themselves contain colons); `kind` names the
+    spec in the error ("support", "negative")."""
     image, sep, mask = spec.rpartition(":")
     if not sep or not image or not mask:
-        raise SupportError(f"--support '{spec}': expected IMAGE:MASK.png")
+        raise SupportError(f"{kind} '{spec}': expected IMAGE:MASK.png")
     return Path(image), Path(mask)
 
 
@@ -83,7 +84,8 @@ def load_support(spec: str) -> tuple[Path, np.ndarray, np.ndarray]:
 def load_negative(spec: str) -> tuple[Path, np.ndarray, np.ndarray]:
     """(image path, RGB image, boolean region that is not the class) of a negative spec: 'IMAGE' (the whole
     image is free of the class) or 'IMAGE:MASK.png' (only the mask's pixels > 127, e.g. a wrong proposal)."""
-    image_path, mask_path = (Path(spec), None) if Path(spec).is_file() or ":" not in spec else parse_support(spec)
+    whole = Path(spec).is_file() or ":" not in spec
+    image_path, mask_path = (Path(spec), None) if whole else parse_support(spec, "negative")
     try:
         image = read_image(image_path)
     except ImageReadError as exc:
@@ -190,84 +192,3 @@ def propagate(
         yield from ready()
     max_pending = 0
     yield from ready()
-
-
-@dataclass
-class Evidence:
-    """What a project teaches propagation about one class: image ids with their support masks and their
-    negative regions (the pixels that are not the class)."""
-
-    supports: list[tuple[int, np.ndarray]]
-    negatives: list[tuple[int, np.ndarray]]
-
-
-def class_evidence(project: Project, class_id: int) -> Evidence:
-    """Supports (marked, accepted and edited masks, less those taken out) and negatives (rejections; images
-    accepted as free of the class) of a class; a rejection without a mask rules out the whole image."""
-    supports = [(i, project.mask(i, class_id)) for i in project.support_ids(class_id)]
-    negatives = []
-    for i in project.negative_ids(class_id):
-        region = project.mask(i, class_id)
-        negatives.append((i, region if region is not None else np.ones(project.size_of(i), bool)))
-    if not supports:
-        raise SupportError(f"class '{project.classes[class_id].name}' has no support yet: paint a mask and mark it")
-    return Evidence(supports, negatives)
-
-
-def learn_from_project(project: Project, class_id: int, predictor: Predictor, queries: Sequence[int] = (),
-                       cancelled: Callable[[], bool] = lambda: False) -> Evidence:
-    """Fit the predictor to the project's evidence of the class (features through the cache) and to a sample of
-    the `queries` (folder_sample)."""
-    ev = class_evidence(project, class_id)
-    feats = features_of(predictor, [project.image_path(i) for i, _ in ev.supports])
-    neg = features_of(predictor, [project.image_path(i) for i, _ in ev.negatives]) if ev.negatives else None
-    taught = {i for i, _ in ev.supports} | {i for i, _ in ev.negatives}
-    folder = folder_sample(predictor, [project.image_path(i) for i in queries if i not in taught], cancelled)
-    predictor.set_support_features(feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives], folder,
-                                   cancelled)
-    return ev
-
-
-def propagate_into_project(
-    project: Project,
-    class_id: int,
-    predictor: Predictor,
-    image_ids: Sequence[int],
-    presence_threshold: float = 0.0,
-    cancelled: Callable[[], bool] = lambda: False,
-    on_result: Callable[[int, ImageResult, bool], None] = lambda *_: None,
-    batch_size: int = 1,
-    include_rejected: bool = False,
-    on_learned: Callable[[Evidence], None] = lambda _: None,
-) -> int:
-    """Learn the class from the project's evidence, then propose it on `image_ids`, storing each proposal as it
-    comes. Accepted or edited masks are never overwritten, and a rejected image is not proposed again unless
-    `include_rejected`. Stops between images when `cancelled()`.
-
-    `on_learned(evidence)` is called once fitted, `on_result(image_id, result, stored)` per image. Returns the
-    number of images done.
-    """
-    from annotator.learning import Cancelled
-
-    try:
-        ev = learn_from_project(project, class_id, predictor, image_ids, cancelled)
-    except Cancelled:
-        return 0
-    on_learned(ev)
-    settings = {**predictor.settings(), "learned_from": {"masks": len(ev.supports), "rejections": len(ev.negatives)}}
-    skip = {i for i, _ in ev.supports} | (set() if include_rejected else
-                                          {i for i in image_ids if project.record(i, class_id).state == State.REJECTED})
-    by_path = {project.image_path(i): i for i in image_ids if i not in skip}
-    done = 0
-    for res in propagate(predictor, list(by_path), batch_size=batch_size):
-        if cancelled():  # a result that lands after Cancel is dropped
-            break
-        image_id = by_path[res.path]
-        stored = False
-        if res.error is None and res.mask is not None:
-            keep = res.score is not None and res.score >= presence_threshold
-            mask = res.mask if keep else np.zeros_like(res.mask)
-            stored = project.set_proposal(image_id, class_id, mask, res.score if keep else None, settings)
-        on_result(image_id, res, stored)
-        done += 1
-    return done

@@ -141,7 +141,7 @@ def propagation_memory(root: Path, n: int, input_size: int) -> list[tuple[int, f
     from annotator.build import build_model
     from annotator.predictor import Predictor
     from annotator.project import Project
-    from annotator.propagate import propagate_into_project
+    from annotator.workflows import propagate_into_project
 
     imgs = root / "prop"
     imgs.mkdir()

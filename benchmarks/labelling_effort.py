@@ -256,8 +256,8 @@ def speed(n: int, negatives: int = 10) -> None:
 
     from annotator.feature_cache import FeatureCache
     from annotator.project import Project
-    from annotator.propagate import propagate_into_project
     from annotator.review import unreviewed
+    from annotator.workflows import propagate_into_project
 
     torch.set_num_threads(os.cpu_count() or 1)
     frames = [f for s in davis.GROUPS["car"] for f in davis.frames(s)][::3][:20]

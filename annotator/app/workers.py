@@ -14,9 +14,9 @@ from annotator.crf import CRFParams
 from annotator.feature_cache import FeatureCache, default_cache_folder
 from annotator.predictor import Predictor
 from annotator.project import Project, ProjectError
-from annotator.propagate import ImageResult, SupportError, propagate_into_project
+from annotator.propagate import ImageResult, SupportError
 from annotator.weights import WeightsError
-from annotator.workflows import adapt_to_project
+from annotator.workflows import adapt_to_project, propagate_into_project
 
 _predictors: dict[tuple, Predictor] = {}
 
