@@ -1,4 +1,5 @@
 """Launches the annotator desktop app: `python main.py [FOLDER]`."""
+
 import sys
 
 from annotator.cli import main

@@ -1,4 +1,5 @@
 """`python -m annotator` is the `annotator` command."""
+
 import sys
 
 from annotator.cli import main

@@ -1,5 +1,6 @@
 """The one factory of few-shot models: a ModelSpec -> a network with its backbone weights and, for SG-One,
 its head (like segment-anything's build_sam). The Predictor takes what this builds."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

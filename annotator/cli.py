@@ -1,4 +1,5 @@
 """Command line: `annotator` opens the app; `annotator propagate ...` runs headless."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,22 +34,42 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("propagate", help="propose one class's masks on every image of a folder (COCO out)")
     p.add_argument("--images", type=Path, help="folder of images (searched recursively)")
-    p.add_argument("--support", action="append", default=[], metavar="IMAGE:MASK.png",
-                   help="a support image and its mask (>127 = class; a scribble works too) or box=X0,Y0,X1,Y1; "
-                        "repeat for k-shot")
-    p.add_argument("--negative", action="append", default=[], metavar="IMAGE[:MASK.png]",
-                   help="an image without the class (its whole area is background), or only the region of its mask "
-                        "(>127) that is not the class, e.g. a wrong proposal; repeatable")
+    p.add_argument(
+        "--support",
+        action="append",
+        default=[],
+        metavar="IMAGE:MASK.png",
+        help="a support image and its mask (>127 = class; a scribble works too) or box=X0,Y0,X1,Y1; repeat for k-shot",
+    )
+    p.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        metavar="IMAGE[:MASK.png]",
+        help="an image without the class (its whole area is background), or only the region of its mask "
+        "(>127) that is not the class, e.g. a wrong proposal; repeatable",
+    )
     p.add_argument("--label", help="the class name")
     p.add_argument("--out", type=Path, help="COCO instances JSON to write")
-    p.add_argument("--project", type=Path,
-                   help="learn from this project's accepted and edited masks (supports) and rejections (negatives) "
-                        "of --class, and write the proposals back into it instead of --images/--support/--out")
+    p.add_argument(
+        "--project",
+        type=Path,
+        help="learn from this project's accepted and edited masks (supports) and rejections (negatives) "
+        "of --class, and write the proposals back into it instead of --images/--support/--out",
+    )
     p.add_argument("--class", dest="class_name", metavar="NAME", help="with --project: the class to propagate")
-    p.add_argument("--include-rejected", action="store_true",
-                   help="with --project: propose again on images whose proposal was rejected")
-    p.add_argument("--presence-threshold", type=float, default=0.0, metavar="P",
-                   help="a proposal whose presence score is below P (0-1) comes back empty: the class judged absent")
+    p.add_argument(
+        "--include-rejected",
+        action="store_true",
+        help="with --project: propose again on images whose proposal was rejected",
+    )
+    p.add_argument(
+        "--presence-threshold",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="a proposal whose presence score is below P (0-1) comes back empty: the class judged absent",
+    )
     p.add_argument("--model", type=Model, default=Model.PANET, choices=list(Model))
     p.add_argument("--checkpoint", type=Path, help="SG-One head to use (default: weights/sgone_head.safetensors)")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="weights/NAME.safetensors (or .pth) to use")
@@ -57,19 +78,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=DEVICES[0], help=" | ".join(DEVICES) + " | cuda:N")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--input-size", type=int, default=INPUT_SIZE, help="side the images are resized to for the network")
-    p.add_argument("--workers", type=int, default=None,
-                   help="decoding processes (default: up to 4, fewer on small machines; 0: a thread)")
-    p.add_argument("--precision", type=Precision, default=Precision.AUTO, choices=list(Precision),
-                   help=Precision.__doc__)
-    p.add_argument("--feature-cache", type=Path, default=None,
-                   help="folder of cached backbone features "
-                        "(default: $ANNOTATOR_CACHE_DIR or ~/.cache/annotator/features)")
-    p.add_argument("--no-feature-cache", dest="use_cache", action="store_false",
-                   help="neither read nor write cached features")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decoding processes (default: up to 4, fewer on small machines; 0: a thread)",
+    )
+    p.add_argument(
+        "--precision", type=Precision, default=Precision.AUTO, choices=list(Precision), help=Precision.__doc__
+    )
+    p.add_argument(
+        "--feature-cache",
+        type=Path,
+        default=None,
+        help="folder of cached backbone features (default: $ANNOTATOR_CACHE_DIR or ~/.cache/annotator/features)",
+    )
+    p.add_argument(
+        "--no-feature-cache", dest="use_cache", action="store_false", help="neither read nor write cached features"
+    )
     p.add_argument("--cache-gb", type=float, default=20.0, help="bound on the feature cache's disk use")
     for f in CRFParams.__dataclass_fields__.values():
-        p.add_argument(f"--crf-{f.name.replace('_', '-')}", dest=f"crf_{f.name}", type=type(f.default),
-                       default=f.default, help=argparse.SUPPRESS if f.name == "max_side" else None)
+        p.add_argument(
+            f"--crf-{f.name.replace('_', '-')}",
+            dest=f"crf_{f.name}",
+            type=type(f.default),
+            default=f.default,
+            help=argparse.SUPPRESS if f.name == "max_side" else None,
+        )
     p = sub.add_parser("train", help="train SG-One's head: self-supervised on unlabelled images and/or on masks")
     p.add_argument("--images", type=Path, action="append", default=[], help="unlabelled folder (superpixel episodes)")
     p.add_argument("--pairs", type=Path, help="labelled folder: images/NAME.* with masks/NAME.png (>127 = class)")
@@ -93,20 +128,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="coco-rle", choices=["coco-rle", "coco-polygon", "png"])
     p.add_argument("--include-proposals", action="store_true", help="also export unreviewed proposals (with score)")
     p.add_argument("--instances", action="store_true", help="one annotation per instance, not per class")
-    p.add_argument("--holes", default="rle", choices=["rle", "refuse"],
-                   help="coco-polygon: a mask with holes falls back to RLE (default) or stops the export")
+    p.add_argument(
+        "--holes",
+        default="rle",
+        choices=["rle", "refuse"],
+        help="coco-polygon: a mask with holes falls back to RLE (default) or stops the export",
+    )
     p = sub.add_parser("import", help="import a COCO file (RLE or polygons) into a project")
     p.add_argument("project", type=Path)
     p.add_argument("coco", type=Path)
     p.add_argument("--as", dest="state", type=State, default=State.ACCEPTED, choices=[State.ACCEPTED, State.PROPOSED])
     p.add_argument("--overwrite", action="store_true", help="replace accepted and edited masks too (kept otherwise)")
-    p.add_argument("--allow-overlap", action="store_true",
-                   help="instances of a class that overlap: the later one takes the shared pixels (else refused)")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse the file if an image matches none of the folder or an annotation has no mask")
+    p.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="instances of a class that overlap: the later one takes the shared pixels (else refused)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse the file if an image matches none of the folder or an annotation has no mask",
+    )
     for command in sub.choices.values():
-        command.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
-                             help=f"skip (by name) images of more pixels than this (default {MAX_PIXELS:,})")
+        command.add_argument(
+            "--max-pixels",
+            type=int,
+            default=MAX_PIXELS,
+            metavar="N",
+            help=f"skip (by name) images of more pixels than this (default {MAX_PIXELS:,})",
+        )
     return ap
 
 
@@ -138,17 +188,29 @@ def run_project_command(args: argparse.Namespace) -> int:
                 proj.save()
                 print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
                 if n["kept"]:
-                    print(f"warning: kept {n['kept']} accepted or edited masks the file would have replaced "
-                          "(--overwrite replaces them)", file=sys.stderr)
+                    print(
+                        f"warning: kept {n['kept']} accepted or edited masks the file would have replaced "
+                        "(--overwrite replaces them)",
+                        file=sys.stderr,
+                    )
                 if n["unusable"]:
-                    print(f"warning: left out {n['unusable']} annotations without a mask (box only or empty)",
-                          file=sys.stderr)
+                    print(
+                        f"warning: left out {n['unusable']} annotations without a mask (box only or empty)",
+                        file=sys.stderr,
+                    )
                 if n["unmatched"]:
-                    print(f"warning: {len(n['unmatched'])} images of the file match no image of the folder, e.g. "
-                          f"{n['unmatched'][0]}; their annotations were left out", file=sys.stderr)
+                    print(
+                        f"warning: {len(n['unmatched'])} images of the file match no image of the folder, e.g. "
+                        f"{n['unmatched'][0]}; their annotations were left out",
+                        file=sys.stderr,
+                    )
                 return 0
-            opts = ExportOptions(include_proposals=args.include_proposals, instances=args.instances,
-                                 polygons=args.format == "coco-polygon", holes=args.holes)
+            opts = ExportOptions(
+                include_proposals=args.include_proposals,
+                instances=args.instances,
+                polygons=args.format == "coco-polygon",
+                holes=args.holes,
+            )
             if args.format == "png":
                 n = export_png(proj, args.out, opts)
                 print(f"wrote {n['images']} index PNGs and palette.json to {args.out}")
@@ -157,12 +219,16 @@ def run_project_command(args: argparse.Namespace) -> int:
                 extra = f" ({n['rle_fallbacks']} masks with holes kept as RLE)" if n["rle_fallbacks"] else ""
                 print(f"wrote {n['annotations']} annotations on {n['images']} images to {args.out}{extra}")
             if n["skipped"]:
-                print(f"warning: skipped {len(n['skipped'])} images that cannot be read, e.g. {n['skipped'][0]}",
-                      file=sys.stderr)
+                print(
+                    f"warning: skipped {len(n['skipped'])} images that cannot be read, e.g. {n['skipped'][0]}",
+                    file=sys.stderr,
+                )
             left = left_out_proposals(proj, opts)
             if left:
-                print(f"warning: left out {left} proposals not yet reviewed (--include-proposals exports them)",
-                      file=sys.stderr)
+                print(
+                    f"warning: left out {left} proposals not yet reviewed (--include-proposals exports them)",
+                    file=sys.stderr,
+                )
         return 0
     except (ProjectError, ExportError, CocoImportError, ImageReadError) as exc:
         return _fail(str(exc))
@@ -178,8 +244,13 @@ def _model_spec(args: argparse.Namespace):
 
 
 # propagate's numeric options and their accepted ranges, checked before any work
-RANGES = {"input_size": (33, 2048), "batch_size": (1, 1024), "workers": (0, 64), "cache_gb": (0.0, 1e6),
-          "presence_threshold": (0.0, 1.0)}
+RANGES = {
+    "input_size": (33, 2048),
+    "batch_size": (1, 1024),
+    "workers": (0, 64),
+    "cache_gb": (0.0, 1e6),
+    "presence_threshold": (0.0, 1.0),
+}
 
 
 def _out_of_range(args: argparse.Namespace) -> str | None:
@@ -221,8 +292,12 @@ def run_propagate(args: argparse.Namespace) -> int:
         return _fail(problem)
     if args.project is not None:
         return run_propagate_project(args)
-    for flag, value in (("--images", args.images), ("--support", args.support), ("--label", args.label),
-                        ("--out", args.out)):
+    for flag, value in (
+        ("--images", args.images),
+        ("--support", args.support),
+        ("--label", args.label),
+        ("--out", args.out),
+    ):
         if not value:
             return _fail(f"{flag} is required (or give --project and --class)")
     if not args.label.strip():
@@ -249,8 +324,16 @@ def run_propagate(args: argparse.Namespace) -> int:
     try:
         # With batches, the CRF of a batch's images runs in parallel worker processes.
         procs = min(args.batch_size, cores) if crf and args.batch_size > 1 else 0
-        predictor = Predictor(build_model(_model_spec(args)), world.device(args.device), args.input_size, crf,
-                              args.batch_size, crf_processes=procs, precision=args.precision, cache=cache)
+        predictor = Predictor(
+            build_model(_model_spec(args)),
+            world.device(args.device),
+            args.input_size,
+            crf,
+            args.batch_size,
+            crf_processes=procs,
+            precision=args.precision,
+            cache=cache,
+        )
         taught = {p.resolve() for p, _, _ in supports} | {p.resolve() for p, _, _ in negatives}
         folder = folder_sample(predictor, [p for p in paths if p.resolve() not in taught])
         predictor.set_supports([(im, m) for _, im, m in supports], [(im, r) for _, im, r in negatives], folder)
@@ -265,8 +348,14 @@ def run_propagate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     known = {p: m for p, _, m in supports}
     mine = world.shard(paths)
-    bar = tqdm(total=len(mine), unit="img", desc=f"{args.label} on {predictor.device_name}", file=sys.stderr,
-               disable=None if world.main else True, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(mine),
+        unit="img",
+        desc=f"{args.label} on {predictor.device_name}",
+        file=sys.stderr,
+        disable=None if world.main else True,
+        dynamic_ncols=True,
+    )
     try:
         spool = CocoSpool(spools[world.rank])
         try:
@@ -278,17 +367,22 @@ def run_propagate(args: argparse.Namespace) -> int:
                     continue
                 if res.score is not None and res.score < args.presence_threshold:  # a support scores 1
                     res.mask, res.score = np.zeros_like(res.mask), None
-                n_masks += spool.add(res.path.relative_to(args.images).as_posix(), res.height, res.width,
-                                     res.mask, res.score)
+                n_masks += spool.add(
+                    res.path.relative_to(args.images).as_posix(), res.height, res.width, res.mask, res.score
+                )
         finally:
             bar.close()
             spool.close()
             predictor.close()
         world.barrier()
         if world.main:
-            info = {"description": f"annotator propagate: {args.label}", "settings": predictor.settings(),
-                    "supports": [str(p) for p, _, _ in supports], "negatives": [str(p) for p, _, _ in negatives],
-                    "learned_from": {"masks": predictor.learned.supports, "rejections": predictor.learned.negatives}}
+            info = {
+                "description": f"annotator propagate: {args.label}",
+                "settings": predictor.settings(),
+                "supports": [str(p) for p, _, _ in supports],
+                "negatives": [str(p) for p, _, _ in negatives],
+                "learned_from": {"masks": predictor.learned.supports, "rejections": predictor.learned.negatives},
+            }
             n_img, n_masks = write_coco(args.out, spools, {"id": 1, "name": args.label, "supercategory": ""}, info)
     except KeyboardInterrupt:
         return _interrupted(f"{args.out} was left as it was")
@@ -305,9 +399,11 @@ def run_propagate(args: argparse.Namespace) -> int:
     if world.main:
         dt = time.perf_counter() - t0
         procs_note = f", {world.size} processes" if world.size > 1 else ""
-        print(f"{args.label}: {n_masks} masks on {n_img} images ({len(paths) - n_img} skipped) in {dt:.1f} s "
-              f"({n_img / max(dt, 1e-9):.2f} img/s, {predictor.device_name}{procs_note}; "
-              f"{predictor.learned.summary()}) -> {args.out}")
+        print(
+            f"{args.label}: {n_masks} masks on {n_img} images ({len(paths) - n_img} skipped) in {dt:.1f} s "
+            f"({n_img / max(dt, 1e-9):.2f} img/s, {predictor.device_name}{procs_note}; "
+            f"{predictor.learned.summary()}) -> {args.out}"
+        )
     close_world(world)
     return 0
 
@@ -332,8 +428,13 @@ def run_propagate_project(args: argparse.Namespace) -> int:
     it on every image not yet accepted (nor rejected, unless --include-rejected), and store the proposals."""
     from annotator.project import Project, ProjectError
 
-    for flag, value in (("--images", args.images), ("--support", args.support), ("--negative", args.negative),
-                        ("--out", args.out), ("--label", args.label)):
+    for flag, value in (
+        ("--images", args.images),
+        ("--support", args.support),
+        ("--negative", args.negative),
+        ("--out", args.out),
+        ("--label", args.label),
+    ):
         if value:
             return _fail(f"{flag} does not go with --project: the project gives the images, masks and rejections")
     if not args.class_name:
@@ -375,12 +476,27 @@ def _propagate_project(args: argparse.Namespace, proj) -> int:
     bar = tqdm(total=len(ids), unit="img", desc=args.class_name, file=sys.stderr, disable=None, dynamic_ncols=True)
     try:
         procs = min(args.batch_size, available_cores()) if crf and args.batch_size > 1 else 0
-        predictor = Predictor(build_model(_model_spec(args)), args.device, args.input_size, crf, args.batch_size,
-                              crf_processes=procs, precision=args.precision, cache=cache)
+        predictor = Predictor(
+            build_model(_model_spec(args)),
+            args.device,
+            args.input_size,
+            crf,
+            args.batch_size,
+            crf_processes=procs,
+            precision=args.precision,
+            cache=cache,
+        )
         try:
-            done = propagate_into_project(proj, class_id, predictor, ids, args.presence_threshold,
-                                          batch_size=args.batch_size, include_rejected=args.include_rejected,
-                                          on_result=lambda *_: bar.update(1))
+            done = propagate_into_project(
+                proj,
+                class_id,
+                predictor,
+                ids,
+                args.presence_threshold,
+                batch_size=args.batch_size,
+                include_rejected=args.include_rejected,
+                on_result=lambda *_: bar.update(1),
+            )
         finally:
             predictor.close()
             bar.close()
@@ -388,8 +504,10 @@ def _propagate_project(args: argparse.Namespace, proj) -> int:
     except (SupportError, WeightsError, ProjectError, ValueError) as exc:
         return _fail(str(exc))
     dt = time.perf_counter() - t0
-    print(f"{args.class_name}: proposed on {done} images in {dt:.1f} s ({predictor.device_name}; "
-          f"{predictor.learned.summary()}) -> {args.project}")
+    print(
+        f"{args.class_name}: proposed on {done} images in {dt:.1f} s ({predictor.device_name}; "
+        f"{predictor.learned.summary()}) -> {args.project}"
+    )
     return 0
 
 
@@ -447,9 +565,18 @@ def run_train(args: argparse.Namespace) -> int:
     stopping = []
     previous = signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     try:
-        step, device = train_head(sources, cfg, args.out, args.device, args.init, args.resume, args.feature_cache,
-                                  stop=lambda: bool(stopping), on_features=lambda _: bars[0].update(1),
-                                  on_step=on_step)
+        step, device = train_head(
+            sources,
+            cfg,
+            args.out,
+            args.device,
+            args.init,
+            args.resume,
+            args.feature_cache,
+            stop=lambda: bool(stopping),
+            on_features=lambda _: bars[0].update(1),
+            on_step=on_step,
+        )
     except (WeightsError, ValueError) as exc:
         return _fail(str(exc))
     finally:
@@ -457,8 +584,10 @@ def run_train(args: argparse.Namespace) -> int:
             bar.close()
         signal.signal(signal.SIGINT, previous)
     verb = "stopped" if stopping else "trained"
-    print(f"{verb} at step {step}/{cfg.steps} on {len(sources)} images ({device}) -> {args.out}"
-          + (" (continue with --resume)" if stopping else ""))
+    print(
+        f"{verb} at step {step}/{cfg.steps} on {len(sources)} images ({device}) -> {args.out}"
+        + (" (continue with --resume)" if stopping else "")
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """COCO instances output: lossless RLE masks (iscrowd 0) with area, bbox and score, via pycocotools."""
+
 from __future__ import annotations
 
 import json
@@ -126,7 +127,9 @@ def write_coco(path: Path | str, spools: Sequence[Path], category: dict, info: d
     Returns (images, annotations)."""
     n_img = n_ann = 0
     with atomic_writer(path) as out:
-        out.write(f'{{"info":{compact_json(info)},"licenses":[],"categories":[{compact_json(category)}],"images":['.encode())
+        out.write(
+            f'{{"info":{compact_json(info)},"licenses":[],"categories":[{compact_json(category)}],"images":['.encode()
+        )
         for n_img, rec in enumerate(_spooled(spools), 1):
             img = {"id": n_img, "file_name": rec["file_name"], "height": rec["height"], "width": rec["width"]}
             out.write((b"," if n_img > 1 else b"") + compact_json(img).encode())

@@ -5,6 +5,7 @@ match the image, an invalid segmentation or overlapping instances stop the impor
 the entry. Files are taken as peer tools write them: image names are matched by relative path or unique base
 name, and annotations without a mask are left out and counted (unless strict).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ def _decode(seg, h: int, w: int, where: str) -> np.ndarray:
         if isinstance(seg, list):
             if not seg or any(not isinstance(p, list) or len(p) < 6 or len(p) % 2 for p in seg):
                 raise ValueError("a polygon needs at least 3 points (6 numbers)")
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= MAX_COORD
-                       for p in seg for v in p):  # NaN fails the comparison too
+            if not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= MAX_COORD for p in seg for v in p
+            ):  # NaN fails the comparison too
                 raise ValueError(f"polygon coordinates must be numbers within +-{MAX_COORD:g}")
             rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
         elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
@@ -128,8 +130,12 @@ def _usable(seg: object) -> bool:
     return bool(seg) and isinstance(seg, (list, dict))
 
 
-def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int] | None],
-              max_images: int | None = None, strict: bool = False) -> CocoMasks:
+def read_coco(
+    path: Path | str,
+    locate: Callable[[str], tuple[Hashable, int, int] | None],
+    max_images: int | None = None,
+    strict: bool = False,
+) -> CocoMasks:
     """The masks of a COCO instances file, every entry checked before anything is returned.
     `locate(file_name)` gives an image's key and its (height, width) on disk, or None if no image matches it;
     `max_images` keeps that many evenly spaced images. Unmatched images and annotations without a mask are
@@ -163,12 +169,15 @@ def read_coco(path: Path | str, locate: Callable[[str], tuple[Hashable, int, int
         if (im["height"], im["width"]) != (h, w):
             raise CocoImportError(f"{path}: image '{name}' is {w}x{h}, the file says {im['width']}x{im['height']}")
         img_map[im["id"]] = (key, h, w)
-    per_group = Counter((a.get("image_id"), cat_map.get(a.get("category_id"))) for a in anns
-                        if _usable(a.get("segmentation")))  # categories named alike become one mask
+    per_group = Counter(
+        (a.get("image_id"), cat_map.get(a.get("category_id"))) for a in anns if _usable(a.get("segmentation"))
+    )  # categories named alike become one mask
     crowded = next(((i, c) for (i, c), n in per_group.items() if n > MAX_INSTANCES and i not in left_out), None)
     if crowded:  # refused before any mask is decoded
-        raise CocoImportError(f"{path.name}: image {crowded[0]} has {per_group[crowded]} instances of category "
-                              f"'{crowded[1]}', more than the {MAX_INSTANCES} a mask holds")
+        raise CocoImportError(
+            f"{path.name}: image {crowded[0]} has {per_group[crowded]} instances of category "
+            f"'{crowded[1]}', more than the {MAX_INSTANCES} a mask holds"
+        )
     grouped: dict[tuple[Hashable, int], list[Instance]] = {}
     unusable = 0
     for a in anns:
@@ -204,7 +213,7 @@ def image_matcher(project: Project) -> Callable[[str], int | None]:
     def match(name: str) -> int | None:
         name = name.replace("\\", "/")
         if name.startswith(root):
-            name = name[len(root):]
+            name = name[len(root) :]
         parts = [p for p in name.split("/") if p not in ("", ".")]
         for k in range(len(parts)):  # the longest tail of the path that is an image of the folder
             found = project.image_id("/".join(parts[k:]))
@@ -216,8 +225,14 @@ def image_matcher(project: Project) -> Callable[[str], int | None]:
     return match
 
 
-def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTED, overwrite: bool = False,
-                allow_overlap: bool = False, strict: bool = False) -> dict:
+def import_coco(
+    project: Project,
+    path: Path | str,
+    state: State = State.ACCEPTED,
+    overwrite: bool = False,
+    allow_overlap: bool = False,
+    strict: bool = False,
+) -> dict:
     """Add the file's categories (matched by name) and masks (as instances) to the project. An accepted or
     edited mask is kept unless `overwrite`; instances of one class that overlap are refused unless
     `allow_overlap` (the later one then takes the shared pixels). Returns the counts of what was done and
@@ -254,7 +269,8 @@ def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTE
                 raise CocoImportError(
                     f"{path}: annotation {inst.id} overlaps annotation {', '.join(others)} of '{name}' on "
                     f"{project.images[pid].file}; a mask holds one instance per pixel (--allow-overlap: the later "
-                    "one takes the shared pixels)")
+                    "one takes the shared pixels)"
+                )
             labels[m] = i
         scores = [inst.score for inst in instances if inst.score is not None]
         planned.append((pid, name, labels, float(np.mean(scores)) if scores else None))
@@ -266,5 +282,11 @@ def import_coco(project: Project, path: Path | str, state: State = State.ACCEPTE
             project.set_proposal(pid, by_name[name], labels, score, {"imported": path.name}, force=overwrite)
         else:
             project.set_mask(pid, by_name[name], labels, state=state)
-    return {"images": coco.images, "masks": len(planned), "annotations": coco.annotations, "kept": skipped,
-            "unusable": coco.unusable, "unmatched": coco.unmatched}
+    return {
+        "images": coco.images,
+        "masks": len(planned),
+        "annotations": coco.annotations,
+        "kept": skipped,
+        "unusable": coco.unusable,
+        "unmatched": coco.unmatched,
+    }

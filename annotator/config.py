@@ -1,5 +1,6 @@
 """Every default and every choice of the annotator, spelled once: the CLI's flags, the settings dialog, the
 predictor and the project read them from here (QSettings only stores them)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -52,7 +53,7 @@ PROJECT_BACKUP = "project.json.bak"
 
 
 def out_of_range(ranges: dict[str, tuple[float, float]], value_of: Callable[[str], float | None]) -> str | None:
-    """"input-size 0: must be between 33 and 2048" for the first named value outside its range (None: not set),
+    """ "input-size 0: must be between 33 and 2048" for the first named value outside its range (None: not set),
     else None: the one range check of the CLI's options, the CRF's parameters and the stored settings."""
     for name, (lo, hi) in ranges.items():
         value = value_of(name)

@@ -1,4 +1,5 @@
 """Dense-CRF refinement of a foreground probability map (Kraehenbuehl & Koltun) through pydensecrf."""
+
 from __future__ import annotations
 
 import os
@@ -78,7 +79,9 @@ def refine(image: np.ndarray, fg_prob: np.ndarray, params: CRFParams = CRFParams
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs)))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
     crf.addPairwiseBilateral(
-        sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=np.ascontiguousarray(img),
+        sxy=params.bilateral_sxy,
+        srgb=params.bilateral_srgb,
+        rgbim=np.ascontiguousarray(img),
         compat=params.bilateral_compat,
     )
     q = np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(2, ph, pw)[1]
@@ -140,8 +143,9 @@ class CRFPool:
 
     def _worker_dead(self) -> bool:
         """Whether the pool broke or one of its workers has exited (private attributes: the only handle on them)."""
-        return bool(self._pool._broken) or any(w.exitcode is not None for w in
-                                               list((self._pool._processes or {}).values()))
+        return bool(self._pool._broken) or any(
+            w.exitcode is not None for w in list((self._pool._processes or {}).values())
+        )
 
     def close(self) -> None:
         """Stop the workers without ever waiting on a stuck one: when a worker is killed mid-run, Python 3.11's

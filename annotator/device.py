@@ -1,4 +1,5 @@
 """Choosing the torch device at run time: CUDA, then Apple MPS, then CPU."""
+
 from __future__ import annotations
 
 import os

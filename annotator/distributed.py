@@ -3,6 +3,7 @@
 Each process takes a contiguous slice of the images, in order, so concatenating the processes' results
 by rank gives the single-process order.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ pseudo-classes; support and query are two augmented views of the same image (col
 flip, crop, affine), so one region must be found again after the image changed. Labelled: the class
 masks of a COCO file or of image/mask pairs, with support and query from different images of a class.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -25,8 +26,9 @@ def superpixels(image: np.ndarray, n: int = 12, seed: int = 0, work_side: int = 
     data = np.concatenate([lab.reshape(-1, 3), (yy.reshape(-1, 1) * spatial), (xx.reshape(-1, 1) * spatial)], 1)
     cv2.setRNGSeed(seed)
     k = min(n, len(data))
-    _, labels, _ = cv2.kmeans(data, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5), 2,
-                              cv2.KMEANS_PP_CENTERS)
+    _, labels, _ = cv2.kmeans(
+        data, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5), 2, cv2.KMEANS_PP_CENTERS
+    )
     clusters = labels.reshape(sh, sw).astype(np.int32)
     out = np.zeros((sh, sw), np.int32)
     nxt = 0
@@ -50,8 +52,14 @@ def augment(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> 
         img, lab = img[:, ::-1], lab[:, ::-1]
     m = cv2.getRotationMatrix2D((cw / 2, ch / 2), float(rng.uniform(-15, 15)), float(rng.uniform(0.9, 1.1)))
     img = cv2.warpAffine(np.ascontiguousarray(img), m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    lab = cv2.warpAffine(np.ascontiguousarray(lab).astype(np.float32), m, (cw, ch), flags=cv2.INTER_NEAREST,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE).astype(np.int32)
+    lab = cv2.warpAffine(
+        np.ascontiguousarray(lab).astype(np.float32),
+        m,
+        (cw, ch),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=IGNORE,
+    ).astype(np.int32)
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(np.float32)
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-8, 8)) % 180
     hsv[..., 1] *= rng.uniform(0.7, 1.3)

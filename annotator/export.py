@@ -4,6 +4,7 @@ What is exported is the user's choice: accepted masks only (default) or proposal
 score); one annotation per class per image (semantic) or one per instance (the user's split, else
 connected components). Polygons cannot hold holes: such a mask falls back to RLE or is refused.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ def left_out_proposals(project: Project, opts: ExportOptions) -> int:
     """How many unreviewed proposals the export leaves out (the user is told, with the option that adds them)."""
     if opts.include_proposals:
         return 0
-    return sum(1 for (_, c), r in project.records.items() if r.state == State.PROPOSED and r.mask
-               and c in project.classes)
+    return sum(
+        1 for (_, c), r in project.records.items() if r.state == State.PROPOSED and r.mask and c in project.classes
+    )
 
 
 def _size(project: Project, image_id: int, skipped: list[str]) -> tuple[int, int] | None:
@@ -114,14 +116,20 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
                 if polys is None:
                     if opts.holes == "refuse":
                         name = project.classes[class_id].name
-                        raise ExportError(f"{entry.file}: the '{name}' mask has holes, which polygons cannot hold; "
-                                          "export as RLE or let such masks fall back to RLE")
+                        raise ExportError(
+                            f"{entry.file}: the '{name}' mask has holes, which polygons cannot hold; "
+                            "export as RLE or let such masks fall back to RLE"
+                        )
                     fallbacks += 1
                 else:
                     ann["segmentation"] = polys
     coco.write(out, info={"description": f"annotator export of {project.folder.name}"})
-    return {"images": len(coco.images), "annotations": len(coco.annotations), "rle_fallbacks": fallbacks,
-            "skipped": skipped}
+    return {
+        "images": len(coco.images),
+        "annotations": len(coco.annotations),
+        "rle_fallbacks": fallbacks,
+        "skipped": skipped,
+    }
 
 
 def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = ExportOptions()) -> dict:
@@ -137,8 +145,9 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
         palette[3 * c.id : 3 * c.id + 3] = [int(c.color[i : i + 2], 16) for i in (1, 3, 5)]
     written, skipped = 0, []
     for image_id, entry in sorted(project.images.items()):
-        recs = [(c, r) for c in sorted(project.classes)
-                if (r := project.record(image_id, c)).state in states and r.mask]
+        recs = [
+            (c, r) for c in sorted(project.classes) if (r := project.record(image_id, c)).state in states and r.mask
+        ]
         size = _size(project, image_id, skipped) if recs else None
         if size is None:
             continue
@@ -153,7 +162,11 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
         img.save(buf, format="PNG")
         atomic_write_bytes(target, buf.getvalue())
         written += 1
-    atomic_write_json(out_dir / "palette.json", {"0": {"name": "background", "color": "#000000"},
-                                                 **{str(c.id): {"name": c.name, "color": c.color}
-                                                    for c in project.classes.values()}})
+    atomic_write_json(
+        out_dir / "palette.json",
+        {
+            "0": {"name": "background", "color": "#000000"},
+            **{str(c.id): {"name": c.name, "color": c.color} for c in project.classes.values()},
+        },
+    )
     return {"images": written, "skipped": skipped}

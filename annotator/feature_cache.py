@@ -4,6 +4,7 @@ A second propagation over the same folder (a support added, a class changed) the
 matching. Keys come from the file's bytes and the network's settings, so a renamed file hits and an
 edited one misses. Writes are atomic; a damaged or foreign cache file is treated as a miss.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,9 +27,11 @@ def _matches(feats: Features, expect: Layout) -> bool:
     is NaN or infinite as soon as one value is, and finite float16 values cannot overflow a float32 sum: the
     same test as isfinite().all() at a sixteenth of its cost, on every disk hit."""
     return feats.keys() == expect.keys() and all(
-        tuple(feats[k].shape) == shape and feats[k].dtype == dtype
+        tuple(feats[k].shape) == shape
+        and feats[k].dtype == dtype
         and bool(torch.isfinite(feats[k].sum(dtype=torch.float32)))
-        for k, (shape, dtype) in expect.items())
+        for k, (shape, dtype) in expect.items()
+    )
 
 
 def content_key(data: bytes | memoryview, model_tag: str) -> str:
@@ -49,8 +52,9 @@ class FeatureCache:
     heap and made a 20,000-image run's RSS grow 1.8x over a 2,000-image one.
     """
 
-    def __init__(self, folder: Path | str | None = None, memory_bytes: int | None = None, disk_bytes: int = 20 << 30
-                 ) -> None:
+    def __init__(
+        self, folder: Path | str | None = None, memory_bytes: int | None = None, disk_bytes: int = 20 << 30
+    ) -> None:
         """`memory_bytes` defaults to 64 MB with a folder (reading back from disk is nearly as fast) and
         256 MB without one."""
         self.folder = Path(folder) if folder else None

@@ -2,6 +2,7 @@
 
 Every failure is an `ImageReadError` whose message names the file and says what is wrong.
 """
+
 from __future__ import annotations
 
 import io
@@ -74,15 +75,22 @@ def _oriented(header: tuple[int, int, int], name: Path | str) -> tuple[int, int]
     """The size after orientation (the one size every part of the program uses), within the pixel limit."""
     h, w, orientation = header
     if h * w > pixel_limit():
-        raise ImageReadError(f"{name}: {w}x{h} is {h * w:,} pixels, over the limit of {pixel_limit():,} "
-                             "(--max-pixels raises it)")
+        raise ImageReadError(
+            f"{name}: {w}x{h} is {h * w:,} pixels, over the limit of {pixel_limit():,} (--max-pixels raises it)"
+        )
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
 # EXIF orientation -> the OpenCV operations that show the image upright (as PIL's exif_transpose does)
-_UPRIGHT = {2: lambda a: cv2.flip(a, 1), 3: lambda a: cv2.rotate(a, cv2.ROTATE_180), 4: lambda a: cv2.flip(a, 0),
-            5: cv2.transpose, 6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
-            7: lambda a: cv2.flip(cv2.transpose(a), -1), 8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE)}
+_UPRIGHT = {
+    2: lambda a: cv2.flip(a, 1),
+    3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    4: lambda a: cv2.flip(a, 0),
+    5: cv2.transpose,
+    6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda a: cv2.flip(cv2.transpose(a), -1),
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
 
 
 def read_image(path: Path | str) -> np.ndarray:
@@ -159,8 +167,9 @@ def list_image_files(folder: Path | str) -> list[str]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         rel = os.path.relpath(root, top).replace(os.sep, "/")
         prefix = "" if rel == "." else rel + "/"
-        found.extend(prefix + f for f in files
-                     if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+        found.extend(
+            prefix + f for f in files if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
+        )
     return sorted(found)
 
 

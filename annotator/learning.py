@@ -13,6 +13,7 @@
   into two groups with a clear gap between them, in that gap: so images like the negatives come back empty.
 Which pieces are on is decided by benchmarks/labelling_effort.py (see LearningConfig).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -105,22 +106,35 @@ def foreground_prototypes(feats: torch.Tensor, fg: torch.Tensor, cfg: LearningCo
     return protos
 
 
-def background_prototypes(feats: torch.Tensor, bg: torch.Tensor, neg_feats: torch.Tensor | None,
-                          neg_regions: torch.Tensor | None, cfg: LearningConfig) -> torch.Tensor:
+def background_prototypes(
+    feats: torch.Tensor,
+    bg: torch.Tensor,
+    neg_feats: torch.Tensor | None,
+    neg_regions: torch.Tensor | None,
+    cfg: LearningConfig,
+) -> torch.Tensor:
     """[B,C]: k-means of the supports' background, plus k-means of each negative region (bounded in number)."""
-    out = [masked_kmeans_prototypes(feats, bg, cfg.bg_prototypes) if cfg.bg_prototypes > 1
-           else masked_average_pool(feats, bg).mean(0, keepdim=True)]
+    out = [
+        masked_kmeans_prototypes(feats, bg, cfg.bg_prototypes)
+        if cfg.bg_prototypes > 1
+        else masked_average_pool(feats, bg).mean(0, keepdim=True)
+    ]
     if cfg.negative_prototypes and neg_feats is not None and len(neg_feats):
-        neg = torch.cat([masked_kmeans_prototypes(f[None], r[None], cfg.negative_prototypes)
-                         for f, r in zip(neg_feats, neg_regions)])
+        neg = torch.cat(
+            [
+                masked_kmeans_prototypes(f[None], r[None], cfg.negative_prototypes)
+                for f, r in zip(neg_feats, neg_regions)
+            ]
+        )
         if len(neg) > cfg.max_negative_prototypes:
             neg = spherical_kmeans(neg, cfg.max_negative_prototypes)
         out.append(neg)
     return torch.cat(out)
 
 
-def _sample(feats: torch.Tensor, target: torch.Tensor, n: int,
-            gen: torch.Generator) -> list[tuple[float, torch.Tensor]]:
+def _sample(
+    feats: torch.Tensor, target: torch.Tensor, n: int, gen: torch.Generator
+) -> list[tuple[float, torch.Tensor]]:
     """(label, up to n pixel vectors [M,C]) for each label, from features [C,h,w] and a soft target [h,w]
     (> 0.9: 1, < 0.1: 0; between: ignored, e.g. boundaries)."""
     x = feats.permute(1, 2, 0).reshape(-1, feats.shape[0])
@@ -134,22 +148,29 @@ def _sample(feats: torch.Tensor, target: torch.Tensor, n: int,
     return out
 
 
-def fit_head(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, cfg: LearningConfig,
-             unlabelled: torch.Tensor | None = None, cancelled: Callable[[], bool] = lambda: False) -> PixelHead:
+def fit_head(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight: torch.Tensor,
+    cfg: LearningConfig,
+    unlabelled: torch.Tensor | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> PixelHead:
     """Weighted logistic regression (L-BFGS, full batch, float32) of the head on pixel vectors [M,C] with labels [M];
     `unlabelled` pixels [U,C] add Tent's entropy term. Deterministic for the same inputs and thread count."""
     head = PixelHead(x.shape[1])
     x = x.float()
     w = weight / weight.sum()
-    opt = torch.optim.LBFGS(head.parameters(), lr=0.5, max_iter=cfg.head_steps, history_size=10,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        head.parameters(), lr=0.5, max_iter=cfg.head_steps, history_size=10, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         if cancelled():
             raise Cancelled()
         opt.zero_grad()
         loss = (F.binary_cross_entropy_with_logits(head.pixels(x), y, reduction="none") * w).sum()
-        loss = loss + cfg.head_l2 * head.conv.weight.pow(2).sum() * head.scale ** 2
+        loss = loss + cfg.head_l2 * head.conv.weight.pow(2).sum() * head.scale**2
         if unlabelled is not None and len(unlabelled):
             p = torch.sigmoid(head.pixels(unlabelled.float()))
             loss = loss + 0.1 * -(p * torch.log(p + 1e-6) + (1 - p) * torch.log(1 - p + 1e-6)).mean()
@@ -161,8 +182,9 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, cfg: Learni
     return head.eval().requires_grad_(False)
 
 
-def head_samples(feats: torch.Tensor, targets: torch.Tensor, n: int, gen: torch.Generator,
-                 weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def head_samples(
+    feats: torch.Tensor, targets: torch.Tensor, n: int, gen: torch.Generator, weight: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Up to `n` pixel vectors per image and label, their labels and weights, drawn from images [N,C,h,w] with soft
     targets [N,H,W]; each image's two labels weigh equally whatever their areas, so small objects count as much
     as large ones."""
@@ -176,17 +198,23 @@ def head_samples(feats: torch.Tensor, targets: torch.Tensor, n: int, gen: torch.
     return torch.cat(xs), torch.cat(ys), torch.cat(ws)
 
 
-def learn(supp_feats: torch.Tensor, supp_masks: torch.Tensor, cfg: LearningConfig,
-          neg_feats: torch.Tensor | None = None, neg_regions: torch.Tensor | None = None,
-          pseudo: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
-          cancelled: Callable[[], bool] = lambda: False) -> Learned:
+def learn(
+    supp_feats: torch.Tensor,
+    supp_masks: torch.Tensor,
+    cfg: LearningConfig,
+    neg_feats: torch.Tensor | None = None,
+    neg_regions: torch.Tensor | None = None,
+    pseudo: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Learned:
     """The matching state from supports (features [k,C,h,w], soft masks [k,H,W]), negatives (features [n,C,h,w],
     regions [n,H,W] that are not the class) and, for the transductive pieces, (features [C,h,w], soft foreground
     probability [H',W']) of the folder's images."""
     supp_feats = supp_feats.float()
     fg = foreground_prototypes(supp_feats, supp_masks, cfg)
-    bg = background_prototypes(supp_feats, 1.0 - supp_masks, neg_feats.float() if neg_feats is not None else None,
-                               neg_regions, cfg)
+    bg = background_prototypes(
+        supp_feats, 1.0 - supp_masks, neg_feats.float() if neg_feats is not None else None, neg_regions, cfg
+    )
     n_neg = len(neg_feats) if neg_feats is not None else 0
     head = None
     if cfg.head:

@@ -4,6 +4,7 @@ Each image comes back with its content key (for the feature cache), its size, th
 and, only when the CRF needs them, the full-size pixels. Batches keep the order of the paths; an
 unreadable file is an item with an error, never an exception.
 """
+
 from __future__ import annotations
 
 import queue
@@ -70,8 +71,9 @@ class FolderDataset(Dataset):
             image = decode_image(data, path)
         except ImageReadError as exc:
             return LoadedImage(path, error=str(exc)), None
-        item = LoadedImage(path, content_key(data.data, self.model_tag), image.shape[:2],
-                           image if self.keep_pixels else None)
+        item = LoadedImage(
+            path, content_key(data.data, self.model_tag), image.shape[:2], image if self.keep_pixels else None
+        )
         return item, resize_for_network(image, self.size)
 
 
@@ -135,6 +137,14 @@ def load_batches(
     if workers <= 0:
         loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate)
         return _prefetch(iter(loader), depth=2)
-    loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate, num_workers=workers, pin_memory=pin_memory,
-                        worker_init_fn=_worker_init, prefetch_factor=2, multiprocessing_context=_CONTEXT)
+    loader = DataLoader(
+        ds,
+        batch_size=batch_size,
+        collate_fn=collate,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_worker_init,
+        prefetch_factor=2,
+        multiprocessing_context=_CONTEXT,
+    )
     return iter(loader)

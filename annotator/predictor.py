@@ -4,6 +4,7 @@ Takes a network built by annotator.build (PANet or SG-One, which own their match
 learning loop fitted (annotator.learning), pre-processing, device choice, batching that halves itself on
 CUDA out-of-memory, the presence score, dense-CRF refinement and per-stage timings.
 """
+
 from __future__ import annotations
 
 import copy
@@ -82,8 +83,13 @@ class Predictor:
         `precision`: see config.Precision. `learning`: what the supports, negatives and folder teach a model
         that learns from reviews (see annotator.learning); SG-One takes its supports' mean prototypes only."""
         self.device = pick_device(device)
-        self.learning = learning if model.learns_from_reviews else LearningConfig(
-            per_support=False, negatives=False, head=False, entropy=False, presence=False, bg_prototypes=1)
+        self.learning = (
+            learning
+            if model.learns_from_reviews
+            else LearningConfig(
+                per_support=False, negatives=False, head=False, entropy=False, presence=False, bg_prototypes=1
+            )
+        )
         self.model = model.to(self.device).eval()
         self.precision = self._pick_precision(Precision(precision))
         if self.device.type == "cuda":
@@ -120,8 +126,11 @@ class Predictor:
         """The settings that make a proposal, recorded beside it."""
         return {
             **self.model.settings(),
-            **({"bg_prototypes": self.learning.bg_prototypes, "learning": self.learning.as_dict()}
-               if self.model.learns_from_reviews else {}),
+            **(
+                {"bg_prototypes": self.learning.bg_prototypes, "learning": self.learning.as_dict()}
+                if self.model.learns_from_reviews
+                else {}
+            ),
             "backbone": self.model.weights_name,
             "input_size": self.input_size,
             "crf": self.crf.as_dict() if self.crf else None,
@@ -150,9 +159,12 @@ class Predictor:
             with torch.autocast(self.device.type, dtype=self.precision) if amp else nullcontext():
                 return self.model.features(x).half()
 
-    def set_supports(self, supports: Sequence[tuple[np.ndarray, np.ndarray]],
-                     negatives: Sequence[tuple[np.ndarray, np.ndarray]] = (),
-                     folder: Sequence[torch.Tensor] = ()) -> None:
+    def set_supports(
+        self,
+        supports: Sequence[tuple[np.ndarray, np.ndarray]],
+        negatives: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+        folder: Sequence[torch.Tensor] = (),
+    ) -> None:
         """Take k (RGB uint8 image, boolean mask) pairs of one class and, optionally, negatives: (RGB image,
         boolean region that is not the class; all True for an image without the class) and the features [C,h,w]
         of a sample of the folder (see set_support_features)."""
@@ -171,12 +183,19 @@ class Predictor:
     def _network_masks(self, masks: Sequence[np.ndarray]) -> torch.Tensor:
         """Boolean masks of any sizes -> soft masks [N,s,s] at the network's input size, on the device."""
         s = self.input_size
-        return torch.from_numpy(np.stack([cv2.resize(m.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA)
-                                          for m in masks])).to(self.device)
+        return torch.from_numpy(
+            np.stack([cv2.resize(m.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA) for m in masks])
+        ).to(self.device)
 
-    def set_support_features(self, feats: torch.Tensor, masks: Sequence[np.ndarray],
-                             neg_feats: torch.Tensor | None = None, neg_masks: Sequence[np.ndarray] = (),
-                             folder: Sequence[torch.Tensor] = (), cancelled=lambda: False) -> None:
+    def set_support_features(
+        self,
+        feats: torch.Tensor,
+        masks: Sequence[np.ndarray],
+        neg_feats: torch.Tensor | None = None,
+        neg_masks: Sequence[np.ndarray] = (),
+        folder: Sequence[torch.Tensor] = (),
+        cancelled=lambda: False,
+    ) -> None:
         """Learn the class from already-encoded support features [k,C,h,w] with their boolean masks, and negatives'
         features [n,C,h,w] with the regions that are not the class. With pseudo-labels or Tent on, the features
         [C,h,w] of some of the folder's images are fitted to as well, from a first fit's predictions on them; with
@@ -203,14 +222,22 @@ class Predictor:
         if self.learning.presence and (neg_t is not None or gap):  # once, on the final fit
             self.learned.presence_floor = self._presence_floor(feats, neg_feats, gap)
 
-    def _fit(self, feats: torch.Tensor, fg_t: torch.Tensor, neg_feats: torch.Tensor | None, neg_t: torch.Tensor | None,
-             pseudo: Sequence[tuple[torch.Tensor, torch.Tensor]], cancelled) -> None:
+    def _fit(
+        self,
+        feats: torch.Tensor,
+        fg_t: torch.Tensor,
+        neg_feats: torch.Tensor | None,
+        neg_t: torch.Tensor | None,
+        pseudo: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        cancelled,
+    ) -> None:
         """learn() on the device (the presence floor is the caller's: it depends on which fit is the last)."""
         with torch.inference_mode(False), torch.no_grad():
             self.learned = learn(feats, fg_t, self.learning, neg_feats, neg_t, pseudo, cancelled)
 
-    def _presence_floor(self, feats: torch.Tensor, neg_feats: torch.Tensor | None,
-                        folder: Sequence[torch.Tensor] = ()) -> float:
+    def _presence_floor(
+        self, feats: torch.Tensor, neg_feats: torch.Tensor | None, folder: Sequence[torch.Tensor] = ()
+    ) -> float:
         """Just above the best presence any negative still gets, or in the gap between the folder's two groups
         of presence scores where it has them (learning.gap_floor), so images like the negatives come back
         empty; but never above what a quarter of the supports score when left out of the prototypes (the

@@ -6,6 +6,7 @@ named by content, written atomically and loaded on demand, so memory holds no pi
 is replaced atomically; earlier generations are kept (project_history). One process writes a project at a
 time (a lock file); others may open it read-only.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -36,8 +37,26 @@ MASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.png")  # a plain file nam
 
 FORMAT = "annotator-project"
 VERSION = 1
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#fabebe",
-           "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075")
+PALETTE = (
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#46f0f0",
+    "#f032e6",
+    "#bcf60c",
+    "#fabebe",
+    "#008080",
+    "#e6beff",
+    "#9a6324",
+    "#fffac8",
+    "#800000",
+    "#aaffc3",
+    "#808000",
+    "#ffd8b1",
+    "#000075",
+)
 
 
 class ProjectError(RuntimeError):
@@ -122,8 +141,11 @@ def _record_problem(r: object, images: dict, classes: dict) -> str | None:
     """Why a record of the index cannot be used, or None."""
     if not isinstance(r, dict):
         return "not a record"
-    if not all(isinstance(r.get(k), int) for k in ("image", "class")) or r["image"] not in images \
-            or r["class"] not in classes:
+    if (
+        not all(isinstance(r.get(k), int) for k in ("image", "class"))
+        or r["image"] not in images
+        or r["class"] not in classes
+    ):
         return "no such image or class"
     mask = r.get("mask")
     if mask is not None and not (isinstance(mask, str) and MASK_NAME.fullmatch(mask)):
@@ -333,10 +355,13 @@ class Project:
             state = r.get("state", State.UNLABELLED)
             if state not in State.values():  # the pixels are kept, for the reviewer to judge again
                 state = State.PROPOSED if r.get("mask") else State.UNLABELLED
-                bad(f"record of image {key[0]}, class {key[1]}: unknown state {r.get('state')!r} (one of "
-                    f"{', '.join(State.values())}); kept as {state}")
-            self.records[key] = MaskRecord(State(state), r.get("mask"), r.get("score"), settings,
-                                           bool(r.get("edited", False)))
+                bad(
+                    f"record of image {key[0]}, class {key[1]}: unknown state {r.get('state')!r} (one of "
+                    f"{', '.join(State.values())}); kept as {state}"
+                )
+            self.records[key] = MaskRecord(
+                State(state), r.get("mask"), r.get("score"), settings, bool(r.get("edited", False))
+            )
 
     def _check_images(self, rescan: bool) -> None:
         try:
@@ -382,10 +407,14 @@ class Project:
                 "classes": [asdict(c) for c in self.classes.values()],
                 "supports": {str(k): v for k, v in self.supports.items()},
                 "not_supports": {str(k): v for k, v in self.not_supports.items() if v},
-                "images": [{"id": e.id, "file": e.file, "height": e.height, "width": e.width}
-                           for e in self.images.values()],
-                "records": [{"image": i, "class": c, **asdict(r)} for (i, c), r in self.records.items()
-                            if r.state != State.UNLABELLED or r.mask],
+                "images": [
+                    {"id": e.id, "file": e.file, "height": e.height, "width": e.width} for e in self.images.values()
+                ],
+                "records": [
+                    {"image": i, "class": c, **asdict(r)}
+                    for (i, c), r in self.records.items()
+                    if r.state != State.UNLABELLED or r.mask
+                ],
             }
 
     def _writable(self) -> None:
@@ -480,8 +509,9 @@ class Project:
             raise ProjectError(f"mask file {path} is missing or damaged")
         e = self.images[image_id]
         if e.height is not None and out.shape != (e.height, e.width):
-            raise ProjectError(f"mask file {path} is {out.shape[1]}x{out.shape[0]}, its image {e.file} is "
-                               f"{e.width}x{e.height}")
+            raise ProjectError(
+                f"mask file {path} is {out.shape[1]}x{out.shape[0]}, its image {e.file} is {e.width}x{e.height}"
+            )
         return out
 
     def mask(self, image_id: int, class_id: int) -> np.ndarray | None:
@@ -498,7 +528,8 @@ class Project:
                 atomic_write_bytes(path, data)
             except OSError as exc:
                 raise ProjectSaveError(
-                    f"cannot write mask {name}: {exc.strerror or exc}; the edit was not kept") from exc
+                    f"cannot write mask {name}: {exc.strerror or exc}; the edit was not kept"
+                ) from exc
         return name
 
     def _put(self, image_id: int, class_id: int, labels: np.ndarray | None, **fields) -> None:
@@ -514,7 +545,8 @@ class Project:
         with self._editing():
             old = self.records.get((image_id, class_id), MaskRecord())
             self.records[(image_id, class_id)] = MaskRecord(
-                **{**asdict(old), **fields, "mask": name if labels is not None else old.mask})
+                **{**asdict(old), **fields, "mask": name if labels is not None else old.mask}
+            )
 
     def _check_size(self, image_id: int, shape: tuple[int, ...]) -> None:
         e = self.images[image_id]
@@ -530,8 +562,9 @@ class Project:
         """The user's own mask (bool, or an instance label map): marked edited, never overwritten by propagation."""
         self._put(image_id, class_id, labels, state=State(state), edited=True, score=None, settings=None)
 
-    def set_proposal(self, image_id: int, class_id: int, mask: np.ndarray, score: float | None, settings: dict,
-                     force: bool = False) -> bool:
+    def set_proposal(
+        self, image_id: int, class_id: int, mask: np.ndarray, score: float | None, settings: dict, force: bool = False
+    ) -> bool:
         """Store a proposal unless the user accepted or edited this (image, class) (or `force`); True if stored."""
         rec = self.record(image_id, class_id)
         if (rec.state == State.ACCEPTED or rec.edited) and not force:
@@ -552,7 +585,8 @@ class Project:
         with self._editing():
             if self.mask(image_id, class_id) is None:
                 raise ProjectError(
-                    f"{self.images[image_id].file} has no mask of '{self.classes[class_id].name}' to use")
+                    f"{self.images[image_id].file} has no mask of '{self.classes[class_id].name}' to use"
+                )
             ids = self.supports.setdefault(class_id, [])
             if image_id not in ids:
                 ids.append(image_id)
@@ -560,7 +594,7 @@ class Project:
                 self.not_supports[class_id].remove(image_id)
 
     def remove_support(self, image_id: int, class_id: int) -> None:
-        """"Not a support": propagation no longer learns from this image's mask (which stays as it is)."""
+        """ "Not a support": propagation no longer learns from this image's mask (which stays as it is)."""
         with self._editing():
             if image_id in self.supports.get(class_id, []):
                 self.supports[class_id].remove(image_id)
@@ -574,16 +608,22 @@ class Project:
         with self._lock:
             out = [i for i in self.supports.get(class_id, []) if self.record(i, class_id).mask]
             taken_out = set(self.not_supports.get(class_id, [])) | set(out)
-            out += [i for (i, c), r in sorted(self.records.items()) if c == class_id and r.mask
-                    and (r.state == State.ACCEPTED or r.edited) and i not in taken_out]
+            out += [
+                i
+                for (i, c), r in sorted(self.records.items())
+                if c == class_id and r.mask and (r.state == State.ACCEPTED or r.edited) and i not in taken_out
+            ]
         return out
 
     def negative_ids(self, class_id: int) -> list[int]:
         """Images that teach propagation what the class is not: rejected proposals, and images accepted as
         free of the class (accepted with no mask)."""
         with self._lock:
-            return [i for (i, c), r in sorted(self.records.items()) if c == class_id
-                    and (r.state == State.REJECTED or (r.state == State.ACCEPTED and not r.mask))]
+            return [
+                i
+                for (i, c), r in sorted(self.records.items())
+                if c == class_id and (r.state == State.REJECTED or (r.state == State.ACCEPTED and not r.mask))
+            ]
 
     def sweep_orphans(self) -> int:
         """Delete what a killed process left: mask files that neither the index nor any kept earlier copy of it

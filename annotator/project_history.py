@@ -3,6 +3,7 @@ save (`project.json.bak`), the two saves before it, and the newest earlier save 
 days (under `backups/`). The index itself is only ever replaced atomically, never moved away. Copies are
 hard links to index files already replaced, so keeping them costs no writes, and no copy shares its file
 with the live index (which a person might edit in place)."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ Decoding runs ahead of the model and the CRF behind it (see `propagate`); only a
 pixels are ever held, so memory does not grow with the folder. Propagating into a project (learning from its
 reviews, storing proposals) is the recipe annotator.workflows.propagate_into_project.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -97,8 +98,10 @@ def load_negative(spec: str) -> tuple[Path, np.ndarray, np.ndarray]:
     except ImageReadError as exc:
         raise SupportError(f"negative mask {exc}") from None
     if region.shape != image.shape[:2]:
-        raise SupportError(f"negative mask {mask_path}: size {region.shape[1]}x{region.shape[0]} differs from its "
-                           f"image {image_path} ({image.shape[1]}x{image.shape[0]} after EXIF rotation)")
+        raise SupportError(
+            f"negative mask {mask_path}: size {region.shape[1]}x{region.shape[0]} differs from its "
+            f"image {image_path} ({image.shape[1]}x{image.shape[0]} after EXIF rotation)"
+        )
     if not region.any():
         raise SupportError(f"negative mask {mask_path}: empty (no pixel above 127)")
     return image_path, image, region
@@ -116,8 +119,9 @@ def features_of(predictor: Predictor, paths: Sequence[Path]) -> torch.Tensor:
     return torch.stack(out)
 
 
-def folder_sample(predictor: Predictor, paths: Sequence[Path], cancelled: Callable[[], bool] = lambda: False
-                  ) -> list[torch.Tensor]:
+def folder_sample(
+    predictor: Predictor, paths: Sequence[Path], cancelled: Callable[[], bool] = lambda: False
+) -> list[torch.Tensor]:
     """Features [C,h,w] of up to `learning.folder_sample` evenly spaced images of `paths` (unreadable ones left
     out), through the feature cache so that the propagation after it pays no second backbone pass: the folder
     that Tent and the presence gap learn from. Raises learning.Cancelled when `cancelled()`."""
@@ -173,8 +177,15 @@ def propagate(
                     res.score = None
             yield res
 
-    batches = load_batches(paths, predictor.input_size, predictor.model_tag, batch_size, workers, keep_pixels,
-                           pin_memory=predictor.device.type == "cuda")
+    batches = load_batches(
+        paths,
+        predictor.input_size,
+        predictor.model_tag,
+        batch_size,
+        workers,
+        keep_pixels,
+        pin_memory=predictor.device.type == "cuda",
+    )
     for batch in batches:
         own = [known.get(it.path.resolve()) if known and it.error is None else None for it in batch.items]
         ok = [(it, m) for it, m in zip(batch.items, own) if it.error is None]  # the rows of batch.pixels

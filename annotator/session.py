@@ -1,6 +1,7 @@
 """One person's editing session on a project, without Qt: the current image and class, the review queue,
 and the one writer thread every change of the project goes through (the GUI thread never waits on a
 disk write, and no change overtakes another). The window shows a Session; tests drive it directly."""
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,9 @@ class Session:
     """The project being edited, what is shown of it, and its writer; `on_error(message)` hears of a write or
     autosave that failed (from the writer's or the saver's thread)."""
 
-    def __init__(self, project: Project, on_error: Callable[[str], None] = lambda _: None,
-                 autosave_delay: float = 0.5) -> None:
+    def __init__(
+        self, project: Project, on_error: Callable[[str], None] = lambda _: None, autosave_delay: float = 0.5
+    ) -> None:
         self.project = project
         self.image_id: int | None = None
         self.class_id: int | None = None
@@ -55,6 +57,7 @@ class Session:
     # ---- the writer -----------------------------------------------------------------------
     def submit(self, change: Callable[[], None]) -> None:
         """Run a change of the project on the writer thread, after every change submitted before it."""
+
         def run() -> None:
             try:
                 change()
@@ -109,15 +112,19 @@ class Session:
             self.project.set_state(self.image_id, self.class_id, State.ACCEPTED)
         self.project.add_support(self.image_id, self.class_id)
         n = len(self.project.support_ids(self.class_id))
-        return (f"{self.project.images[self.image_id].file} is now support {n} of "
-                f"'{self.project.classes[self.class_id].name}'")
+        return (
+            f"{self.project.images[self.image_id].file} is now support {n} of "
+            f"'{self.project.classes[self.class_id].name}'"
+        )
 
     def remove_support(self) -> str:
-        """"Not a support": propagation stops learning from the current mask (which stays); says so."""
+        """ "Not a support": propagation stops learning from the current mask (which stays); says so."""
         self.flush()
         self.project.remove_support(self.image_id, self.class_id)
-        return (f"{self.project.images[self.image_id].file} is no longer a support of "
-                f"'{self.project.classes[self.class_id].name}'")
+        return (
+            f"{self.project.images[self.image_id].file} is no longer a support of "
+            f"'{self.project.classes[self.class_id].name}'"
+        )
 
     def delete_class(self) -> None:
         self.flush()
@@ -140,7 +147,7 @@ class Session:
             self.review = review_queue(self.project, self.class_id)
 
     def where(self) -> str:
-        """"review 3/40 · " when the current image is in the review queue, else ""."""
+        """ "review 3/40 · " when the current image is in the review queue, else ""."""
         if self.review and self.image_id in self.review:
             return f"review {self.review.index(self.image_id) + 1}/{len(self.review)} · "
         return ""

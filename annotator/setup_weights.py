@@ -2,6 +2,7 @@
 
 Runs once (the set-up scripts call it); the run-time code only ever loads the safetensors it writes.
 """
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """SG-One's trained head on disk: safetensors with its width in the metadata; the shipped one lives in weights/."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ labelled masks, on frozen, cached trunk features. Stops cleanly, resumes from it
 Each training image gets `views` augmented views whose trunk features are computed once (and kept in
 the feature cache), so a step costs only the small head: a few hundred images stay practical on CPU.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -58,15 +59,23 @@ def unlabelled_sources(images: Sequence[tuple[Path, np.ndarray]], cfg: TrainConf
 
 def labelled_sources(items: Sequence[tuple[Path, np.ndarray, np.ndarray]]) -> list[Source]:
     """Sources from (path, image, class-id map with 0 = background): classes are shared across images."""
-    return [Source(p, im, lab.astype(np.int32), sorted(int(c) for c in np.unique(lab) if c > 0), shared=True)
-            for p, im, lab in items if (lab > 0).any()]
+    return [
+        Source(p, im, lab.astype(np.int32), sorted(int(c) for c in np.unique(lab) if c > 0), shared=True)
+        for p, im, lab in items
+        if (lab > 0).any()
+    ]
 
 
 class EpisodeBank:
     """The views of every source, featurised once, and random episodes drawn from them."""
 
-    def __init__(self, predictor: Predictor, sources: list[Source], cfg: TrainConfig,
-                 progress: Callable[[int], None] = lambda _: None) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        sources: list[Source],
+        cfg: TrainConfig,
+        progress: Callable[[int], None] = lambda _: None,
+    ) -> None:
         self.cfg, self.sources = cfg, sources
         self.views: list[list[View]] = []
         for i, src in enumerate(sources):
@@ -163,8 +172,10 @@ def _load_state(out: Path, head: SGOneHead, opt: torch.optim.Optimizer) -> int:
                 state.setdefault(int(idx), {})[name] = v
         opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
     except Exception as exc:  # safetensors and torch raise several types for a damaged or foreign file
-        raise ValueError(f"{path}: cannot resume from it ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
-                         "delete it to start over") from None
+        raise ValueError(
+            f"{path}: cannot resume from it ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+            "delete it to start over"
+        ) from None
     return step
 
 
@@ -202,12 +213,19 @@ def train(
     return step
 
 
-def build(cfg: TrainConfig, device: str = "auto", init: Path | None = None, cache: FeatureCache | None = None
-          ) -> tuple[SGOne, Predictor]:
+def build(
+    cfg: TrainConfig, device: str = "auto", init: Path | None = None, cache: FeatureCache | None = None
+) -> tuple[SGOne, Predictor]:
     """A predictor whose SG-One trunk featurises the views, and the model whose head will be trained
     (from `init`'s weights when given, else fresh)."""
     torch.manual_seed(cfg.seed)
     head = load_head(init) if init else SGOneHead(cfg.hidden)
-    pred = Predictor(build_model(ModelSpec(model=Model.SGONE), head=head), device=device, input_size=cfg.input_size,
-                     crf=None, batch_size=1, cache=cache)
+    pred = Predictor(
+        build_model(ModelSpec(model=Model.SGONE), head=head),
+        device=device,
+        input_size=cfg.input_size,
+        crf=None,
+        batch_size=1,
+        cache=cache,
+    )
     return pred.model, pred

@@ -1,4 +1,5 @@
 """The settings of an SG-One training run (no torch import: the CLI builds its options from them)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 A standard torchvision VGG-16 or ResNet-50 `.pth` dropped into weights/ is converted once, with
 torch's weights-only loader, into a safetensors file beside it; only that file is loaded afterwards.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,10 @@ def _convert_pth(pth: Path, out: Path) -> None:
     try:
         state = torch.load(pth, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types; its text advises unsafe loading, which we never do
-        raise WeightsError(f"{pth.name}: not a plain state dict of tensors ({type(exc).__name__}); it was not "
-                           "loaded, since loading anything else would run code from the file") from None
+        raise WeightsError(
+            f"{pth.name}: not a plain state dict of tensors ({type(exc).__name__}); it was not "
+            "loaded, since loading anything else would run code from the file"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -2,6 +2,7 @@
 project from its reviews ("Propagate", `annotator propagate --project`), training SG-One's head (`annotator
 train`) and adapting it to a project's folder ("Adapt to this folder"). Export and import are
 annotator.export and coco_import."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -26,10 +27,18 @@ ADAPT_CONFIG = TrainConfig(steps=300, views=2)
 ADAPT_MAX_IMAGES = 120
 
 
-def train_head(sources: Sequence, cfg: TrainConfig, out: Path, device: str = "auto", init: Path | None = None,
-               resume: bool = False, cache: Path | None = None, stop: Callable[[], bool] = lambda: False,
-               on_features: Callable[[int], None] = lambda _: None,
-               on_step: Callable[[int, float], None] = lambda *_: None) -> tuple[int, str]:
+def train_head(
+    sources: Sequence,
+    cfg: TrainConfig,
+    out: Path,
+    device: str = "auto",
+    init: Path | None = None,
+    resume: bool = False,
+    cache: Path | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    on_features: Callable[[int], None] = lambda _: None,
+    on_step: Callable[[int, float], None] = lambda *_: None,
+) -> tuple[int, str]:
     """Featurise the sources' views once (through the feature cache), then train SG-One's head into `out`
     (from `init`'s weights, or resumed from OUT's state); `stop()` ends it after the current step, saved.
     Returns the last step and the device's name. WeightsError or ValueError say what is wrong."""
@@ -43,9 +52,13 @@ def adapted_checkpoint(project: Project) -> Path:
     return project.folder / "sgone_adapted.safetensors"
 
 
-def adapt_to_project(project: Project, device: str = "auto", cfg: TrainConfig | None = None,
-                     stop: Callable[[], bool] = lambda: False,
-                     progress: Callable[[int, int, str], None] = lambda *_: None) -> bool:
+def adapt_to_project(
+    project: Project,
+    device: str = "auto",
+    cfg: TrainConfig | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int, int, str], None] = lambda *_: None,
+) -> bool:
     """Self-supervised SG-One training on up to ADAPT_MAX_IMAGES of the project's images, from the shipped
     head (or the project's previous adaptation, resumed), into adapted_checkpoint(project). Reports
     progress(done, total, what); returns False when stopped before training began."""
@@ -64,9 +77,17 @@ def adapt_to_project(project: Project, device: str = "auto", cfg: TrainConfig | 
         raise ValueError("no image of this folder has regions to learn from")
     resume = state_path(out).exists()
     total = len(sources) + cfg.steps
-    train_head(sources, cfg, out, device, None if resume else default_checkpoint(), resume, stop=stop,
-               on_features=lambda n: progress(n, total, "features"),
-               on_step=lambda s, loss: progress(len(sources) + s, total, f"loss {loss:.3f}"))
+    train_head(
+        sources,
+        cfg,
+        out,
+        device,
+        None if resume else default_checkpoint(),
+        resume,
+        stop=stop,
+        on_features=lambda n: progress(n, total, "features"),
+        on_step=lambda s, loss: progress(len(sources) + s, total, f"loss {loss:.3f}"),
+    )
     return True
 
 
@@ -92,8 +113,13 @@ def class_evidence(project: Project, class_id: int) -> Evidence:
     return Evidence(supports, negatives)
 
 
-def learn_from_project(project: Project, class_id: int, predictor: Predictor, queries: Sequence[int] = (),
-                       cancelled: Callable[[], bool] = lambda: False) -> Evidence:
+def learn_from_project(
+    project: Project,
+    class_id: int,
+    predictor: Predictor,
+    queries: Sequence[int] = (),
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Evidence:
     """Fit the predictor to the project's evidence of the class (features through the cache) and to a sample of
     the `queries` (folder_sample)."""
     ev = class_evidence(project, class_id)
@@ -101,8 +127,9 @@ def learn_from_project(project: Project, class_id: int, predictor: Predictor, qu
     neg = features_of(predictor, [project.image_path(i) for i, _ in ev.negatives]) if ev.negatives else None
     taught = {i for i, _ in ev.supports} | {i for i, _ in ev.negatives}
     folder = folder_sample(predictor, [project.image_path(i) for i in queries if i not in taught], cancelled)
-    predictor.set_support_features(feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives], folder,
-                                   cancelled)
+    predictor.set_support_features(
+        feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives], folder, cancelled
+    )
     return ev
 
 
@@ -133,8 +160,9 @@ def propagate_into_project(
         return 0
     on_learned(ev)
     settings = {**predictor.settings(), "learned_from": {"masks": len(ev.supports), "rejections": len(ev.negatives)}}
-    skip = {i for i, _ in ev.supports} | (set() if include_rejected else
-                                          {i for i in image_ids if project.record(i, class_id).state == State.REJECTED})
+    skip = {i for i, _ in ev.supports} | (
+        set() if include_rejected else {i for i in image_ids if project.record(i, class_id).state == State.REJECTED}
+    )
     by_path = {project.image_path(i): i for i in image_ids if i not in skip}
     done = 0
     for res in propagate(predictor, list(by_path), batch_size=batch_size):

@@ -12,6 +12,7 @@ propagating over 2,000 images.
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python -m benchmarks.app_responsiveness
 """
+
 from __future__ import annotations
 
 import argparse
@@ -196,14 +197,18 @@ def main() -> None:
     print(f"| end of stroke (undo record + outline) | {commit:.1f} ms | |")
     print(f"| open a new {args.open_images}-image folder | {first:.2f} s | < 2 s |")
     print(f"| open it again | {again:.2f} s | < 2 s |")
-    print(f"| longest GUI frame while propagating {args.gap_images} images, CRF on ({device}) | {longest:.0f} ms "
-          f"| < 100 ms |")
+    print(
+        f"| longest GUI frame while propagating {args.gap_images} images, CRF on ({device}) | {longest:.0f} ms "
+        f"| < 100 ms |"
+    )
     print(f"| 99th-percentile GUI frame while propagating | {p99:.0f} ms | < 100 ms |")
     at = dict(samples)
     k1 = min(200, max(k for k, _ in samples))
     last = max(k for k, _ in samples)
-    print(f"| RSS after {k1} / {last} images propagated | {at[k1]:.0f} / {at[last]:.0f} MB "
-          f"(ratio {at[last] / at[k1]:.2f}) | flat |")
+    print(
+        f"| RSS after {k1} / {last} images propagated | {at[k1]:.0f} / {at[last]:.0f} MB "
+        f"(ratio {at[last] / at[k1]:.2f}) | flat |"
+    )
     print(f"| peak RSS sample over the run | {max(v for _, v in samples):.0f} MB | |")
 
 

@@ -1,4 +1,5 @@
 """The shared DAVIS 2016 development data: where it is, its sequences and the README's class groups."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "cows": ("cows",),
     "goat": ("goat",),
 }
-EXTRA_NEGATIVES = ("bmx-trees", "horsejump-high", "kite-surf", "motocross-jump", "paragliding-launch",
-                   "scooter-black", "soapbox")
+EXTRA_NEGATIVES = (
+    "bmx-trees",
+    "horsejump-high",
+    "kite-surf",
+    "motocross-jump",
+    "paragliding-launch",
+    "scooter-black",
+    "soapbox",
+)
 
 
 def available() -> bool:

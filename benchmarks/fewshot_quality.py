@@ -16,6 +16,7 @@ with its shipped head and with a head adapted to these very images (`--adapted C
 
 Run: .venv/bin/python -m benchmarks.fewshot_quality [--input-size 417] [--cache DIR] [--adapted CKPT]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -189,11 +190,14 @@ def run(args) -> None:
             del methods["SG-One, adapted head"]
         else:
             methods["SG-One, adapted head"][0]["checkpoint"] = args.adapted
-    encoder = Predictor(build_model(ModelSpec(model=Model.SGONE)), device=args.device, input_size=args.input_size,
-                        crf=None)
+    encoder = Predictor(
+        build_model(ModelSpec(model=Model.SGONE)), device=args.device, input_size=args.input_size, crf=None
+    )
     eps = {k: episodes(k) for k in args.shots}
-    needed = sorted({p for es in eps.values() for e in es for p, _ in e.support + e.positives} |
-                    {p for es in eps.values() for e in es for p in e.negatives})
+    needed = sorted(
+        {p for es in eps.values() for e in es for p, _ in e.support + e.positives}
+        | {p for es in eps.values() for e in es for p in e.negatives}
+    )
     name = f"feats45_{encoder.model.weights_name}_{args.input_size}.safetensors"
     cache = Path(args.cache) / name if args.cache else None
     if cache and cache.exists():
@@ -220,8 +224,9 @@ def run(args) -> None:
         for name, (opts, kind, support_shape) in methods.items():
             spec = ModelSpec(**{k: v for k, v in opts.items() if k != "bg_prototypes"})
             learning = LearningConfig(bg_prototypes=opts.get("bg_prototypes", 1))
-            predictor = Predictor(build_model(spec), device=args.device, input_size=args.input_size, crf=None,
-                                  learning=learning)
+            predictor = Predictor(
+                build_model(spec), device=args.device, input_size=args.input_size, crf=None, learning=learning
+            )
             for shots, es in eps.items():
                 if support_shape != "mask" and shots > 1:
                     continue
@@ -229,8 +234,10 @@ def run(args) -> None:
                 plain, with_crf = Scores(), Scores()
                 swept = {t: Scores() for t in args.thresholds}
                 for e in es:
-                    predictor.set_support_features(torch.stack([_view(feats[p], kind) for p, _ in e.support]),
-                                                   [shape_of[support_shape](read_mask(m)) for _, m in e.support])
+                    predictor.set_support_features(
+                        torch.stack([_view(feats[p], kind) for p, _ in e.support]),
+                        [shape_of[support_shape](read_mask(m)) for _, m in e.support],
+                    )
                     queries = [(p, m) for p, m in e.positives] + [(p, None) for p in e.negatives]
                     probs, presence = [], []
                     for p, _ in queries:
@@ -269,16 +276,22 @@ def run(args) -> None:
                     rows.append((name + " + CRF", shots, with_crf))
 
     classes = list(davis.GROUPS)
-    print(f"\nFew-shot quality on DAVIS 2016 ({len(needed)} frames, input {args.input_size}px, "
-          f"{encoder.device_name}); mIoU over {', '.join(CROSS)} (other sequences) and over all 7 classes\n")
-    head = ("| method | shots | mIoU cross-seq | mIoU all | FB-IoU | false fg on negatives % | presence AUROC "
-            "| backbone s/img | matching s/img | CRF s/img |")
+    print(
+        f"\nFew-shot quality on DAVIS 2016 ({len(needed)} frames, input {args.input_size}px, "
+        f"{encoder.device_name}); mIoU over {', '.join(CROSS)} (other sequences) and over all 7 classes\n"
+    )
+    head = (
+        "| method | shots | mIoU cross-seq | mIoU all | FB-IoU | false fg on negatives % | presence AUROC "
+        "| backbone s/img | matching s/img | CRF s/img |"
+    )
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for name, shots, s in sorted(rows, key=lambda r: r[1]):
-        print(f"| {name} | {shots} | {s.miou(CROSS):.1f} | {s.miou(classes):.1f} | {s.fb_iou():.1f} "
-              f"| {100 * np.mean(s.neg_fg):.2f} | {s.auroc():.3f} | {backbone_s:.3f} | {np.mean(s.matching):.4f} "
-              f"| {np.mean(s.crf) if s.crf else 0.0:.3f} |")
+        print(
+            f"| {name} | {shots} | {s.miou(CROSS):.1f} | {s.miou(classes):.1f} | {s.fb_iou():.1f} "
+            f"| {100 * np.mean(s.neg_fg):.2f} | {s.auroc():.3f} | {backbone_s:.3f} | {np.mean(s.matching):.4f} "
+            f"| {np.mean(s.crf) if s.crf else 0.0:.3f} |"
+        )
     print("\nbackbone s/img is the VGG-16 pass up to conv5_3 (conv4_3 comes out of the same pass).")
     print("\nPer-class IoU:")
     for name, shots, s in sorted(rows, key=lambda r: r[1]):
@@ -293,10 +306,19 @@ def main() -> None:
     ap.add_argument("--no-crf", dest="crf", action="store_false", help="skip the CRF rows (faster)")
     ap.add_argument("--cache", help="folder to keep backbone features in between runs")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), help="rows to run (names as in the table)")
-    ap.add_argument("--crf-methods", nargs="+", default=["PANet", "+ all three (the default)", "SG-One, shipped head"],
-                    help="rows also run with the CRF (1-shot; the CRF costs about 0.5 s per query on CPU)")
-    ap.add_argument("--thresholds", type=float, nargs="*", default=[],
-                    help="also score each row with these presence thresholds (below: an empty result)")
+    ap.add_argument(
+        "--crf-methods",
+        nargs="+",
+        default=["PANet", "+ all three (the default)", "SG-One, shipped head"],
+        help="rows also run with the CRF (1-shot; the CRF costs about 0.5 s per query on CPU)",
+    )
+    ap.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score each row with these presence thresholds (below: an empty result)",
+    )
     ap.add_argument("--adapted", help="SG-One head adapted to the benchmark's own images (the adapted row)")
     args = ap.parse_args()
     if not davis.available():

@@ -23,6 +23,7 @@ features are cached (copies of 15 DAVIS car frames), fitting included, without t
 Run: .venv/bin/python -m benchmarks.labelling_effort [--crf] [--rows NAME ...] [--classes car dog ...]
      .venv/bin/python -m benchmarks.labelling_effort --speed 2000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,15 @@ from benchmarks.fewshot_quality import _crf_job, _unpack
 
 POSITIVES, NEGATIVES, ROUNDS, FIXES_PER_ROUND = 15, 10, 5, 2
 IOU_OK, NEG_OK = 0.75, 0.005
-OFF = LearningConfig(per_support=False, negatives=False, head=False, pseudo_labels=False, entropy=False, presence=False,
-                     negative_prototypes=0)
+OFF = LearningConfig(
+    per_support=False,
+    negatives=False,
+    head=False,
+    pseudo_labels=False,
+    entropy=False,
+    presence=False,
+    negative_prototypes=0,
+)
 
 
 @dataclass(frozen=True)
@@ -78,13 +86,15 @@ ROWS: dict[str, Loop] = {
     "+ fitted head, entropy (Tent)": Loop(OFF.changed(head=True, entropy=True), **BASICS),
     "loop only (rejected not again, accepted as supports, per-support)": Loop(OFF.changed(per_support=True)),
     "loop + head with negatives": Loop(OFF.changed(per_support=True, head=True, negatives=True)),
-    "loop + head with negatives + presence": Loop(OFF.changed(per_support=True, head=True, negatives=True,
-                                                              presence=True, presence_gap=0.0)),
+    "loop + head with negatives + presence": Loop(
+        OFF.changed(per_support=True, head=True, negatives=True, presence=True, presence_gap=0.0)
+    ),
     "default without the presence gap": Loop(LearningConfig(presence_gap=0.0)),
     "all pieces": Loop(LearningConfig(pseudo_labels=True, entropy=True, negative_prototypes=3)),
     "default with the head always added to PANet": Loop(LearningConfig(head_alone_from=0)),
-    "yesterday's default (head added to PANet, strong L2, 512 samples)": Loop(LearningConfig(
-        head_alone_from=0, head_l2=1e-3, samples_per_image=512, head_steps=40)),
+    "yesterday's default (head added to PANet, strong L2, 512 samples)": Loop(
+        LearningConfig(head_alone_from=0, head_l2=1e-3, samples_per_image=512, head_steps=40)
+    ),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 
@@ -161,10 +171,13 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
         if not queries:
             break
         t0 = time.perf_counter()
-        predictor.set_support_features(torch.stack([feats[p] for p in supports]), [accepted[p] for p in supports],
-                                       torch.stack([feats[p] for p, _ in negs]) if negs else None,
-                                       [r for _, r in negs], folder=[feats[p] for p in
-                                               evenly_spaced(queries, loop.learning.folder_sample)])
+        predictor.set_support_features(
+            torch.stack([feats[p] for p in supports]),
+            [accepted[p] for p in supports],
+            torch.stack([feats[p] for p, _ in negs]) if negs else None,
+            [r for _, r in negs],
+            folder=[feats[p] for p in evenly_spaced(queries, loop.learning.folder_sample)],
+        )
         out.fitting.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         matched = {p: predictor.match(feats[p], sizes[p]) for p in queries}
@@ -203,8 +216,7 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
             break
     final = {**current, **accepted}
     out.draws = len(drawn) + sum(1 for p in truth if p not in drawn and iou(final[p], truth[p]) < IOU_OK)
-    out.rejects = len(rejected) + sum(1 for p in folder.negatives
-                                      if p not in rejected and final[p].mean() > NEG_OK)
+    out.rejects = len(rejected) + sum(1 for p in folder.negatives if p not in rejected and final[p].mean() > NEG_OK)
     return out
 
 
@@ -224,11 +236,16 @@ def run(args) -> None:
             print(file=sys.stderr)
             rows.append((name, outs))
     crf = "with" if args.crf else "without"
-    print(f"\nLabelling effort on DAVIS 2016 ({len(fs)} folders of up to {POSITIVES}+{NEGATIVES} images, input "
-          f"{args.input_size}px, {crf} CRF, {predictor.device_name}; backbone {backbone_s:.2f} s/img, "
-          "once per image)\n")
-    head = "| loop | draws % | rejects % | " + " | ".join(f"mIoU r{i + 1}" for i in range(ROUNDS)) + \
-        " | fitting s/round | matching s/round | CRF s/round |"
+    print(
+        f"\nLabelling effort on DAVIS 2016 ({len(fs)} folders of up to {POSITIVES}+{NEGATIVES} images, input "
+        f"{args.input_size}px, {crf} CRF, {predictor.device_name}; backbone {backbone_s:.2f} s/img, "
+        "once per image)\n"
+    )
+    head = (
+        "| loop | draws % | rejects % | "
+        + " | ".join(f"mIoU r{i + 1}" for i in range(ROUNDS))
+        + " | fitting s/round | matching s/round | CRF s/round |"
+    )
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for name, outs in rows:
@@ -237,14 +254,25 @@ def run(args) -> None:
         mious = []
         for r in range(ROUNDS):  # a folder finished early keeps its last round's mIoU
             mious.append(np.mean([o.miou[min(r, len(o.miou) - 1)] for o in outs]))
-        stages = [np.mean([np.mean(getattr(o, a)) if getattr(o, a) else 0.0 for o in outs])
-                  for a in ("fitting", "matching", "crf")]
-        print(f"| {name} | {draws:.1f} | {rejects:.1f} | " + " | ".join(f"{m:.1f}" for m in mious) +
-              " | " + " | ".join(f"{s:.2f}" for s in stages) + " |")
+        stages = [
+            np.mean([np.mean(getattr(o, a)) if getattr(o, a) else 0.0 for o in outs])
+            for a in ("fitting", "matching", "crf")
+        ]
+        print(
+            f"| {name} | {draws:.1f} | {rejects:.1f} | "
+            + " | ".join(f"{m:.1f}" for m in mious)
+            + " | "
+            + " | ".join(f"{s:.2f}" for s in stages)
+            + " |"
+        )
     print("\nPer class (draws % / rejects %):")
     for name, outs in rows:
-        print(f"  {name}: " + ", ".join(
-            f"{o.cls} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / max(o.negatives, 1):.0f}" for o in outs))
+        print(
+            f"  {name}: "
+            + ", ".join(
+                f"{o.cls} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / max(o.negatives, 1):.0f}" for o in outs
+            )
+        )
 
 
 def speed(n: int, negatives: int = 10) -> None:
@@ -261,7 +289,7 @@ def speed(n: int, negatives: int = 10) -> None:
 
     torch.set_num_threads(os.cpu_count() or 1)
     frames = [f for s in davis.GROUPS["car"] for f in davis.frames(s)][::3][:20]
-    others = [f for s in davis.EXTRA_NEGATIVES for f, _ in davis.frames(s)][: negatives]
+    others = [f for s in davis.EXTRA_NEGATIVES for f, _ in davis.frames(s)][:negatives]
     with tempfile.TemporaryDirectory(prefix="annotator-speed-") as tmp:
         root = Path(tmp) / "images"
         root.mkdir()
@@ -286,17 +314,22 @@ def speed(n: int, negatives: int = 10) -> None:
         predictor.timings.matching = 0.0
         learned_at: list[float] = []
         t0 = time.perf_counter()
-        done = propagate_into_project(proj, cid, predictor, unreviewed(proj, cid),
-                                      on_learned=lambda _: learned_at.append(time.perf_counter()))
+        done = propagate_into_project(
+            proj, cid, predictor, unreviewed(proj, cid), on_learned=lambda _: learned_at.append(time.perf_counter())
+        )
         total = time.perf_counter() - t0
         proj.save()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nOne round over {done} images with cached features (copies of {len(frames)} frames), "
-          f"{predictor.learned.summary()}, no CRF, {predictor.device_name}; cache filled first in {warm:.1f} s\n")
+    print(
+        f"\nOne round over {done} images with cached features (copies of {len(frames)} frames), "
+        f"{predictor.learned.summary()}, no CRF, {predictor.device_name}; cache filled first in {warm:.1f} s\n"
+    )
     print("| images | fitting s | matching s | round total s | images/s | peak RSS MB | target |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| {done} | {learned_at[0] - t0:.2f} | {predictor.timings.matching:.1f} | {total:.1f} | {done / total:.1f} "
-          f"| {rss:.0f} | <= 60 s |")
+    print(
+        f"| {done} | {learned_at[0] - t0:.2f} | {predictor.timings.matching:.1f} | {total:.1f} | {done / total:.1f} "
+        f"| {rss:.0f} | <= 60 s |"
+    )
 
 
 def main() -> None:
@@ -305,8 +338,12 @@ def main() -> None:
     ap.add_argument("--classes", nargs="+", default=list(davis.GROUPS))
     ap.add_argument("--crf", action="store_true", help="refine with the dense CRF (about 0.6 s per image per round)")
     ap.add_argument("--input-size", type=int, default=417)
-    ap.add_argument("--negatives", type=int, default=NEGATIVES,
-                    help="class-free frames per folder (0: folders where every image has the class)")
+    ap.add_argument(
+        "--negatives",
+        type=int,
+        default=NEGATIVES,
+        help="class-free frames per folder (0: folders where every image has the class)",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cache", default="benchmarks/.cache", help="folder for the backbone features")
     ap.add_argument("--speed", type=int, metavar="N", help="time one cached round over N images instead")

@@ -6,6 +6,7 @@ loaded on demand, so RSS should not grow with M beyond the small per-record inde
 
 Run: .venv/bin/python -m benchmarks.project_scale [--images 10000] [--masks 1000 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,10 @@ def main() -> None:
     print("| masks | build s | open s | python+imports s | peak RSS MB | project.json MB |")
     print("|---|---|---|---|---|---|")
     for n_masks, build_s, r, size_mb in rows:
-        print(f"| {n_masks} | {build_s:.1f} | {r['open_s']:.3f} | {r['import_s']:.2f} | {r['rss_mb']:.0f} "
-              f"| {size_mb:.2f} |")
+        print(
+            f"| {n_masks} | {build_s:.1f} | {r['open_s']:.3f} | {r['import_s']:.2f} | {r['rss_mb']:.0f} "
+            f"| {size_mb:.2f} |"
+        )
     if len(rows) > 1:
         print(f"\nRSS ratio {rows[-1][0]} vs {rows[0][0]} masks: {rows[-1][2]['rss_mb'] / rows[0][2]['rss_mb']:.2f}")
 

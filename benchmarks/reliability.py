@@ -6,6 +6,7 @@ or --out touched. Prints one row per defect group and the totals.
 
 Run: .venv/bin/python -m benchmarks.reliability
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,6 +39,7 @@ def case(group: str, name: str):
     def register(fn):
         CASES.append((group, name, fn))
         return fn
+
     return register
 
 
@@ -95,14 +97,30 @@ def coco_file(ws: Path, data) -> Path:
 
 
 def one_ann(seg, image="q1.png", **extra) -> dict:
-    return {"images": [{"id": 1, "file_name": image, "height": H, "width": W}],
-            "categories": [{"id": 1, "name": "thing"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": seg, **extra}]}
+    return {
+        "images": [{"id": 1, "file_name": image, "height": H, "width": W}],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": seg, **extra}],
+    }
 
 
 def propagate_args(ws: Path, *extra) -> list:
-    return ["propagate", "--images", ws / "images", "--support", f"{ws / 'images' / 'q0.png'}:{ws / 'mask.png'}",
-            "--label", "ball", "--out", ws / "out.json", "--device", "cpu", "--input-size", "65", *extra]
+    return [
+        "propagate",
+        "--images",
+        ws / "images",
+        "--support",
+        f"{ws / 'images' / 'q0.png'}:{ws / 'mask.png'}",
+        "--label",
+        "ball",
+        "--out",
+        ws / "out.json",
+        "--device",
+        "cpu",
+        "--input-size",
+        "65",
+        *extra,
+    ]
 
 
 def previous_output_kept(ws: Path) -> str | None:
@@ -253,10 +271,13 @@ def _(ws):
 
 
 # ---- 10-20: crashes, hangs, wrong results ----------------------------------------------------------------
-for label, seg, words in [("coordinates >= 1e9", [[0, 0, 1e9, 0, 5, 5]], "within"),
-                          ("NaN coordinates", [[0, 0, float("nan"), 0, 5, 5]], "within"),
-                          ("float RLE counts", {"size": [H, W], "counts": [1000.0, 2072.0]}, "whole numbers"),
-                          ("RLE counts not adding up", {"size": [H, W], "counts": [5, 5]}, "add up")]:
+for label, seg, words in [
+    ("coordinates >= 1e9", [[0, 0, 1e9, 0, 5, 5]], "within"),
+    ("NaN coordinates", [[0, 0, float("nan"), 0, 5, 5]], "within"),
+    ("float RLE counts", {"size": [H, W], "counts": [1000.0, 2072.0]}, "whole numbers"),
+    ("RLE counts not adding up", {"size": [H, W], "counts": [5, 5]}, "add up"),
+]:
+
     @case("10 crafted COCO", label)
     def _(ws, seg=seg, words=words):
         project(ws)
@@ -267,8 +288,9 @@ for label, seg, words in [("coordinates >= 1e9", [[0, 0, 1e9, 0, 5, 5]], "within
 def _(ws):
     project(ws)
     data = one_ann([[0, 0, 2, 0, 2, 2]])
-    data["annotations"] = [{"id": i, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 2, 0, 2, 2]]}
-                           for i in range(66_000)]
+    data["annotations"] = [
+        {"id": i, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 2, 0, 2, 2]]} for i in range(66_000)
+    ]
     return refused(*cli("import", ws / "proj", coco_file(ws, data)), "more than the 65535")
 
 
@@ -293,8 +315,9 @@ def _(ws):
         return submit(self, *args)
 
     with mock.patch.object(CRFPool, "submit", killing):
-        return refused(*cli(*propagate_args(ws, "--batch-size", "2")), "worker process died") \
-            or previous_output_kept(ws)
+        return refused(*cli(*propagate_args(ws, "--batch-size", "2")), "worker process died") or previous_output_kept(
+            ws
+        )
 
 
 @case("12 huge images", "an image over the pixel limit")
@@ -369,9 +392,12 @@ def _(ws):
     return None if tuple(f.shape) == predictor.feature_layout["features"][0] else "a bad entry was used"
 
 
-for label, change, words in [("a duplicate image id", lambda d: d["images"].append(dict(d["images"][0])), "second"),
-                             ("an unknown state", lambda d: d["records"][0].update(state="maybe"), "unknown state"),
-                             ("a record that is a number", lambda d: d["records"].append(5), "not a record")]:
+for label, change, words in [
+    ("a duplicate image id", lambda d: d["images"].append(dict(d["images"][0])), "second"),
+    ("an unknown state", lambda d: d["records"][0].update(state="maybe"), "unknown state"),
+    ("a record that is a number", lambda d: d["records"].append(5), "not a record"),
+]:
+
     @case("17 odd project.json", label)
     def _(ws, change=change, words=words):
         project(ws)
@@ -382,6 +408,7 @@ for label, change, words in [("a duplicate image id", lambda d: d["images"].appe
 
 
 for label, text in [("index is []", "[]"), ("index missing a key", '{"format": "annotator-project"}')]:
+
     @case("17 odd project.json", label)
     def _(ws, text=text):
         p = project(ws)
@@ -440,25 +467,48 @@ def _(ws):
 def _(ws):
     imgs = folder(ws)
     (ws / "head.state.safetensors").write_bytes(b"not safetensors")
-    return refused(*cli("train", "--images", imgs, "--out", ws / "head.safetensors", "--resume", "--steps", "1",
-                        "--device", "cpu", "--input-size", "65"), "cannot resume")
+    return refused(
+        *cli(
+            "train",
+            "--images",
+            imgs,
+            "--out",
+            ws / "head.safetensors",
+            "--resume",
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--input-size",
+            "65",
+        ),
+        "cannot resume",
+    )
 
 
 @case("19 tracebacks", "a 2-point polygon in train --coco")
 def _(ws):
     imgs = folder(ws)
     path = coco_file(ws, one_ann([[1, 1, 5, 5]]))
-    return refused(*cli("train", "--coco", path, "--coco-images", imgs, "--out", ws / "h.safetensors",
-                        "--device", "cpu"), "invalid segmentation")
+    return refused(
+        *cli("train", "--coco", path, "--coco-images", imgs, "--out", ws / "h.safetensors", "--device", "cpu"),
+        "invalid segmentation",
+    )
 
 
-for label, data, words in [("images: 5", {"images": 5}, "'images' is not a list"),
-                           ("an annotation that is a number", {"images": [], "annotations": [3]}, "not an object"),
-                           ("a category without a name", {"images": [], "categories": [{"id": 1}]}, "no name"),
-                           ("a missing height", {"images": [{"id": 1, "file_name": "q0.png"}]}, "no valid height"),
-                           ("a labelme file", {"shapes": [], "imagePath": "q0.png"}, "labelme"),
-                           ("a panoptic file", {"images": [], "annotations": [{"segments_info": [], "image_id": 1,
-                                                                               "category_id": 1}]}, "panoptic")]:
+for label, data, words in [
+    ("images: 5", {"images": 5}, "'images' is not a list"),
+    ("an annotation that is a number", {"images": [], "annotations": [3]}, "not an object"),
+    ("a category without a name", {"images": [], "categories": [{"id": 1}]}, "no name"),
+    ("a missing height", {"images": [{"id": 1, "file_name": "q0.png"}]}, "no valid height"),
+    ("a labelme file", {"shapes": [], "imagePath": "q0.png"}, "labelme"),
+    (
+        "a panoptic file",
+        {"images": [], "annotations": [{"segments_info": [], "image_id": 1, "category_id": 1}]},
+        "panoptic",
+    ),
+]:
+
     @case("19 not COCO", label)
     def _(ws, data=data, words=words):
         project(ws)
@@ -516,12 +566,18 @@ def _(ws):
     project(ws)
     m = np.zeros((H, W), bool)
     m[:4, :4] = True
-    data = {"images": [{"id": 1, "file_name": "./q1.png", "height": H, "width": W},
-                       {"id": 2, "file_name": str(ws / "images" / "q2.png"), "height": H, "width": W}],
-            "categories": [{"id": 1, "name": "thing"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": encode_rle(m)},
-                            {"id": 2, "image_id": 2, "category_id": 1, "segmentation": encode_rle(m)},
-                            {"id": 3, "image_id": 2, "category_id": 1, "bbox": [0, 0, 1, 1], "segmentation": []}]}
+    data = {
+        "images": [
+            {"id": 1, "file_name": "./q1.png", "height": H, "width": W},
+            {"id": 2, "file_name": str(ws / "images" / "q2.png"), "height": H, "width": W},
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": encode_rle(m)},
+            {"id": 2, "image_id": 2, "category_id": 1, "segmentation": encode_rle(m)},
+            {"id": 3, "image_id": 2, "category_id": 1, "bbox": [0, 0, 1, 1], "segmentation": []},
+        ],
+    }
     rc, out = cli("import", ws / "proj", coco_file(ws, data))
     return None if rc == 0 and "2 masks on 2 images" in out and "left out 1" in out else out
 

@@ -11,6 +11,7 @@ and reports each one's peak RSS.
 
 Run: .venv/bin/python -m benchmarks.throughput [--images 32] [--device auto] [--memory 2000 20000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,15 +103,26 @@ def run(args) -> None:
     rows: list[tuple[str, float, str]] = []
 
     def make(crf: bool = False, cache: FeatureCache | None = None, precision: str = "auto") -> Predictor:
-        p = Predictor(build_model(), device=args.device, input_size=args.input_size, crf=CRFParams() if crf else None,
-                      batch_size=args.batch_size, crf_processes=cores if crf else 0, precision=precision, cache=cache)
+        p = Predictor(
+            build_model(),
+            device=args.device,
+            input_size=args.input_size,
+            crf=CRFParams() if crf else None,
+            batch_size=args.batch_size,
+            crf_processes=cores if crf else 0,
+            precision=precision,
+            cache=cache,
+        )
         p.set_supports(supports)
         return p
 
     plain = make()
     dev = plain.device
-    print(f"{n} images, input {args.input_size}px, batch {args.batch_size}, {workers} decode workers, "
-          f"{plain.device_name}", file=sys.stderr)
+    print(
+        f"{n} images, input {args.input_size}px, batch {args.batch_size}, {workers} decode workers, "
+        f"{plain.device_name}",
+        file=sys.stderr,
+    )
 
     t0 = time.perf_counter()
     for _ in load_batches(paths, args.input_size, "decode-only", args.batch_size, workers):
@@ -141,35 +153,57 @@ def run(args) -> None:
     cached = make(cache=cache)
     cold_s, cold_masks = _timed_run(cached, paths, args.batch_size, workers)
     tm = cached.timings
-    breakdown = (f"decode {decode_s / n:.4f} | backbone {tm.backbone / n:.4f} | matching {tm.matching / n:.4f} "
-                 f"| CRF 0")
-    rows.append(("pipeline, no CRF, cold cache", n / cold_s,
-                 f"{n / cold_s / backbone_ips:.0%} of backbone-only; {n / cold_s / base_ips:.2f}x baseline; "
-                 f"masks vs baseline IoU {_iou(cold_masks, base_masks):.2f}"))
+    breakdown = f"decode {decode_s / n:.4f} | backbone {tm.backbone / n:.4f} | matching {tm.matching / n:.4f} | CRF 0"
+    rows.append(
+        (
+            "pipeline, no CRF, cold cache",
+            n / cold_s,
+            f"{n / cold_s / backbone_ips:.0%} of backbone-only; {n / cold_s / base_ips:.2f}x baseline; "
+            f"masks vs baseline IoU {_iou(cold_masks, base_masks):.2f}",
+        )
+    )
     warm_s, warm_masks = _timed_run(cached, paths, args.batch_size, workers)
     identical = all(np.array_equal(a, b) for a, b in zip(cold_masks, warm_masks))
-    rows.append(("pipeline, no CRF, features in memory (2nd pass)", n / warm_s,
-                 f"{cold_s / warm_s:.1f}x the cold pass; masks identical: {identical}"))
+    rows.append(
+        (
+            "pipeline, no CRF, features in memory (2nd pass)",
+            n / warm_s,
+            f"{cold_s / warm_s:.1f}x the cold pass; masks identical: {identical}",
+        )
+    )
     disk = make(cache=FeatureCache(tmp / "cache", memory_bytes=0))
     disk_s, _ = _timed_run(disk, paths, args.batch_size, workers)
-    rows.append(("pipeline, no CRF, features from disk (new session)", n / disk_s,
-                 f"{cold_s / disk_s:.1f}x the cold pass"))
+    rows.append(
+        ("pipeline, no CRF, features from disk (new session)", n / disk_s, f"{cold_s / disk_s:.1f}x the cold pass")
+    )
 
     if args.crf:
         with_crf = make(crf=True, cache=cache)
         crf_s, _ = _timed_run(with_crf, paths, args.batch_size, workers)
         with_crf.close()
-        rows.append(("pipeline, CRF in a process pool (features cached)", n / crf_s,
-                     f"CRF {with_crf.timings.crf / n:.3f} s/img of worker time over {cores} processes"))
+        rows.append(
+            (
+                "pipeline, CRF in a process pool (features cached)",
+                n / crf_s,
+                f"CRF {with_crf.timings.crf / n:.3f} s/img of worker time over {cores} processes",
+            )
+        )
     if args.bf16:
         bf = make(precision="bf16")
         bf_s, bf_masks = _timed_run(bf, paths, args.batch_size, workers)
-        rows.append(("pipeline, no CRF, bf16 backbone", n / bf_s,
-                     f"{cold_s / bf_s:.2f}x fp32's speed; masks vs fp32 IoU {_iou(bf_masks, cold_masks):.2f}"))
+        rows.append(
+            (
+                "pipeline, no CRF, bf16 backbone",
+                n / bf_s,
+                f"{cold_s / bf_s:.2f}x fp32's speed; masks vs fp32 IoU {_iou(bf_masks, cold_masks):.2f}",
+            )
+        )
 
     gpu = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if dev.type == "cuda" else ""
-    print(f"\nThroughput, {n} images ({folder}), input {args.input_size}px, batch {args.batch_size}, {workers} decode "
-          f"workers, {plain.device_name}; peak RSS {_rss_mb():.0f} MB{gpu}\n")
+    print(
+        f"\nThroughput, {n} images ({folder}), input {args.input_size}px, batch {args.batch_size}, {workers} decode "
+        f"workers, {plain.device_name}; peak RSS {_rss_mb():.0f} MB{gpu}\n"
+    )
     print("| path | images/s | notes |\n|---|---|---|")
     for name, ips, note in rows:
         print(f"| {name} | {ips:.2f} | {note} |")
@@ -177,8 +211,10 @@ def run(args) -> None:
 
 
 # The child prints its own peak RSS (VmHWM, which exec resets; a child's ru_maxrss carries the parent's).
-_CHILD = ("import sys; from annotator.cli import main; rc = main(sys.argv[1:]); "
-          "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]); sys.exit(rc)")
+_CHILD = (
+    "import sys; from annotator.cli import main; rc = main(sys.argv[1:]); "
+    "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]); sys.exit(rc)"
+)
 
 
 def memory_rows(sizes: list[int], input_size: int) -> None:
@@ -188,9 +224,27 @@ def memory_rows(sizes: list[int], input_size: int) -> None:
     for n in sizes:
         root = Path(tempfile.mkdtemp(prefix=f"rss{n}-"))
         imgs, sup, mask = make_small_folder(root, n)
-        cmd = [sys.executable, "-c", _CHILD, "propagate", "--images", str(imgs), "--support", f"{sup}:{mask}",
-               "--label", "disc", "--out", str(root / "out.json"), "--no-crf", "--input-size", str(input_size),
-               "--batch-size", "16", "--feature-cache", str(root / "cache")]
+        cmd = [
+            sys.executable,
+            "-c",
+            _CHILD,
+            "propagate",
+            "--images",
+            str(imgs),
+            "--support",
+            f"{sup}:{mask}",
+            "--label",
+            "disc",
+            "--out",
+            str(root / "out.json"),
+            "--no-crf",
+            "--input-size",
+            str(input_size),
+            "--batch-size",
+            "16",
+            "--feature-cache",
+            str(root / "cache"),
+        ]
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"propagate over {n} images failed: {proc.stderr[-2000:]}")

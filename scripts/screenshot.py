@@ -4,6 +4,7 @@ Run under Xvfb:  xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python scripts/s
 The frames are copied to a temporary folder; the support mask is the data's hand-made mask of the
 first frame, put on the canvas as if painted.
 """
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """Shared fixtures: images the tests make, and the real DAVIS frames when the shared data is there."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Images and masks the tests make: a red ball on textured clutter, written with OpenCV."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The desktop app driven through its real widgets: painting, undo, propagation, review, export."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,14 @@ def _drag(win, points, modifiers=Qt.KeyboardModifier.NoModifier):
     QTest.mousePress(vp, Qt.MouseButton.LeftButton, modifiers, _vp(win, *points[0]))
     for p in points[1:]:
         pos = QPointF(_vp(win, *p))
-        ev = QMouseEvent(QEvent.Type.MouseMove, pos, vp.mapToGlobal(pos), Qt.MouseButton.NoButton,
-                         Qt.MouseButton.LeftButton, modifiers)
+        ev = QMouseEvent(
+            QEvent.Type.MouseMove,
+            pos,
+            vp.mapToGlobal(pos),
+            Qt.MouseButton.NoButton,
+            Qt.MouseButton.LeftButton,
+            modifiers,
+        )
         QApplication.sendEvent(vp, ev)
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, modifiers, _vp(win, *points[-1]))
 
@@ -221,8 +228,9 @@ def test_dropping_a_folder_opens_it(win, tmp_path):
     write_rgb(other / "z.png", scene(20, 30, None, 0, seed=3)[0])
     data = QMimeData()
     data.setUrls([QUrl.fromLocalFile(str(other))])
-    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     win.dropEvent(ev)
     assert win.project.image_root == other.resolve() and win.thumbs.rowCount() == 1
 
@@ -298,7 +306,7 @@ def test_every_shortcut_comes_from_the_one_table_and_none_is_bound_twice(win):
     bound = [a.shortcut().toString() for a in win.actions() if not a.shortcut().isEmpty()]
     assert len(bound) == len(set(bound)), sorted(bound)
     table = {QKeySequence(k).toString() for k in KEYS.values()} - {""}  # a standard key this platform leaves unbound
-    assert set(bound) == table, (set(bound) ^ table)
+    assert set(bound) == table, set(bound) ^ table
 
 
 def test_a_project_another_process_writes_opens_read_only_when_the_user_agrees(win, tmp_path, monkeypatch):

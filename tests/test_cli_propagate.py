@@ -1,4 +1,5 @@
 """The `propagate` contract, end to end with the real model on images the test makes."""
+
 from __future__ import annotations
 
 import subprocess
@@ -48,9 +49,23 @@ def _run(argv, capsys):
 def test_propagate_writes_coco_that_pycocotools_loads(folder, capsys):
     root, truth = folder
     out = root / "out.json"
-    rc, stdout, stderr = _run(["propagate", "--images", str(root / "images"),
-                               "--support", f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
-                               "--label", "ball", "--out", str(out), "--no-crf", "--device", "cpu"], capsys)
+    rc, stdout, stderr = _run(
+        [
+            "propagate",
+            "--images",
+            str(root / "images"),
+            "--support",
+            f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
+            "--label",
+            "ball",
+            "--out",
+            str(out),
+            "--no-crf",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert rc == 0, stderr
     assert "broken.jpg" in stderr  # reported, not fatal
     assert stdout.strip().count("\n") == 0 and "ball:" in stdout  # a one-line summary
@@ -77,9 +92,27 @@ def test_propagate_with_crf_and_k_shot(folder, capsys):
     sup = f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}"
     q0 = root / "q0_mask.png"
     write_mask(q0, truth["q0.png"])
-    rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--support", sup,
-                          "--support", f"{root / 'images' / 'q0.png'}:{q0}", "--label", "ball", "--out", str(out),
-                          "--crf", "--batch-size", "2", "--device", "cpu"], capsys)
+    rc, _, stderr = _run(
+        [
+            "propagate",
+            "--images",
+            str(root / "images"),
+            "--support",
+            sup,
+            "--support",
+            f"{root / 'images' / 'q0.png'}:{q0}",
+            "--label",
+            "ball",
+            "--out",
+            str(out),
+            "--crf",
+            "--batch-size",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert rc == 0, stderr
     api = COCO(str(out))
     files = {im["file_name"]: im["id"] for im in api.dataset["images"]}
@@ -90,15 +123,18 @@ def test_propagate_with_crf_and_k_shot(folder, capsys):
     assert api.dataset["info"]["settings"]["crf"]["iterations"] == 5
 
 
-@pytest.mark.parametrize("case, words", [
-    ("missing_image", "missing.png: no such file"),
-    ("missing_mask", "nomask.png: no such file"),
-    ("unreadable_image", "broken.jpg: not an image"),
-    ("empty_mask", "empty_mask.png: empty"),
-    ("full_mask", "full_mask.png: covers the whole image"),
-    ("size_mismatch", "small_mask.png: size 10x10 differs"),
-    ("no_colon", "expected IMAGE:MASK.png"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("missing_image", "missing.png: no such file"),
+        ("missing_mask", "nomask.png: no such file"),
+        ("unreadable_image", "broken.jpg: not an image"),
+        ("empty_mask", "empty_mask.png: empty"),
+        ("full_mask", "full_mask.png: covers the whole image"),
+        ("size_mismatch", "small_mask.png: size 10x10 differs"),
+        ("no_colon", "expected IMAGE:MASK.png"),
+    ],
+)
 def test_unusable_support_exits_nonzero_naming_the_culprit(folder, capsys, case, words):
     root, _ = folder
     img = root / "images" / "support.png"
@@ -114,8 +150,21 @@ def test_unusable_support_exits_nonzero_naming_the_culprit(folder, capsys, case,
         "size_mismatch": f"{img}:{root / 'small_mask.png'}",
         "no_colon": str(img),
     }[case]
-    rc, stdout, stderr = _run(["propagate", "--images", str(root / "images"), "--support", spec,
-                               "--label", "ball", "--out", str(root / "x.json"), "--no-crf"], capsys)
+    rc, stdout, stderr = _run(
+        [
+            "propagate",
+            "--images",
+            str(root / "images"),
+            "--support",
+            spec,
+            "--label",
+            "ball",
+            "--out",
+            str(root / "x.json"),
+            "--no-crf",
+        ],
+        capsys,
+    )
     assert rc != 0
     assert words in stderr and stderr.count("\n") == 1
     assert not (root / "x.json").exists()
@@ -124,11 +173,27 @@ def test_unusable_support_exits_nonzero_naming_the_culprit(folder, capsys, case,
 def test_missing_folder_and_bad_device_are_clear(folder, capsys):
     root, _ = folder
     sup = f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}"
-    rc, _, err = _run(["propagate", "--images", str(root / "gone"), "--support", sup, "--label", "b",
-                       "--out", str(root / "y.json")], capsys)
+    rc, _, err = _run(
+        ["propagate", "--images", str(root / "gone"), "--support", sup, "--label", "b", "--out", str(root / "y.json")],
+        capsys,
+    )
     assert rc != 0 and "gone: no such folder" in err
-    rc, _, err = _run(["propagate", "--images", str(root / "images"), "--support", sup, "--label", "b",
-                       "--out", str(root / "y.json"), "--device", "cuda:7" if not _cuda() else "bogus"], capsys)
+    rc, _, err = _run(
+        [
+            "propagate",
+            "--images",
+            str(root / "images"),
+            "--support",
+            sup,
+            "--label",
+            "b",
+            "--out",
+            str(root / "y.json"),
+            "--device",
+            "cuda:7" if not _cuda() else "bogus",
+        ],
+        capsys,
+    )
     assert rc != 0 and "error" in err
 
 
@@ -140,35 +205,65 @@ def _cuda() -> bool:
 
 def test_python_dash_m_annotator_runs_the_same_command(folder):
     root, _ = folder
-    proc = subprocess.run([sys.executable, "-m", "annotator", "propagate", "--help"], capture_output=True, text=True,
-                          cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "annotator", "propagate", "--help"], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 0 and "--support" in proc.stdout and "--batch-size" in proc.stdout
 
 
 def test_a_box_is_a_support_too(folder, capsys):
     root, truth = folder
     out = root / "out_box.json"
-    rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out", str(out),
-                          "--support", f"{root / 'images' / 'support.png'}:box=32,42,88,98", "--no-crf",
-                          "--device", "cpu"], capsys)
+    rc, _, stderr = _run(
+        [
+            "propagate",
+            "--images",
+            str(root / "images"),
+            "--label",
+            "ball",
+            "--out",
+            str(out),
+            "--support",
+            f"{root / 'images' / 'support.png'}:box=32,42,88,98",
+            "--no-crf",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert rc == 0, stderr
     api = COCO(str(out))
     files = {im["file_name"]: im["id"] for im in api.dataset["images"]}
     (sup,) = api.loadAnns(api.getAnnIds(imgIds=[files["support.png"]]))
     assert sup["bbox"] == [32.0, 42.0, 57.0, 57.0]  # the box itself is the support's annotation
     assert len(api.getAnnIds(imgIds=[files["q1.png"]])) == 1  # and the ball is still found elsewhere
-    rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out", str(out),
-                          "--support", f"{root / 'images' / 'support.png'}:box=10,10,900,20"], capsys)
+    rc, _, stderr = _run(
+        [
+            "propagate",
+            "--images",
+            str(root / "images"),
+            "--label",
+            "ball",
+            "--out",
+            str(out),
+            "--support",
+            f"{root / 'images' / 'support.png'}:box=10,10,900,20",
+        ],
+        capsys,
+    )
     assert rc != 0 and "not inside the 160x120 image" in stderr
 
 
-@pytest.mark.parametrize("case, words", [
-    ("missing_image", "missing.png: no such file"),
-    ("unreadable_image", "broken.jpg: not an image"),
-    ("missing_mask", "nomask.png: no such file"),
-    ("empty_mask", "empty_mask.png: empty"),
-    ("size_mismatch", "small_mask.png: size 10x10 differs"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("missing_image", "missing.png: no such file"),
+        ("unreadable_image", "broken.jpg: not an image"),
+        ("missing_mask", "nomask.png: no such file"),
+        ("empty_mask", "empty_mask.png: empty"),
+        ("size_mismatch", "small_mask.png: size 10x10 differs"),
+    ],
+)
 def test_unusable_negative_exits_2_naming_the_file(folder, capsys, case, words):
     root, _ = folder
     img = root / "images" / "q0.png"
@@ -181,10 +276,23 @@ def test_unusable_negative_exits_2_naming_the_file(folder, capsys, case, words):
         "empty_mask": f"{img}:{root / 'empty_mask.png'}",
         "size_mismatch": f"{img}:{root / 'small_mask.png'}",
     }[case]
-    rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out",
-                          str(root / "neg.json"), "--support",
-                          f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
-                          "--negative", spec, "--no-crf"], capsys)
+    rc, _, stderr = _run(
+        [
+            "propagate",
+            "--images",
+            str(root / "images"),
+            "--label",
+            "ball",
+            "--out",
+            str(root / "neg.json"),
+            "--support",
+            f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
+            "--negative",
+            spec,
+            "--no-crf",
+        ],
+        capsys,
+    )
     assert rc == 2 and words in stderr and stderr.count("\n") == 1, stderr
     assert not (root / "neg.json").exists()
 
@@ -193,11 +301,27 @@ def test_a_negative_image_and_a_negative_region_are_learned_from(folder, capsys)
     root, truth = folder
     out = root / "out_neg.json"
     write_mask(root / "q0_wrong.png", ~truth["q0.png"])  # "everything but the ball is not the class"
-    rc, stdout, stderr = _run(["propagate", "--images", str(root / "images"), "--label", "ball", "--out", str(out),
-                               "--support", f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
-                               "--negative", str(root / "images" / "sub" / "empty.png"),
-                               "--negative", f"{root / 'images' / 'q0.png'}:{root / 'q0_wrong.png'}",
-                               "--no-crf", "--device", "cpu"], capsys)
+    rc, stdout, stderr = _run(
+        [
+            "propagate",
+            "--images",
+            str(root / "images"),
+            "--label",
+            "ball",
+            "--out",
+            str(out),
+            "--support",
+            f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
+            "--negative",
+            str(root / "images" / "sub" / "empty.png"),
+            "--negative",
+            f"{root / 'images' / 'q0.png'}:{root / 'q0_wrong.png'}",
+            "--no-crf",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert rc == 0, stderr
     assert "learned from 1 mask and 2 rejections" in stdout
     api = COCO(str(out))
@@ -220,8 +344,9 @@ def test_propagate_into_a_project_learns_from_its_masks_and_rejections(folder, c
     proj.set_state(ids["rotated.jpg"], 1, "rejected")
     proj.save()
     capsys.readouterr()
-    rc, stdout, stderr = _run(["propagate", "--project", str(proj_dir), "--class", "ball", "--no-crf",
-                               "--device", "cpu"], capsys)
+    rc, stdout, stderr = _run(
+        ["propagate", "--project", str(proj_dir), "--class", "ball", "--no-crf", "--device", "cpu"], capsys
+    )
     assert rc == 0, stderr
     assert "learned from 1 mask and 1 rejection" in stdout
     proj = Project.open(proj_dir)
@@ -232,16 +357,31 @@ def test_propagate_into_a_project_learns_from_its_masks_and_rejections(folder, c
     pred = proj.mask(ids["q1.png"], 1)
     assert (pred & truth["q1.png"]).sum() / (pred | truth["q1.png"]).sum() > 0.6
     assert proj.record(ids["q0.png"], 1).edited and proj.mask(ids["q0.png"], 1).sum() == truth["q0.png"].sum()
-    rc, _, _ = _run(["propagate", "--project", str(proj_dir), "--class", "ball", "--include-rejected", "--no-crf",
-                     "--device", "cpu"], capsys)
+    rc, _, _ = _run(
+        [
+            "propagate",
+            "--project",
+            str(proj_dir),
+            "--class",
+            "ball",
+            "--include-rejected",
+            "--no-crf",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert rc == 0 and Project.open(proj_dir).record(ids["rotated.jpg"], 1).state == "proposed"
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--class", "cat"], "--class 'cat': no such class"),
-    ([], "--project needs --class NAME"),
-    (["--class", "ball", "--label", "x"], "--label does not go with --project"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--class", "cat"], "--class 'cat': no such class"),
+        ([], "--project needs --class NAME"),
+        (["--class", "ball", "--label", "x"], "--label does not go with --project"),
+    ],
+)
 def test_propagate_project_errors_are_one_line(folder, capsys, tmp_path, argv, words):
     root, _ = folder
     proj_dir = tmp_path / "p"
@@ -255,8 +395,20 @@ def test_a_presence_threshold_empties_the_proposals_scoring_below_it(folder, cap
     root, _ = folder
     out = root / "strict.json"
     sup = f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}"
-    base = ["propagate", "--images", str(root / "images"), "--support", sup, "--label", "ball", "--out", str(out),
-            "--no-crf", "--device", "cpu"]
+    base = [
+        "propagate",
+        "--images",
+        str(root / "images"),
+        "--support",
+        sup,
+        "--label",
+        "ball",
+        "--out",
+        str(out),
+        "--no-crf",
+        "--device",
+        "cpu",
+    ]
     rc, _, stderr = _run([*base, "--presence-threshold", "1.5"], capsys)
     assert rc == 2 and "--presence-threshold 1.5" in stderr and stderr.count("\n") == 1, stderr
     assert not out.exists()
@@ -267,18 +419,36 @@ def test_a_presence_threshold_empties_the_proposals_scoring_below_it(folder, cap
     assert [api.imgs[a["image_id"]]["file_name"] for a in api.dataset["annotations"]] == ["support.png"]
 
 
-@pytest.mark.parametrize("flag, value, words", [
-    ("--crf-bilateral-srgb", "0", "--crf-bilateral-srgb 0.0: must be between"),
-    ("--input-size", "0", "--input-size 0: must be between"),
-    ("--batch-size", "0", "--batch-size 0: must be between"),
-    ("--workers", "-1", "--workers -1: must be between"),
-    ("--cache-gb", "-1", "--cache-gb -1.0: must be between"),
-])
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--crf-bilateral-srgb", "0", "--crf-bilateral-srgb 0.0: must be between"),
+        ("--input-size", "0", "--input-size 0: must be between"),
+        ("--batch-size", "0", "--batch-size 0: must be between"),
+        ("--workers", "-1", "--workers -1: must be between"),
+        ("--cache-gb", "-1", "--cache-gb -1.0: must be between"),
+    ],
+)
 def test_a_numeric_option_out_of_range_is_refused_before_any_work(folder, capsys, flag, value, words):
     root, _ = folder
     out = root / "bad_option.json"
-    rc, _, stderr = _run(["propagate", "--images", str(root / "images"), "--support",
-                          f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}", "--label", "ball",
-                          "--out", str(out), flag, value, "--device", "cpu"], capsys)
+    rc, _, stderr = _run(
+        [
+            "propagate",
+            "--images",
+            str(root / "images"),
+            "--support",
+            f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}",
+            "--label",
+            "ball",
+            "--out",
+            str(out),
+            flag,
+            value,
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert rc == 2 and words in stderr and stderr.count("\n") == 1, stderr
     assert not out.exists()

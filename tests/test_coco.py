@@ -1,4 +1,5 @@
 """COCO output: lossless RLE that pycocotools reads back pixel for pixel, with area, bbox and score."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Importing COCO (RLE and polygons) into a project, and clear messages for bad entries."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,11 @@ def proj(tmp_path):
 def _coco(tmp_path, anns, images=None, name="in.json"):
     images = images or [{"id": 7, "file_name": "a.png", "height": 20, "width": 30}]
     path = tmp_path / name
-    path.write_text(json.dumps({"images": images, "annotations": anns,
-                                "categories": [{"id": 3, "name": "cat"}, {"id": 4, "name": "dog"}]}))
+    path.write_text(
+        json.dumps(
+            {"images": images, "annotations": anns, "categories": [{"id": 3, "name": "cat"}, {"id": 4, "name": "dog"}]}
+        )
+    )
     return path
 
 
@@ -47,19 +51,30 @@ def test_rle_and_polygon_annotations_become_masks_with_instances(proj, tmp_path)
     assert (labels == 2).sum() == 64 and proj.record(a, cat_id).state == "accepted"
 
 
-@pytest.mark.parametrize("bad, words", [
-    ({"images": [{"id": 1, "file_name": "nope.png", "height": 20, "width": 30}]}, "'nope.png' matches no image"),
-    ({"images": [{"id": 1, "file_name": "a.png", "height": 21, "width": 30}]}, "'a.png' is 30x20, the file says 30x21"),
-    ({"seg": {"size": [20, 30], "counts": "@@@@garbage"}}, "annotation 1: invalid segmentation"),
-    ({"seg": {"size": [20, 30], "counts": [5, 5]}}, "annotation 1: invalid segmentation .*add up"),
-    ({"seg": {"size": [10, 30], "counts": [300]}}, "annotation 1: invalid segmentation .*size"),
-    ({"seg": [[1, 2, 3]]}, "annotation 1: invalid segmentation .*3 points"),
-    ({"image_id": 99}, "annotation 1: unknown image_id 99"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"images": [{"id": 1, "file_name": "nope.png", "height": 20, "width": 30}]}, "'nope.png' matches no image"),
+        (
+            {"images": [{"id": 1, "file_name": "a.png", "height": 21, "width": 30}]},
+            "'a.png' is 30x20, the file says 30x21",
+        ),
+        ({"seg": {"size": [20, 30], "counts": "@@@@garbage"}}, "annotation 1: invalid segmentation"),
+        ({"seg": {"size": [20, 30], "counts": [5, 5]}}, "annotation 1: invalid segmentation .*add up"),
+        ({"seg": {"size": [10, 30], "counts": [300]}}, "annotation 1: invalid segmentation .*size"),
+        ({"seg": [[1, 2, 3]]}, "annotation 1: invalid segmentation .*3 points"),
+        ({"image_id": 99}, "annotation 1: unknown image_id 99"),
+    ],
+)
 def test_bad_entries_are_named(proj, tmp_path, bad, words):
     images = bad.get("images", [{"id": 1, "file_name": "a.png", "height": 20, "width": 30}])
-    ann = {"id": 1, "image_id": bad.get("image_id", 1), "category_id": 3,
-           "segmentation": bad.get("seg", [[0, 0, 5, 0, 5, 5]]), "iscrowd": 0}
+    ann = {
+        "id": 1,
+        "image_id": bad.get("image_id", 1),
+        "category_id": 3,
+        "segmentation": bad.get("seg", [[0, 0, 5, 0, 5, 5]]),
+        "iscrowd": 0,
+    }
     with pytest.raises(CocoImportError, match=words):
         import_coco(proj, _coco(tmp_path, [ann], images), strict=True)
     assert proj.records == {}  # nothing half-imported
@@ -81,8 +96,19 @@ def test_import_command_round_trips_with_export(proj, tmp_path, capsys):
 
 def test_train_reads_coco_as_import_does_so_a_bad_polygon_is_a_message_not_a_traceback(proj, tmp_path, capsys):
     bad = _coco(tmp_path, [{"id": 9, "image_id": 7, "category_id": 3, "segmentation": [[1, 1, 5, 5]]}], name="t.json")
-    rc = main(["train", "--coco", str(bad), "--coco-images", str(tmp_path / "images"), "--out",
-               str(tmp_path / "head.safetensors"), "--device", "cpu"])
+    rc = main(
+        [
+            "train",
+            "--coco",
+            str(bad),
+            "--coco-images",
+            str(tmp_path / "images"),
+            "--out",
+            str(tmp_path / "head.safetensors"),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "t.json: annotation 9: invalid segmentation" in err and err.count("\n") == 1, err
     assert not (tmp_path / "head.safetensors").exists()
@@ -128,12 +154,15 @@ def test_overlapping_instances_are_refused_by_name_or_layered_on_request(proj, t
     assert (labels == 2).sum() == 25 and (labels == 1).sum() == 300 - 25
 
 
-@pytest.mark.parametrize("seg, words", [
-    ([[0, 0, 1e9, 0, 5, 5]], "within"),
-    ([[0, 0, float("nan"), 0, 5, 5]], "within"),
-    ({"size": [20, 30], "counts": [300.0, 300.0]}, "whole numbers"),
-    ({"size": [20, 30], "counts": [-1, 601]}, "whole numbers"),
-])
+@pytest.mark.parametrize(
+    "seg, words",
+    [
+        ([[0, 0, 1e9, 0, 5, 5]], "within"),
+        ([[0, 0, float("nan"), 0, 5, 5]], "within"),
+        ({"size": [20, 30], "counts": [300.0, 300.0]}, "whole numbers"),
+        ({"size": [20, 30], "counts": [-1, 601]}, "whole numbers"),
+    ],
+)
 def test_crafted_coordinates_and_counts_are_refused(proj, tmp_path, seg, words):
     """Reliability defect 10: huge or NaN coordinates crashed the process; float counts were taken."""
     with pytest.raises(CocoImportError, match=f"annotation 1: invalid segmentation .*{words}"):
@@ -149,15 +178,18 @@ def test_more_instances_than_a_label_map_holds_are_refused(proj, tmp_path, monke
         import_coco(proj, _coco(tmp_path, anns))
 
 
-@pytest.mark.parametrize("data, words", [
-    ({"images": 5}, "'images' is not a list"),
-    ({"images": [], "annotations": [5]}, "annotation #0 is not an object"),
-    ({"images": [], "categories": [{"id": 1}]}, "category 1 has no name"),
-    ({"images": [{"id": 1, "file_name": "a.png"}]}, "image 'a.png' has no valid height"),
-    ({"version": "5.0", "shapes": [], "imagePath": "a.png"}, "a labelme JSON file"),
-    ({"images": [], "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": []}]}, "COCO panoptic"),
-    ([1, 2], "top level is not an object"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"images": 5}, "'images' is not a list"),
+        ({"images": [], "annotations": [5]}, "annotation #0 is not an object"),
+        ({"images": [], "categories": [{"id": 1}]}, "category 1 has no name"),
+        ({"images": [{"id": 1, "file_name": "a.png"}]}, "image 'a.png' has no valid height"),
+        ({"version": "5.0", "shapes": [], "imagePath": "a.png"}, "a labelme JSON file"),
+        ({"images": [], "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": []}]}, "COCO panoptic"),
+        ([1, 2], "top level is not an object"),
+    ],
+)
 def test_files_that_are_not_coco_instances_say_what_they_are(proj, tmp_path, capsys, data, words):
     path = tmp_path / "odd.json"
     path.write_text(json.dumps(data))
@@ -168,14 +200,22 @@ def test_files_that_are_not_coco_instances_say_what_they_are(proj, tmp_path, cap
 
 def test_peer_tools_paths_box_only_annotations_and_padded_names_are_taken_as_they_are(proj, tmp_path, capsys):
     m = _mask(slice(2, 6), slice(2, 6))
-    images = [{"id": 1, "file_name": "./a.png", "height": 20, "width": 30},
-              {"id": 2, "file_name": str(tmp_path / "images" / "b.png"), "height": 20, "width": 30},
-              {"id": 3, "file_name": "elsewhere/nothing.png", "height": 20, "width": 30}]
-    anns = [_ann(1, m, image_id=1), _ann(2, m, image_id=2, cat=5),
-            {"id": 3, "image_id": 1, "category_id": 3, "bbox": [0, 0, 2, 2], "segmentation": []}]
+    images = [
+        {"id": 1, "file_name": "./a.png", "height": 20, "width": 30},
+        {"id": 2, "file_name": str(tmp_path / "images" / "b.png"), "height": 20, "width": 30},
+        {"id": 3, "file_name": "elsewhere/nothing.png", "height": 20, "width": 30},
+    ]
+    anns = [
+        _ann(1, m, image_id=1),
+        _ann(2, m, image_id=2, cat=5),
+        {"id": 3, "image_id": 1, "category_id": 3, "bbox": [0, 0, 2, 2], "segmentation": []},
+    ]
     path = tmp_path / "peer.json"
-    path.write_text(json.dumps({"images": images, "annotations": anns,
-                                "categories": [{"id": 3, "name": "dog"}, {"id": 5, "name": " dog"}]}))
+    path.write_text(
+        json.dumps(
+            {"images": images, "annotations": anns, "categories": [{"id": 3, "name": "dog"}, {"id": 5, "name": " dog"}]}
+        )
+    )
     assert main(["import", str(proj.folder), str(path)]) == 0
     err = capsys.readouterr().err
     assert "left out 1 annotations without a mask" in err and "elsewhere/nothing.png" in err

@@ -1,5 +1,6 @@
 """kill -9 at 20 random points of a stream of saves, and of imports: the project still opens, with every
 saved mask intact."""
+
 from __future__ import annotations
 
 import os
@@ -81,10 +82,18 @@ def test_kill_minus_nine_mid_write_loses_nothing_saved(tmp_path, writer):
     repo = Path(__file__).resolve().parents[1]
     start = 0
     for _ in range(20):
-        args = [CHILD, str(proj.folder), str(start)] if writer == "saves" else \
-            [IMPORTER, str(proj.folder), str(start), str(tmp_path)]
-        child = subprocess.Popen([sys.executable, "-c", *args], stdout=subprocess.PIPE,
-                                 text=True, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+        args = (
+            [CHILD, str(proj.folder), str(start)]
+            if writer == "saves"
+            else [IMPORTER, str(proj.folder), str(start), str(tmp_path)]
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=repo,
+            env={**os.environ, "PYTHONPATH": str(repo)},
+        )
         confirmed: dict[int, int] = {}
         deadline = time.time() + 60
         while len(confirmed) < 4:  # every image written at least once this round

@@ -1,4 +1,5 @@
 """Dense-CRF refinement snaps a noisy, blurry probability map to the object's edges."""
+
 from __future__ import annotations
 
 import numpy as np

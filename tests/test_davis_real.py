@@ -1,4 +1,5 @@
 """PANet on real photographs (the shared DAVIS frames): a car from one video found in another."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,9 +56,10 @@ def test_crf_sharpens_the_real_proposals(predictor, car_episode):
 
 def test_presence_ranks_cars_above_other_classes(predictor, car_episode):
     cars = [predictor.match(predictor.encode([im])[0], im.shape[:2])[1] for im, _ in car_episode]
-    others = [predictor.match(predictor.encode([im])[0], im.shape[:2])[1]
-              for im in (read_image(davis.frames(seq)[k][0])
-                         for seq, k in (("dog", 5), ("blackswan", 0), ("breakdance", 0)))]
+    others = [
+        predictor.match(predictor.encode([im])[0], im.shape[:2])[1]
+        for im in (read_image(davis.frames(seq)[k][0]) for seq, k in (("dog", 5), ("blackswan", 0), ("breakdance", 0)))
+    ]
     # Measured: cars 0.98, 0.98, 0.97; dog 0.71, swan 0.73, dancer 0.87 (the benchmark's AUROC is 0.85).
     assert min(cars) > max(others), (cars, others)
 
@@ -90,8 +92,10 @@ def test_the_folders_own_presence_gap_empties_class_free_frames_before_any_rejec
     predictor = Predictor(build_model(), device="cpu", crf=None)
     support = tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-roundabout")[0]))
     cars = [tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-shadow")[i])) for i in (0, 3, 6, 7)]
-    others = [read_image(davis.frames(s)[k][0]) for s, k in (("scooter-black", 2), ("camel", 10), ("dog", 5),
-                                                             ("blackswan", 0), ("breakdance", 0), ("cows", 20))]
+    others = [
+        read_image(davis.frames(s)[k][0])
+        for s, k in (("scooter-black", 2), ("camel", 10), ("dog", 5), ("blackswan", 0), ("breakdance", 0), ("cows", 20))
+    ]
     feats = predictor.encode([support[0]] + [im for im, _ in cars] + others)
     folder = list(feats[1:])
     false_fg = {}
@@ -125,8 +129,9 @@ def test_from_two_supports_the_fitted_head_alone_segments_the_other_frames_bette
         predictor.learning = LearningConfig(head_alone_from=alone_from, entropy=False, presence=False)
         predictor.set_support_features(feats[:3], [m for _, m in supports])
         assert predictor.learned.head_alone == bool(alone_from)
-        ious[alone_from] = [float(_iou(predictor.match(f, gt.shape)[0] > 0.5, gt)) for f, (_, gt) in
-                            zip(feats[3:], queries)]
+        ious[alone_from] = [
+            float(_iou(predictor.match(f, gt.shape)[0] > 0.5, gt)) for f, (_, gt) in zip(feats[3:], queries)
+        ]
     # Measured with 3 supports: mean IoU 0.77 with the head added to PANet's logits, 0.80 with the head alone,
     # which is better on each of the 6 frames (by 0.01 to 0.06).
     assert np.mean(ious[2]) > 0.77 and np.mean(ious[2]) > np.mean(ious[0]) + 0.015, ious

@@ -1,4 +1,5 @@
 """Export loses nothing: random masks round-trip through COCO RLE and pycocotools pixel for pixel."""
+
 from __future__ import annotations
 
 import json
@@ -135,8 +136,9 @@ def test_png_export_and_palette(proj, tmp_path):
     assert img.mode == "P"
     assert np.array_equal(np.array(img) == 1, _two_blobs(True))
     pal = json.loads((tmp_path / "png" / "palette.json").read_text())
-    assert pal["1"]["name"] == "thing" and img.getpalette()[3:6] == [int(pal["1"]["color"][i:i + 2], 16)
-                                                                      for i in (1, 3, 5)]
+    assert pal["1"]["name"] == "thing" and img.getpalette()[3:6] == [
+        int(pal["1"]["color"][i : i + 2], 16) for i in (1, 3, 5)
+    ]
 
 
 def test_export_command(proj, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Property-based fuzzing of what users hand us: a COCO file to import and a project.json to open. Whatever
 the content, the outcome is success or the module's own one-line error, never a crash, and a refused import
 changes nothing. Bounded in examples so that CI stays fast."""
+
 from __future__ import annotations
 
 import copy
@@ -18,14 +19,20 @@ from annotator.project import Project, ProjectError
 from tests.synthetic import scene, write_rgb
 
 H, W = 12, 16
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)), deadline=None,  # more: FUZZ_EXAMPLES=N
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)),
+    deadline=None,  # more: FUZZ_EXAMPLES=N
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=True),
-                    st.text(max_size=12))
-json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                           max_leaves=12)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True), st.text(max_size=12)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +47,14 @@ def folder(tmp_path_factory):
 def _valid_coco() -> dict:
     m = np.zeros((H, W), bool)
     m[2:6, 3:9] = True
-    return {"images": [{"id": 1, "file_name": "a.png", "height": H, "width": W}],
-            "categories": [{"id": 1, "name": "thing"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": encode_rle(m)},
-                            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[10, 1, 15, 1, 15, 8]]}]}
+    return {
+        "images": [{"id": 1, "file_name": "a.png", "height": H, "width": W}],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": encode_rle(m)},
+            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[10, 1, 15, 1, 15, 8]]},
+        ],
+    }
 
 
 def _paths(obj, prefix=()):

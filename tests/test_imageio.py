@@ -1,4 +1,5 @@
 """Reading what users really have: EXIF rotation, 16-bit, grey, RGBA, unicode names, and broken files."""
+
 from __future__ import annotations
 
 import cv2
@@ -49,8 +50,12 @@ def test_broken_files_say_what_is_wrong(tmp_path):
     (tmp_path / "trunc.jpg").write_bytes(buf.tobytes()[:40])
     (tmp_path / "text.png").write_text("not an image")
     (tmp_path / "empty.jpg").write_bytes(b"")
-    for name, words in [("trunc.jpg", "corrupt"), ("text.png", "not an image"), ("empty.jpg", "empty"),
-                        ("missing.jpg", "no such file")]:
+    for name, words in [
+        ("trunc.jpg", "corrupt"),
+        ("text.png", "not an image"),
+        ("empty.jpg", "empty"),
+        ("missing.jpg", "no such file"),
+    ]:
         with pytest.raises(ImageReadError, match=words) as err:
             read_image(tmp_path / name)
         assert name in str(err.value)

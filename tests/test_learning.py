@@ -1,4 +1,5 @@
 """The learning loop's fitting: deterministic under a seed, cancellable, backbone untouched, negatives learned."""
+
 from __future__ import annotations
 
 import numpy as np

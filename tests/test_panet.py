@@ -1,4 +1,5 @@
 """PANet's pieces: masked average pooling, scaled cosine, k-shot prototypes, output stride, PAR loss."""
+
 from __future__ import annotations
 
 import torch

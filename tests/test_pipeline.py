@@ -1,4 +1,5 @@
 """The propagation pipeline: feature cache, decoding workers, streamed COCO, and torchrun sharding."""
+
 from __future__ import annotations
 
 import json
@@ -134,17 +135,52 @@ def _free_port() -> int:
 
 
 def test_torchrun_with_two_gloo_processes_writes_the_single_process_coco(folder, tmp_path):
-    args = ["propagate", "--images", str(folder / "images"), "--label", "ball", "--no-crf", "--device", "cpu",
-            "--support", f"{folder / 'images' / 'a_support.png'}:{folder / 'support_mask.png'}",
-            "--batch-size", "2", "--no-feature-cache", "--workers", "1"]
+    args = [
+        "propagate",
+        "--images",
+        str(folder / "images"),
+        "--label",
+        "ball",
+        "--no-crf",
+        "--device",
+        "cpu",
+        "--support",
+        f"{folder / 'images' / 'a_support.png'}:{folder / 'support_mask.png'}",
+        "--batch-size",
+        "2",
+        "--no-feature-cache",
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "annotator", *args, "--out", str(tmp_path / "one.json")],
-                            capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    single = subprocess.run(
+        [sys.executable, "-m", "annotator", *args, "--out", str(tmp_path / "one.json")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
     assert single.returncode == 0, single.stderr
-    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                            f"--master_port={_free_port()}", "-m", "annotator", *args,
-                            "--out", str(tmp_path / "two.json")],
-                           capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    multi = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={_free_port()}",
+            "-m",
+            "annotator",
+            *args,
+            "--out",
+            str(tmp_path / "two.json"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
     assert multi.returncode == 0, multi.stderr
     assert "2 processes" in multi.stdout
     one, two = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "two.json"))

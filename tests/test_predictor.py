@@ -1,4 +1,5 @@
 """The stateful predictor: device choice, out-of-memory batch halving, supports, and its output."""
+
 from __future__ import annotations
 
 import numpy as np

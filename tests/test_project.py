@@ -1,4 +1,5 @@
 """The project on disk: atomic saves, protected user masks, moved images, damage and full disks."""
+
 from __future__ import annotations
 
 import errno

@@ -1,5 +1,6 @@
 """The attacks of the reliability issue on the project and the CLI, one test each: nothing the user made is lost,
 nothing outside the project (or --out) is read, written or deleted, and bad input is a one-line message."""
+
 from __future__ import annotations
 
 import json
@@ -66,9 +67,14 @@ def test_a_second_writer_is_refused_and_may_read(proj, tmp_path, capsys):
         with Project.open(proj.folder, read_only=True) as reader:  # the app's "open it read-only"
             assert reader.mask(reader.image_id("a.jpg"), 1).any()
             a = reader.image_id("a.jpg")
-            for edit in (lambda: reader.add_class("new"), lambda: reader.rename_class(1, "x"),
-                         lambda: reader.delete_class(1), lambda: reader.remove_support(a, 1),
-                         lambda: reader.set_state(a, 1, "rejected"), reader.save):
+            for edit in (
+                lambda: reader.add_class("new"),
+                lambda: reader.rename_class(1, "x"),
+                lambda: reader.delete_class(1),
+                lambda: reader.remove_support(a, 1),
+                lambda: reader.set_state(a, 1, "rejected"),
+                reader.save,
+            ):
                 with pytest.raises(ProjectError, match="read-only"):  # an edit it could never save: refused
                     edit()
             assert [c.name for c in reader.classes.values()] == ["thing"]
@@ -127,13 +133,16 @@ def test_a_wrong_size_mask_file_is_named_not_exported(proj, tmp_path, capsys):
 
 
 # ---- 17: oddities in project.json ---------------------------------------------------------------------
-@pytest.mark.parametrize("attack, named", [
-    (lambda d: d["images"].append(dict(d["images"][0])), "a second entry with this id"),
-    (lambda d: d["records"][0].update(state="maybe"), "unknown state 'maybe'"),
-    (lambda d: d["records"].append(dict(d["records"][0])), "a second record for this image and class"),
-    (lambda d: d["records"].append(7), "not a record"),
-    (lambda d: d["classes"].append({"id": 5}), "not a class entry"),
-])
+@pytest.mark.parametrize(
+    "attack, named",
+    [
+        (lambda d: d["images"].append(dict(d["images"][0])), "a second entry with this id"),
+        (lambda d: d["records"][0].update(state="maybe"), "unknown state 'maybe'"),
+        (lambda d: d["records"].append(dict(d["records"][0])), "a second record for this image and class"),
+        (lambda d: d["records"].append(7), "not a record"),
+        (lambda d: d["classes"].append({"id": 5}), "not a class entry"),
+    ],
+)
 def test_odd_entries_of_the_index_are_named_and_the_rest_kept(proj, attack, named):
     _edit_index(proj, attack)
     with Project.open(proj.folder) as again:
@@ -142,8 +151,14 @@ def test_odd_entries_of_the_index_are_named_and_the_rest_kept(proj, attack, name
         assert len(again.images) == 2 and again.mask(again.image_id("a.jpg"), 1) is not None
 
 
-@pytest.mark.parametrize("text", ["[]", '{"format": "annotator-project"}', '{"format": "annotator-project", '
-                                  '"image_root": "x", "classes": 3, "images": [], "records": []}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        '{"format": "annotator-project"}',
+        '{"format": "annotator-project", "image_root": "x", "classes": 3, "images": [], "records": []}',
+    ],
+)
 def test_an_unusable_index_falls_back_to_the_backup(proj, text):
     with Project.open(proj.folder) as again:
         again.rename_class(1, "renamed")
@@ -171,8 +186,9 @@ def test_png_export_keeps_images_that_share_a_stem_and_mirrors_subfolders(tmp_pa
     assert rc == 0 and "left out 1 proposals not yet reviewed (--include-proposals" in out
     from PIL import Image
 
-    rows = {n: int((np.asarray(Image.open(tmp_path / "png" / f"{n}.png")) > 0).any(1).sum())
-            for n in ("a.png", "sub/a.jpg")}
+    rows = {
+        n: int((np.asarray(Image.open(tmp_path / "png" / f"{n}.png")) > 0).any(1).sum()) for n in ("a.png", "sub/a.jpg")
+    }
     assert rows == {"a.png": 2, "sub/a.jpg": 3} and not (tmp_path / "png" / "a.jpg.png").exists()
 
 
@@ -195,9 +211,22 @@ def folder(tmp_path):
 
 
 def _propagate(folder: Path, *extra: str) -> list[str]:
-    return ["propagate", "--images", str(folder / "images"), "--support",
-            f"{folder / 'images' / 'q0.png'}:{folder / 'mask.png'}", "--label", "ball", "--out",
-            str(folder / "out.json"), "--device", "cpu", "--input-size", "65", *extra]
+    return [
+        "propagate",
+        "--images",
+        str(folder / "images"),
+        "--support",
+        f"{folder / 'images' / 'q0.png'}:{folder / 'mask.png'}",
+        "--label",
+        "ball",
+        "--out",
+        str(folder / "out.json"),
+        "--device",
+        "cpu",
+        "--input-size",
+        "65",
+        *extra,
+    ]
 
 
 def _previous_kept(folder: Path) -> bool:
@@ -264,9 +293,16 @@ def test_rotated_tiff_and_jpeg_have_one_size_everywhere(tmp_path):
     from annotator.imageio import image_size, read_image
 
     stored = scene(30, 50, (15, 20), 8, seed=3)[0]
-    spec = {1: lambda a: a, 2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud,  # the EXIF/TIFF standard
-            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
-            7: lambda a: np.rot90(a, 2).transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+    spec = {
+        1: lambda a: a,
+        2: np.fliplr,
+        3: lambda a: np.rot90(a, 2),
+        4: np.flipud,  # the EXIF/TIFF standard
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }
     for ext in ("tif", "png", "jpg"):
         for orientation in range(1, 9):
             path = tmp_path / f"o{orientation}.{ext}"
@@ -313,12 +349,15 @@ def test_interrupt_full_disk_and_concurrent_runs_keep_the_previous_output(folder
     assert _previous_kept(folder)
 
 
-@pytest.mark.parametrize("change, words", [
-    (["--label", " "], "--label must name the class"),
-    (["--out", "."], "is a folder"),
-    (["--out", "/nonexistent/x.json"], "folder /nonexistent does not exist"),
-    (["--max-pixels", "0"], "--max-pixels 0: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (["--label", " "], "--label must name the class"),
+        (["--out", "."], "is a folder"),
+        (["--out", "/nonexistent/x.json"], "folder /nonexistent does not exist"),
+        (["--max-pixels", "0"], "--max-pixels 0: must be at least 1"),
+    ],
+)
 def test_bad_options_are_refused_before_any_work(folder, capsys, change, words):
     """Defect 20: `--label ""` was accepted, and `--out DIR` refused only after the whole run."""
     rc, out = _cli(capsys, *_propagate(folder), *change)

@@ -1,4 +1,5 @@
 """The editing session without Qt: ordered writes, review queue and steps, supports, errors reported."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """SG-One: shapes, superpixel episodes, training that learns, resuming, and the shipped checkpoint."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ def test_forward_shapes_follow_the_stride_8_trunk():
         assert feats.shape == (3, 1024, 8, 12)
         logits = model(feats[:1], torch.ones(1, 64, 96), feats[1:])
     assert logits.shape == (2, 2, 8, 12)
-    assert model.guidance(feats[1:], model.prototypes(feats[:1], torch.ones(1, 64, 96), torch.zeros(1, 64, 96))).shape \
-        == (2, 1, 8, 12)
+    assert model.guidance(
+        feats[1:], model.prototypes(feats[:1], torch.ones(1, 64, 96), torch.zeros(1, 64, 96))
+    ).shape == (2, 1, 8, 12)
 
 
 def test_superpixels_are_connected_regions_covering_the_image():
@@ -94,8 +96,10 @@ def test_training_steps_lower_the_loss_and_resume_continues_from_the_step(bank, 
     train(bank_, part, tmp_path / "part.safetensors", cfg, stop=lambda: next(stop_at))
     resumed, _ = build(cfg, "cpu")
     seen: list[int] = []
-    assert train(bank_, resumed, tmp_path / "part.safetensors", cfg, resume=True,
-                 progress=lambda s, _: seen.append(s)) == 30
+    assert (
+        train(bank_, resumed, tmp_path / "part.safetensors", cfg, resume=True, progress=lambda s, _: seen.append(s))
+        == 30
+    )
     assert seen[0] == 6
     for (k, a), b in zip(model.head.state_dict().items(), resumed.head.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), k
@@ -135,8 +139,23 @@ def test_train_command_on_pairs_and_coco_then_resume(tmp_path, capsys):
         coco.add_mask(coco.add_image(f"images/p{i}.png", 100, 130), 3, m)
     coco.write(tmp_path / "pairs" / "coco.json")
     out = tmp_path / "head.safetensors"
-    common = ["train", "--pairs", str(tmp_path / "pairs"), "--coco", str(tmp_path / "pairs" / "coco.json"),
-              "--out", str(out), "--input-size", "97", "--hidden", "8", "--batch", "2", "--device", "cpu"]
+    common = [
+        "train",
+        "--pairs",
+        str(tmp_path / "pairs"),
+        "--coco",
+        str(tmp_path / "pairs" / "coco.json"),
+        "--out",
+        str(out),
+        "--input-size",
+        "97",
+        "--hidden",
+        "8",
+        "--batch",
+        "2",
+        "--device",
+        "cpu",
+    ]
     assert main(common + ["--steps", "3"]) == 0
     assert "trained at step 3/3 on 6 images" in capsys.readouterr().out
     assert load_head(out).hidden == 8

@@ -1,4 +1,5 @@
 """The offline VGG-16: conversion layout, the pickle guard, the recorded sha256 and torchvision drop-ins."""
+
 from __future__ import annotations
 
 import io
@@ -26,8 +27,15 @@ from annotator.weights import (
 def test_jax_layout_maps_to_torchvision_conv_indices():
     rng = np.random.default_rng(0)
     chans = [3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
-    ckpt = {"VGG16_0": {f"Conv_{i}": {"kernel": rng.standard_normal((3, 3, chans[i], chans[i + 1])).astype(np.float32),
-                                      "bias": rng.standard_normal(chans[i + 1]).astype(np.float32)} for i in range(13)}}
+    ckpt = {
+        "VGG16_0": {
+            f"Conv_{i}": {
+                "kernel": rng.standard_normal((3, 3, chans[i], chans[i + 1])).astype(np.float32),
+                "bias": rng.standard_normal(chans[i + 1]).astype(np.float32),
+            }
+            for i in range(13)
+        }
+    }
     out = jax_vgg16_to_torchvision(ckpt)
     ref = vgg16(weights=None).features.state_dict()
     assert set(out) == {f"features.{k}" for k in ref}

@@ -1,4 +1,5 @@
 """The desktop app (Qt). Only this package imports Qt."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,5 +1,6 @@
 """Every shortcut of the app in one table (labelme's way): the menus take their keys from here, and the
 help dialog lists them. A key is a QKeySequence.StandardKey (the platform's own) or a portable string."""
+
 from __future__ import annotations
 
 from PySide6.QtGui import QKeySequence

@@ -4,6 +4,7 @@
 Strokes touch only the bounding box they cover, in the mask and in the overlay, so a brush dab on a
 4000x3000 photo costs what its few hundred pixels cost.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -184,14 +185,21 @@ class Canvas(QGraphicsView):
 
     def _dab(self, a: tuple[int, int], b: tuple[int, int]) -> None:
         r = self.brush // 2 + 1
-        x0, y0, x1, y1 = self._grow(min(a[0], b[0]) - r, min(a[1], b[1]) - r, max(a[0], b[0]) + r + 1,
-                                    max(a[1], b[1]) + r + 1)
+        x0, y0, x1, y1 = self._grow(
+            min(a[0], b[0]) - r, min(a[1], b[1]) - r, max(a[0], b[0]) + r + 1, max(a[1], b[1]) + r + 1
+        )
         if x0 >= x1 or y0 >= y1:
             return
         sub = self.mask[y0:y1, x0:x1].view(np.uint8)
         value = 1 if self.tool == "brush" else 0
-        cv2.line(sub, (a[0] - x0, a[1] - y0), (b[0] - x0, b[1] - y0), value, thickness=max(1, self.brush),
-                 lineType=cv2.LINE_8)
+        cv2.line(
+            sub,
+            (a[0] - x0, a[1] - y0),
+            (b[0] - x0, b[1] - y0),
+            value,
+            thickness=max(1, self.brush),
+            lineType=cv2.LINE_8,
+        )
         self.overlay.refresh(self.mask, y0, x0, y1, x1)
 
     def _commit(self) -> None:

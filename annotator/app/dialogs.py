@@ -1,4 +1,5 @@
 """The app's dialogs and its persistent settings: model settings, export options, the shortcut sheet."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -117,15 +118,23 @@ class SettingsDialog(QDialog):
 
     def value(self) -> ModelSettings:
         crf = CRFParams(**{name: type(getattr(CRFParams, name))(box.value()) for name, box in self.crf_fields.items()})
-        return ModelSettings(Model(self.model.currentData()), self.crf.isChecked(), self.threshold.value(),
-                             self.device.currentData(), crf)
+        return ModelSettings(
+            Model(self.model.currentData()),
+            self.crf.isChecked(),
+            self.threshold.value(),
+            self.device.currentData(),
+            crf,
+        )
 
 
 class ExportDialog(QDialog):
     """Format and content of an export."""
 
-    FORMATS = (("COCO, RLE masks (lossless)", "coco-rle"), ("COCO, polygons", "coco-polygon"),
-               ("PNG index masks + palette", "png"))
+    FORMATS = (
+        ("COCO, RLE masks (lossless)", "coco-rle"),
+        ("COCO, polygons", "coco-polygon"),
+        ("PNG index masks + palette", "png"),
+    )
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -147,8 +156,12 @@ class ExportDialog(QDialog):
 
     def value(self) -> tuple[str, ExportOptions]:
         fmt = self.format.currentData()
-        return fmt, ExportOptions(include_proposals=self.proposals.isChecked(), instances=self.instances.isChecked(),
-                                  polygons=fmt == "coco-polygon", holes=self.holes.currentData())
+        return fmt, ExportOptions(
+            include_proposals=self.proposals.isChecked(),
+            instances=self.instances.isChecked(),
+            polygons=fmt == "coco-polygon",
+            holes=self.holes.currentData(),
+        )
 
 
 class HelpDialog(QDialog):

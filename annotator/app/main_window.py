@@ -1,5 +1,6 @@
 """The main window: classes on the left, the canvas in the middle, thumbnails below; menus wire the
 actions (each with a shortcut) to the project model, the canvas and the propagation worker."""
+
 from __future__ import annotations
 
 import sys
@@ -161,23 +162,31 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Edit")
         self._act(m, "&Undo", KEYS["undo"], self.canvas.undo)
         self._act(m, "&Redo", KEYS["redo"], self.canvas.redo)
-        self._act(m, "&Clear mask", KEYS["clear_mask"],
-                  lambda: self.canvas.replace_mask(np.zeros_like(self.canvas.mask)))
+        self._act(
+            m, "&Clear mask", KEYS["clear_mask"], lambda: self.canvas.replace_mask(np.zeros_like(self.canvas.mask))
+        )
         self._act(m, "&Invert mask", KEYS["invert_mask"], lambda: self.canvas.replace_mask(~self.canvas.mask))
         m = mb.addMenu("&Tools")
         group = QActionGroup(self)
         self.tool_actions = {}
         for tool in ("brush", "eraser", "polygon", "fill"):
-            a = self._act(m, f"{tool.capitalize()}" if tool != "polygon" else "Polygon / lasso", KEYS[tool],
-                          lambda _=False, t=tool: self.canvas.set_tool(t), checkable=True)
+            a = self._act(
+                m,
+                f"{tool.capitalize()}" if tool != "polygon" else "Polygon / lasso",
+                KEYS[tool],
+                lambda _=False, t=tool: self.canvas.set_tool(t),
+                checkable=True,
+            )
             group.addAction(a)
             self.tool_actions[tool] = a
         self.tool_actions["brush"].setChecked(True)
         m.addSeparator()
-        self._act(m, "Bigger brush", KEYS["bigger_brush"],
-                  lambda: self.canvas.set_brush(round(self.canvas.brush * 1.25) + 1))
-        self._act(m, "Smaller brush", KEYS["smaller_brush"],
-                  lambda: self.canvas.set_brush(round(self.canvas.brush / 1.25)))
+        self._act(
+            m, "Bigger brush", KEYS["bigger_brush"], lambda: self.canvas.set_brush(round(self.canvas.brush * 1.25) + 1)
+        )
+        self._act(
+            m, "Smaller brush", KEYS["smaller_brush"], lambda: self.canvas.set_brush(round(self.canvas.brush / 1.25))
+        )
         m = mb.addMenu("&View")
         self._act(m, "Zoom to &fit", KEYS["zoom_fit"], self.canvas.fit)
         self._act(m, "&Actual size (1:1)", KEYS["actual_size"], self.canvas.actual_size)
@@ -196,16 +205,22 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Propagate")
         self._act(m, "Propagate to &all images", KEYS["propagate_all"], lambda: self.propagate("all"))
         self._act(m, "Propagate to the &selection", KEYS["propagate_selection"], lambda: self.propagate("selection"))
-        self._act(m, "Propagate again (not yet &accepted)", KEYS["propagate_again"],
-                  lambda: self.propagate("unreviewed"))
-        self._act(m, "Propagate again, &including rejected", KEYS["propagate_again_rejected"],
-                  lambda: self.propagate("unreviewed", include_rejected=True))
+        self._act(
+            m, "Propagate again (not yet &accepted)", KEYS["propagate_again"], lambda: self.propagate("unreviewed")
+        )
+        self._act(
+            m,
+            "Propagate again, &including rejected",
+            KEYS["propagate_again_rejected"],
+            lambda: self.propagate("unreviewed", include_rejected=True),
+        )
         self._act(m, "&Cancel propagation", KEYS["cancel"], self.cancel_propagation)
         self._act(m, "A&dapt SG-One to this folder (self-supervised)", KEYS["adapt"], self.adapt_to_folder)
         self._act(m, "&Settings…", KEYS["settings"], self.edit_settings)
         m = mb.addMenu("&Review")
-        self.review_action = self._act(m, "&Review proposals (least confident first)", KEYS["review"],
-                                       self.toggle_review, checkable=True)
+        self.review_action = self._act(
+            m, "&Review proposals (least confident first)", KEYS["review"], self.toggle_review, checkable=True
+        )
         self._act(m, "&Accept", KEYS["accept"], self.accept_current)
         self._act(m, "Re&ject", KEYS["reject"], self.reject_current)
         self._act(m, "&Next image", KEYS["next"], lambda: self.step(1))
@@ -444,7 +459,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def remove_support(self) -> None:
-        """"Not a support": propagation stops learning from the current image's mask (the mask stays)."""
+        """ "Not a support": propagation stops learning from the current image's mask (the mask stays)."""
         if not (self.project and self.image_id and self.class_id):
             return
         message = self.session.remove_support()
@@ -479,8 +494,9 @@ class MainWindow(QMainWindow):
         if s.model == Model.SGONE and adapted_checkpoint(self.project).exists():
             checkpoint = adapted_checkpoint(self.project)
         crf = s.crf_params if s.crf else None
-        self.worker = PropagationWorker(self.project, self.class_id, ids, s.device, crf, s.presence_threshold,
-                                        s.model, checkpoint, include_rejected)
+        self.worker = PropagationWorker(
+            self.project, self.class_id, ids, s.device, crf, s.presence_threshold, s.model, checkpoint, include_rejected
+        )
         self.learned_from = ""
         self.worker.learned.connect(self._learned)
         self.worker.started_on.connect(lambda name: self.device_label.setText(f"device: {name}"))
@@ -564,9 +580,11 @@ class MainWindow(QMainWindow):
         if not error and not cancelled:
             self.model_settings.model = Model.SGONE
             self.model_settings.save(self.qs)
-        msg = error or ("Adaptation stopped; run it again to continue" if cancelled else
-                        f"SG-One adapted to this folder ({adapted_checkpoint(self.project).name}); "
-                        "propagation now uses it")
+        msg = error or (
+            "Adaptation stopped; run it again to continue"
+            if cancelled
+            else f"SG-One adapted to this folder ({adapted_checkpoint(self.project).name}); propagation now uses it"
+        )
         self._end_propagation(msg)
 
     def wait_for_worker(self, timeout_ms: int = 60000) -> None:
@@ -630,8 +648,9 @@ class MainWindow(QMainWindow):
         if fmt == "png":
             out = QFileDialog.getExistingDirectory(self, "Export PNG masks into")
         else:
-            out, _ = QFileDialog.getSaveFileName(self, "Export COCO", str(self.project.folder / "annotations.json"),
-                                                 "COCO JSON (*.json)")
+            out, _ = QFileDialog.getSaveFileName(
+                self, "Export COCO", str(self.project.folder / "annotations.json"), "COCO JSON (*.json)"
+            )
         if out:
             self.export_to(Path(out), fmt, opts)
 
@@ -641,8 +660,11 @@ class MainWindow(QMainWindow):
         try:
             n = export_png(self.project, out, opts) if fmt == "png" else export_coco(self.project, out, opts)
             left = left_out_proposals(self.project, opts)
-            note = (f"; left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')"
-                    if left else "")
+            note = (
+                f"; left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')"
+                if left
+                else ""
+            )
             self.statusBar().showMessage(f"Exported {n['images']} images to {out}{note}")
         except (ExportError, ProjectError, OSError) as exc:
             QMessageBox.warning(self, "Export failed", str(exc))

@@ -3,6 +3,7 @@
 Only rows that are shown ask for a thumbnail, and an LRU cache bounds how many are kept, so a
 folder of 10,000 images opens at once and stays small.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -15,8 +16,12 @@ from annotator.config import State
 from annotator.project import Project
 
 THUMB = 96
-STATE_COLORS = {State.UNLABELLED: QColor(90, 90, 90), State.PROPOSED: QColor(230, 160, 30),
-                State.ACCEPTED: QColor(40, 170, 60), State.REJECTED: QColor(200, 50, 50)}
+STATE_COLORS = {
+    State.UNLABELLED: QColor(90, 90, 90),
+    State.PROPOSED: QColor(230, 160, 30),
+    State.ACCEPTED: QColor(40, 170, 60),
+    State.REJECTED: QColor(200, 50, 50),
+}
 STATE_MARK = {State.UNLABELLED: "", State.PROPOSED: "?", State.ACCEPTED: "✓", State.REJECTED: "✗"}
 ImageIdRole = Qt.ItemDataRole.UserRole + 1
 

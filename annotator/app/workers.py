@@ -1,4 +1,5 @@
 """Background work for the app: propagation in a QThread that reports progress and can be cancelled."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,9 @@ from annotator.workflows import adapt_to_project, propagate_into_project
 _predictors: dict[tuple, Predictor] = {}
 
 
-def shared_predictor(device: str, crf: CRFParams | None, model: Model = Model.PANET,
-                     checkpoint: Path | None = None) -> Predictor:
+def shared_predictor(
+    device: str, crf: CRFParams | None, model: Model = Model.PANET, checkpoint: Path | None = None
+) -> Predictor:
     """One predictor per (device, CRF on or off, model, checkpoint) for the app's lifetime: weights load once;
     the CRF's parameters are the latest asked for."""
     stamp = checkpoint.stat().st_mtime_ns if checkpoint and checkpoint.exists() else None  # re-adapted: reload
@@ -32,9 +34,14 @@ def shared_predictor(device: str, crf: CRFParams | None, model: Model = Model.PA
             _predictors.pop(old).close()
         # The CRF runs in worker processes: in this process it would hold the GIL and freeze the GUI.
         # Features are cached by content: propagating again after adding a support costs only the matching.
-        _predictors[key] = Predictor(build_model(ModelSpec(model=model, checkpoint=checkpoint)), device=device,
-                                     crf=crf, batch_size=1, crf_processes=os.cpu_count() or 1,
-                                     cache=FeatureCache(default_cache_folder()))
+        _predictors[key] = Predictor(
+            build_model(ModelSpec(model=model, checkpoint=checkpoint)),
+            device=device,
+            crf=crf,
+            batch_size=1,
+            crf_processes=os.cpu_count() or 1,
+            cache=FeatureCache(default_cache_folder()),
+        )
     _predictors[key].crf = crf
     return _predictors[key]
 
@@ -49,9 +56,18 @@ class PropagationWorker(QObject):
     learned = Signal(str)  # what the model learned from, e.g. "learned from 7 masks and 12 rejections"
     finished = Signal(int, bool, str)  # done, cancelled, error ('' when none)
 
-    def __init__(self, project: Project, class_id: int, image_ids: list[int], device: str, crf: CRFParams | None,
-                 presence_threshold: float, model: Model = Model.PANET, checkpoint: Path | None = None,
-                 include_rejected: bool = False) -> None:
+    def __init__(
+        self,
+        project: Project,
+        class_id: int,
+        image_ids: list[int],
+        device: str,
+        crf: CRFParams | None,
+        presence_threshold: float,
+        model: Model = Model.PANET,
+        checkpoint: Path | None = None,
+        include_rejected: bool = False,
+    ) -> None:
         super().__init__()
         self.project, self.class_id, self.image_ids = project, class_id, image_ids
         self.device, self.crf, self.threshold = device, crf, presence_threshold
@@ -81,10 +97,17 @@ class PropagationWorker(QObject):
         try:
             predictor = shared_predictor(self.device, self.crf, self.model, self.checkpoint)
             self.started_on.emit(predictor.device_name)
-            propagate_into_project(self.project, self.class_id, predictor, self.image_ids, self.threshold,
-                                   cancelled=self._cancel.is_set, on_result=on_result,
-                                   include_rejected=self.include_rejected,
-                                   on_learned=lambda _: self.learned.emit(predictor.learned.summary()))
+            propagate_into_project(
+                self.project,
+                self.class_id,
+                predictor,
+                self.image_ids,
+                self.threshold,
+                cancelled=self._cancel.is_set,
+                on_result=on_result,
+                include_rejected=self.include_rejected,
+                on_learned=lambda _: self.learned.emit(predictor.learned.summary()),
+            )
         except (SupportError, WeightsError, ProjectError, ValueError, RuntimeError) as exc:
             self.finished.emit(done, self.cancelled, str(exc))
             return

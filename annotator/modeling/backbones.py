@@ -4,6 +4,7 @@ VGG-16 is made stride 8 the PANet way (pool4 with stride 1, conv5 dilated by 2, 
 torchvision's `features.N` layout, so ImageNet state dicts load unchanged. ResNet-50 uses dilation
 in layer3/layer4.
 """
+
 from __future__ import annotations
 
 import torch

@@ -10,6 +10,7 @@ takes its best match: one per support, k-means of the background), a fitted head
 two supports on, the head's logit alone), and the self-prototype pass (match again with prototypes averaged
 with the query's own confident regions).
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,9 @@ class PANet(nn.Module):
     match_dtype = torch.float64
     weights_name = ""  # the backbone's weights, set by annotator.build
 
-    def __init__(self, backbone: nn.Module, layers: tuple[str, ...] | None = None, scale: float = 20.0,
-                 self_refine: bool = True) -> None:
+    def __init__(
+        self, backbone: nn.Module, layers: tuple[str, ...] | None = None, scale: float = 20.0, self_refine: bool = True
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.layers = layers or (backbone.layers[-1],)
@@ -90,8 +92,14 @@ class PANet(nn.Module):
 
         return match
 
-    def segment(self, feats: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor,
-                offset: torch.Tensor | None = None, head_alone: bool = False) -> torch.Tensor:
+    def segment(
+        self,
+        feats: torch.Tensor,
+        bg: torch.Tensor,
+        fg: torch.Tensor,
+        offset: torch.Tensor | None = None,
+        head_alone: bool = False,
+    ) -> torch.Tensor:
         """Logits [1,2,h,w] of one query's features [1,C,h,w] against prototype sets bg [B,C] and fg [F,C];
         `head_alone`: the fitted head's logit `offset` [1,h,w] alone decides (fitted on two or more supports, a
         linear classifier generalises better than their prototypes)."""
@@ -138,8 +146,9 @@ class PANet(nn.Module):
         """PAR: prototypes from the query's predicted masks must segment every support shot back."""
         pred = qry_logits.argmax(dim=1)
         qry_fg, qry_bg = (pred == 1).float(), (pred == 0).float()
-        protos = torch.stack([masked_average_pool(qry_feats, qry_bg).mean(0),
-                              masked_average_pool(qry_feats, qry_fg).mean(0)])
+        protos = torch.stack(
+            [masked_average_pool(qry_feats, qry_bg).mean(0), masked_average_pool(qry_feats, qry_fg).mean(0)]
+        )
         supp_logits = self.match(supp_feats, protos)
         supp_logits = F.interpolate(supp_logits, size=supp_fg.shape[-2:], mode="bilinear", align_corners=False)
         label = torch.full(supp_fg.shape, IGNORE, dtype=torch.long, device=supp_fg.device)

@@ -4,6 +4,7 @@ With one support it adds a per-pixel correction to PANet's prototype logits; fro
 logit alone decides foreground. `annotator.learning` fits it on the supports, the negatives (and the
 folder's pixels, for Tent) without touching the backbone.
 """
+
 from __future__ import annotations
 
 import torch

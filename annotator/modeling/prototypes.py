@@ -1,4 +1,5 @@
 """Pure tensor functions of prototype matching: masked average pooling and scaled cosine logits."""
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,9 @@ def masked_average_pool(features: torch.Tensor, mask: torch.Tensor, eps: float =
     return torch.einsum("nchw,nhw->nc", features.to(dtype), m) / (m.sum(dim=(1, 2))[:, None] + eps)
 
 
-def cosine_logits(features: torch.Tensor, prototypes: torch.Tensor, scale: float = 20.0, unit: bool = False
-                  ) -> torch.Tensor:
+def cosine_logits(
+    features: torch.Tensor, prototypes: torch.Tensor, scale: float = 20.0, unit: bool = False
+) -> torch.Tensor:
     """Cosine similarity of every pixel of [N,C,h,w] to each of [P,C] prototypes, times `scale` -> [N,P,h,w];
     `unit`: the features are already L2-normalised per pixel (matching several times normalises once)."""
     f = features if unit else F.normalize(features, dim=1)
@@ -52,8 +54,9 @@ def masked_kmeans_prototypes(features: torch.Tensor, mask: torch.Tensor, k: int,
     return spherical_kmeans(x, k, iters)
 
 
-def best_match_logits(features: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, scale: float = 20.0,
-                      unit: bool = False) -> torch.Tensor:
+def best_match_logits(
+    features: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, scale: float = 20.0, unit: bool = False
+) -> torch.Tensor:
     """[N,2,h,w] (background, foreground) logits against sets of prototypes [B,C] and [F,C]: a pixel's logit of
     each side is its best-matching prototype's, so every support and every negative keeps its own evidence."""
     logits = cosine_logits(features, torch.cat([bg, fg]), scale, unit)

@@ -13,6 +13,7 @@ answer "background" everywhere), so the guidance is the softmax over scaled cosi
 and foreground prototypes (PANet's map); and the decoder also sees that map itself, beside the
 guided features.
 """
+
 from __future__ import annotations
 
 import torch
@@ -66,8 +67,14 @@ class SGOne(nn.Module):
         """Its options, recorded beside each proposal."""
         return {"model": str(self.name)}
 
-    def segment(self, feats: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor,
-                offset: torch.Tensor | None = None, head_alone: bool = False) -> torch.Tensor:
+    def segment(
+        self,
+        feats: torch.Tensor,
+        bg: torch.Tensor,
+        fg: torch.Tensor,
+        offset: torch.Tensor | None = None,
+        head_alone: bool = False,
+    ) -> torch.Tensor:
         """Logits [1,2,h,w] of one query's features from its (bg [1,C], fg [1,C]) prototype pair (SG-One fits no
         head: `offset` and `head_alone` are PANet's)."""
         return self.match(feats, torch.cat([bg, fg]))

@@ -2,6 +2,7 @@
 
 A crash at any moment leaves either the old file or the new one, never a torn one.
 """
+
 from __future__ import annotations
 
 import json

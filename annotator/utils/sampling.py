@@ -1,4 +1,5 @@
 """Deterministic subsets: training sources, the folder sample the learning loop looks at, left-out supports."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

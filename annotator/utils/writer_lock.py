@@ -4,6 +4,7 @@ A lock left by a process that died on this host is broken (and the caller told);
 another host (whose process cannot be checked), refuses the second writer. Within one process the lock is
 re-entrant, so a tool may open the folder it already holds.
 """
+
 from __future__ import annotations
 
 import atexit
