@@ -243,6 +243,30 @@ def _model_spec(args: argparse.Namespace):
     return ModelSpec(model=args.model, backbone=args.backbone, checkpoint=args.checkpoint)
 
 
+def _predictor(args: argparse.Namespace, device: str, cores: int):
+    """The Predictor of `propagate`'s options (both forms): the model, the CRF (with batches, a batch's
+    refinements run in up to `cores` worker processes), the precision and the feature cache."""
+    from annotator.build import build_model
+    from annotator.feature_cache import FeatureCache, default_cache_folder
+    from annotator.predictor import Predictor
+
+    crf = _crf_params(args)
+    cache = None
+    if args.use_cache:
+        cache = FeatureCache(args.feature_cache or default_cache_folder(), disk_bytes=int(args.cache_gb * 2**30))
+    procs = min(args.batch_size, cores) if crf and args.batch_size > 1 else 0
+    return Predictor(
+        build_model(_model_spec(args)),
+        device,
+        args.input_size,
+        crf,
+        args.batch_size,
+        crf_processes=procs,
+        precision=args.precision,
+        cache=cache,
+    )
+
+
 # propagate's numeric options and their accepted ranges, checked before any work
 RANGES = {
     "input_size": (33, 2048),
@@ -276,13 +300,10 @@ def run_propagate(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from annotator.build import build_model
     from annotator.coco import CocoSpool, stale_spools, write_coco
     from annotator.device import available_cores
     from annotator.distributed import close_world, init_world
-    from annotator.feature_cache import FeatureCache, default_cache_folder
     from annotator.imageio import ImageReadError, list_images
-    from annotator.predictor import Predictor
     from annotator.propagate import SupportError, folder_sample, load_negative, load_support, propagate
     from annotator.utils.atomic import unwritable_reason
     from annotator.weights import WeightsError
@@ -313,27 +334,12 @@ def run_propagate(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not paths:
         return _fail(f"--images {args.images}: no images in it; {args.out} was left as it was")
-    crf = _crf_params(args)
     world = init_world()
     cores = max(1, available_cores() // world.size)
     torch.set_num_threads(cores)
     workers = args.workers if args.workers is not None else min(4, max(0, cores - 1))
-    cache = None
-    if args.use_cache:
-        cache = FeatureCache(args.feature_cache or default_cache_folder(), disk_bytes=int(args.cache_gb * 2**30))
     try:
-        # With batches, the CRF of a batch's images runs in parallel worker processes.
-        procs = min(args.batch_size, cores) if crf and args.batch_size > 1 else 0
-        predictor = Predictor(
-            build_model(_model_spec(args)),
-            world.device(args.device),
-            args.input_size,
-            crf,
-            args.batch_size,
-            crf_processes=procs,
-            precision=args.precision,
-            cache=cache,
-        )
+        predictor = _predictor(args, world.device(args.device), cores)
         taught = {p.resolve() for p, _, _ in supports} | {p.resolve() for p, _, _ in negatives}
         folder = folder_sample(predictor, [p for p in paths if p.resolve() not in taught])
         predictor.set_supports([(im, m) for _, im, m in supports], [(im, r) for _, im, r in negatives], folder)
@@ -454,10 +460,7 @@ def _propagate_project(args: argparse.Namespace, proj) -> int:
     import torch
     from tqdm import tqdm
 
-    from annotator.build import build_model
     from annotator.device import available_cores
-    from annotator.feature_cache import FeatureCache, default_cache_folder
-    from annotator.predictor import Predictor
     from annotator.project import ProjectError
     from annotator.propagate import SupportError
     from annotator.review import unreviewed
@@ -469,23 +472,11 @@ def _propagate_project(args: argparse.Namespace, proj) -> int:
         names = ", ".join(c.name for c in proj.classes.values()) or "none"
         return _fail(f"--class '{args.class_name}': no such class in {args.project} (classes: {names})")
     torch.set_num_threads(available_cores())
-    cache = FeatureCache(args.feature_cache or default_cache_folder()) if args.use_cache else None
-    crf = _crf_params(args)
     ids = unreviewed(proj, class_id, include_rejected=args.include_rejected)
     t0 = time.perf_counter()
     bar = tqdm(total=len(ids), unit="img", desc=args.class_name, file=sys.stderr, disable=None, dynamic_ncols=True)
     try:
-        procs = min(args.batch_size, available_cores()) if crf and args.batch_size > 1 else 0
-        predictor = Predictor(
-            build_model(_model_spec(args)),
-            args.device,
-            args.input_size,
-            crf,
-            args.batch_size,
-            crf_processes=procs,
-            precision=args.precision,
-            cache=cache,
-        )
+        predictor = _predictor(args, args.device, available_cores())
         try:
             done = propagate_into_project(
                 proj,
