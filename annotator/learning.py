@@ -71,7 +71,7 @@ class Learned:
     """The matching state of one class: prototype sets, the fitted head (or None) and the presence floor."""
 
     fg: torch.Tensor  # [F,C]
-    bg: torch.Tensor  # [B,C]
+    bg: torch.Tensor  # [B,C]; empty when the head decides alone (only the fg prototypes are used, for presence)
     head: PixelHead | None = None
     presence_floor: float = 0.0
     supports: int = 0
@@ -211,10 +211,14 @@ def learn(
     regions [n,H,W] that are not the class) and, for the transductive pieces, (features [C,h,w], soft foreground
     probability [H',W']) of the folder's images."""
     supp_feats = supp_feats.float()
+    alone = cfg.head and 0 < cfg.head_alone_from <= len(supp_feats)
     fg = foreground_prototypes(supp_feats, supp_masks, cfg)
-    bg = background_prototypes(
-        supp_feats, 1.0 - supp_masks, neg_feats.float() if neg_feats is not None else None, neg_regions, cfg
-    )
+    if alone:  # nothing matches against background prototypes: k-means of every support's background is skipped
+        bg = supp_feats.new_zeros((0, supp_feats.shape[1]))
+    else:
+        bg = background_prototypes(
+            supp_feats, 1.0 - supp_masks, neg_feats.float() if neg_feats is not None else None, neg_regions, cfg
+        )
     n_neg = len(neg_feats) if neg_feats is not None else 0
     head = None
     if cfg.head:
@@ -238,5 +242,4 @@ def learn(
         # the two labels weigh the same in total: more negatives must not lower every foreground logit
         w = torch.where(y > 0.5, w / w[y > 0.5].sum().clamp_min(1e-9), w / w[y < 0.5].sum().clamp_min(1e-9))
         head = fit_head(x, y, w, cfg, unlabelled, cancelled)
-    alone = head is not None and 0 < cfg.head_alone_from <= len(supp_feats)
     return Learned(fg=fg, bg=bg, head=head, supports=len(supp_feats), negatives=n_neg, head_alone=alone)
