@@ -31,8 +31,9 @@ from PySide6.QtWidgets import (
 from annotator.app.actions import KEYS
 from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
+from annotator.app.jobs import Jobs
 from annotator.app.thumbnails import ImageIdRole, ThumbnailModel
-from annotator.app.workers import AdaptWorker, PropagationWorker, start_in_thread
+from annotator.app.workers import AdaptWorker, PropagationWorker
 from annotator.config import Model, State
 from annotator.export import ExportError, export_coco, export_png, left_out_proposals
 from annotator.imageio import ImageReadError, read_image
@@ -62,10 +63,8 @@ class MainWindow(QMainWindow):
         self.model_settings = ModelSettings.load(self.qs)
         self.session: Session | None = None
         self.thumbs: ThumbnailModel | None = None
-        self.worker: PropagationWorker | AdaptWorker | None = None
-        self.propagation_thread = None  # the latest one
+        self.jobs = Jobs(self)
         self.learned_from = ""  # what the running propagation learned from
-        self._running: list[tuple] = []  # (thread, worker) kept alive until the thread has finished
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
         self._build_widgets()
         self._build_actions()
@@ -85,6 +84,15 @@ class MainWindow(QMainWindow):
     @property
     def class_id(self) -> int | None:
         return self.session.class_id if self.session else None
+
+    @property
+    def worker(self) -> PropagationWorker | AdaptWorker | None:
+        """The background job shown (progress bar, Cancel), if any."""
+        return self.jobs.current
+
+    @property
+    def propagation_thread(self):
+        return self.jobs.thread
 
     @property
     def review(self) -> list[int] | None:
@@ -472,10 +480,10 @@ class MainWindow(QMainWindow):
         images are left alone unless `include_rejected`."""
         if not (self.project and self.class_id):
             return
-        if self.worker is not None:
+        if self.jobs.busy:
             self.statusBar().showMessage("A propagation is already running (Ctrl+. cancels it)")
             return
-        if any(t.isRunning() for t, _ in self._running):  # a cancelled run finishing its last image
+        if self.jobs.stopping:  # a cancelled run finishing its last image
             self.statusBar().showMessage("Waiting for the cancelled propagation to stop…")
             QTimer.singleShot(200, lambda: self.propagate(scope, include_rejected))
             return
@@ -494,32 +502,29 @@ class MainWindow(QMainWindow):
         if s.model == Model.SGONE and adapted_checkpoint(self.project).exists():
             checkpoint = adapted_checkpoint(self.project)
         crf = s.crf_params if s.crf else None
-        self.worker = PropagationWorker(
+        worker = PropagationWorker(
             self.project, self.class_id, ids, s.device, crf, s.presence_threshold, s.model, checkpoint, include_rejected
         )
         self.learned_from = ""
-        self.worker.learned.connect(self._learned)
-        self.worker.started_on.connect(lambda name: self.device_label.setText(f"device: {name}"))
-        self.worker.progress.connect(self._progress)
-        self.worker.result.connect(self._proposal_arrived)
-        self.worker.skipped.connect(lambda msg: self.statusBar().showMessage(f"skipped: {msg}", 5000))
-        self.worker.finished.connect(self._propagation_done)
+        worker.learned.connect(self._learned)
+        worker.started_on.connect(lambda name: self.device_label.setText(f"device: {name}"))
+        worker.progress.connect(self._progress)
+        worker.result.connect(self._proposal_arrived)
+        worker.skipped.connect(lambda msg: self.statusBar().showMessage(f"skipped: {msg}", 5000))
+        worker.finished.connect(self._propagation_done)  # a method of the window: queued onto the GUI thread
         self.progress.setRange(0, len(ids))
         self.progress.setValue(0)
+        self.eta.setText("starting…")
+        self._show_job(worker)
+
+    def _show_job(self, worker: PropagationWorker | AdaptWorker) -> None:
         self.progress.show()
         self.cancel_button.show()
-        self.eta.setText("starting…")
-        self.propagation_thread = start_in_thread(self.worker, self)
-        self._running.append((self.propagation_thread, self.worker))
-        self.propagation_thread.finished.connect(self._forget_thread)  # queued: runs on the GUI thread
+        self.jobs.start(worker)
 
     def _learned(self, summary: str) -> None:
         self.learned_from = summary
         self.statusBar().showMessage(f"Propagating: {summary}")
-
-    def _forget_thread(self) -> None:
-        done = self.sender()
-        self._running = [(t, w) for t, w in self._running if t is not done]
 
     def _progress(self, done: int, total: int, rate: float) -> None:
         self.progress.setValue(done)
@@ -532,17 +537,14 @@ class MainWindow(QMainWindow):
             self.show_image(image_id)
 
     def cancel_propagation(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self._end_propagation("Propagation cancelled")
+        if self.jobs.cancel():
+            self._end_job("Propagation cancelled")
 
-    def _propagation_done(self, done: int, cancelled: bool, error: str) -> None:
-        if self.worker is None:  # already closed by Cancel
-            return
-        self._end_propagation(error or f"Propagation done: {done} images, {self.learned_from}")
+    def _propagation_done(self, done: int, _cancelled: bool, error: str) -> None:
+        if self.jobs.end(self.sender()):  # else it was cancelled, and the window already said so
+            self._end_job(error or f"Propagation done: {done} images, {self.learned_from}")
 
-    def _end_propagation(self, message: str) -> None:
-        self.worker = None
+    def _end_job(self, message: str) -> None:
         self.progress.hide()
         self.cancel_button.hide()
         self.eta.setText("")
@@ -554,20 +556,16 @@ class MainWindow(QMainWindow):
         """Train SG-One's head on this folder's images in the background; propagation then uses it."""
         if not self.project:
             return
-        if self.worker is not None or any(t.isRunning() for t, _ in self._running):
+        if self.jobs.busy or self.jobs.stopping:
             self.statusBar().showMessage("Wait for the running job to finish (Ctrl+. cancels it)")
             return
         self._flush_writes()
-        self.worker = AdaptWorker(self.project, self.model_settings.device)
-        self.worker.progress.connect(self._adapt_progress)
-        self.worker.finished.connect(self._adapt_done)
+        worker = AdaptWorker(self.project, self.model_settings.device)
+        worker.progress.connect(self._adapt_progress)
+        worker.finished.connect(self._adapt_done)
         self.progress.setRange(0, 0)
-        self.progress.show()
-        self.cancel_button.show()
         self.eta.setText("adapting: reading images…")
-        thread = start_in_thread(self.worker, self)
-        self._running.append((thread, self.worker))
-        thread.finished.connect(self._forget_thread)
+        self._show_job(worker)
 
     def _adapt_progress(self, done: int, total: int, what: str) -> None:
         self.progress.setRange(0, total)
@@ -575,7 +573,7 @@ class MainWindow(QMainWindow):
         self.eta.setText(f"adapting: {what}")
 
     def _adapt_done(self, cancelled: bool, error: str) -> None:
-        if self.worker is None:
+        if not self.jobs.end(self.sender()):
             return
         if not error and not cancelled:
             self.model_settings.model = Model.SGONE
@@ -585,12 +583,11 @@ class MainWindow(QMainWindow):
             if cancelled
             else f"SG-One adapted to this folder ({adapted_checkpoint(self.project).name}); propagation now uses it"
         )
-        self._end_propagation(msg)
+        self._end_job(msg)
 
     def wait_for_worker(self, timeout_ms: int = 60000) -> None:
-        """Block until every propagation thread has stopped (closing, tests)."""
-        for thread, _ in list(self._running):
-            thread.wait(timeout_ms)
+        """Block until every job's thread has stopped (closing, tests)."""
+        self.jobs.wait(timeout_ms)
 
     def edit_settings(self) -> None:
         dlg = SettingsDialog(self.model_settings, self)
@@ -675,8 +672,7 @@ class MainWindow(QMainWindow):
         HelpDialog(self.actions(), self).exec()
 
     def closeEvent(self, event) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
+        self.jobs.cancel()
         self.wait_for_worker()
         if self.session and not self.session.close():
             QMessageBox.warning(self, "Not saved", self.session.saver.last_error or "The project could not be saved.")
