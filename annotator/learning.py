@@ -3,11 +3,12 @@
 `learn(...)` turns the evidence of one class into a `Learned` state that the predictor matches with:
 - a foreground prototype per support (clustered when there are many), so each support keeps its own evidence;
 - background prototypes from the supports' background (and, off by default, from rejected regions);
-- a fitted `PixelHead` (1x1 conv, class-balanced logistic regression on the supports' pixels, lightly
-  regularised): supports' pixels are positives and backgrounds, rejected regions are negatives. With one
-  support it is added to PANet's logits; from two on it decides alone (a linear classifier over the whole
-  supports generalises better than their prototypes: benchmarks/labelling_effort.py), and the prototypes then
-  give only the presence score;
+- fitted `PixelHead`s (1x1 conv, class-balanced logistic regression on the supports' pixels): supports' pixels
+  are positives and backgrounds, rejected regions are negatives. Two are fitted. A close one (light L2) decides
+  on queries of the supports' own scenes (a video's other frames, told by `scene_descriptor`): added to PANet's
+  logits with one support, alone from two on (a linear classifier over the supports then generalises better
+  than their prototypes). On other scenes it overfits the supports, so a more regularised one is added to
+  PANet's logits there (benchmarks/fewshot_quality.py, benchmarks/labelling_effort.py);
 - the folder's own pixels: Tent's entropy minimisation (on) and confident pseudo-labels (off) in that fit;
 - a presence floor (set by the predictor) above the negatives' scores and, where the folder's own scores split
   into two groups with a clear gap between them, in that gap: so images like the negatives come back empty.
@@ -23,7 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from annotator.modeling.pixel_head import PixelHead
-from annotator.modeling.prototypes import masked_average_pool, masked_kmeans_prototypes, resize_mask, spherical_kmeans
+from annotator.modeling.prototypes import (
+    masked_average_pool,
+    masked_kmeans_prototypes,
+    resize_mask,
+    scene_descriptor,
+    spherical_kmeans,
+)
 
 
 class Cancelled(Exception):
@@ -38,7 +45,9 @@ class LearningConfig:
     negatives: bool = True  # rejected regions are background samples of the head's fit
     negative_prototypes: int = 0  # k-means prototypes per negative region added to the background (0: none)
     head: bool = True  # fit a 1x1-conv head on supports and negatives
-    head_alone_from: int = 2  # from this many supports the head's logit alone decides (0: never)
+    head_alone_from: int = 2  # from this many supports the head's logit alone decides (0: never) ...
+    same_scene: float = 0.987  # ... on a query this alike (scene cosine) to a support, e.g. a video's frame (0: any)
+    other_scene_l2: float = 1e-3  # on other scenes a second head, more regularised, is added to PANet's logits
     pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit
     entropy: bool = True  # Tent: minimise the head's prediction entropy on the folder's pixels
     presence: bool = True  # a presence floor above the negatives' scores
@@ -71,12 +80,24 @@ class Learned:
     """The matching state of one class: prototype sets, the fitted head (or None) and the presence floor."""
 
     fg: torch.Tensor  # [F,C]
-    bg: torch.Tensor  # [B,C]; empty when the head decides alone (only the fg prototypes are used, for presence)
-    head: PixelHead | None = None
+    bg: torch.Tensor  # [B,C]; empty when `head` decides alone on every query (fg then only gives presence)
+    head: PixelHead | None = None  # fitted closely to the supports: for queries of their scenes
     presence_floor: float = 0.0
     supports: int = 0
     negatives: int = 0
-    head_alone: bool = False  # the head's logit alone decides foreground; the prototypes give the presence score
+    head_alone: bool = False  # `head` alone decides foreground (else it is added to PANet's logits)
+    scenes: torch.Tensor | None = None  # [k,C] the supports' scene descriptors (None: `head` on every query) ...
+    same_scene: float = 0.0  # ... a query at least this alike to one of them is of their scenes
+    other_head: PixelHead | None = None  # more regularised, added to PANet's logits on queries of other scenes
+
+    def head_for(self, feats: torch.Tensor) -> tuple[PixelHead | None, bool]:
+        """The head for a query [1,C,h,w] and whether it decides alone. A head fitted closely to the supports is
+        best on their own scenes (a video's other frames) but overfits them: on another scene (another video, a
+        varied photo) a more regularised one corrects PANet's prototypes instead (benchmarks/fewshot_quality.py)."""
+        if self.scenes is None:
+            return self.head, self.head_alone
+        alike = float((self.scenes.to(feats.device) @ scene_descriptor(feats)[0].to(self.scenes.dtype)).max())
+        return (self.head, self.head_alone) if alike >= self.same_scene else (self.other_head, False)
 
     def summary(self) -> str:
         """What it was learned from, as the status bar and the CLI say it: "learned from 7 masks and 12 rejections"."""
@@ -155,9 +176,11 @@ def fit_head(
     cfg: LearningConfig,
     unlabelled: torch.Tensor | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    l2: float | None = None,
 ) -> PixelHead:
     """Weighted logistic regression (L-BFGS, full batch, float32) of the head on pixel vectors [M,C] with labels [M];
-    `unlabelled` pixels [U,C] add Tent's entropy term. Deterministic for the same inputs and thread count."""
+    `unlabelled` pixels [U,C] add Tent's entropy term; `l2`: cfg.head_l2 unless given. Deterministic for the
+    same inputs and thread count."""
     head = PixelHead(x.shape[1])
     x = x.float()
     w = weight / weight.sum()
@@ -170,7 +193,7 @@ def fit_head(
             raise Cancelled()
         opt.zero_grad()
         loss = (F.binary_cross_entropy_with_logits(head.pixels(x), y, reduction="none") * w).sum()
-        loss = loss + cfg.head_l2 * head.conv.weight.pow(2).sum() * head.scale**2
+        loss = loss + (cfg.head_l2 if l2 is None else l2) * head.conv.weight.pow(2).sum() * head.scale**2
         if unlabelled is not None and len(unlabelled):
             p = torch.sigmoid(head.pixels(unlabelled.float()))
             loss = loss + 0.1 * -(p * torch.log(p + 1e-6) + (1 - p) * torch.log(1 - p + 1e-6)).mean()
@@ -212,15 +235,16 @@ def learn(
     probability [H',W']) of the folder's images."""
     supp_feats = supp_feats.float()
     alone = cfg.head and 0 < cfg.head_alone_from <= len(supp_feats)
+    gated = cfg.head and cfg.same_scene > 0  # a second head for queries of other scenes
     fg = foreground_prototypes(supp_feats, supp_masks, cfg)
-    if alone:  # nothing matches against background prototypes: k-means of every support's background is skipped
+    if alone and not gated:  # nothing matches against background prototypes: their k-means is skipped
         bg = supp_feats.new_zeros((0, supp_feats.shape[1]))
     else:
         bg = background_prototypes(
             supp_feats, 1.0 - supp_masks, neg_feats.float() if neg_feats is not None else None, neg_regions, cfg
         )
     n_neg = len(neg_feats) if neg_feats is not None else 0
-    head = None
+    head = other_head = None
     if cfg.head:
         gen = torch.Generator().manual_seed(cfg.seed)
         images = len(supp_feats) + (n_neg if cfg.negatives else 0) + (len(pseudo) if cfg.pseudo_labels else 0)
@@ -242,4 +266,16 @@ def learn(
         # the two labels weigh the same in total: more negatives must not lower every foreground logit
         w = torch.where(y > 0.5, w / w[y > 0.5].sum().clamp_min(1e-9), w / w[y < 0.5].sum().clamp_min(1e-9))
         head = fit_head(x, y, w, cfg, unlabelled, cancelled)
-    return Learned(fg=fg, bg=bg, head=head, supports=len(supp_feats), negatives=n_neg, head_alone=alone)
+        if gated:
+            other_head = fit_head(x, y, w, cfg, unlabelled, cancelled, l2=cfg.other_scene_l2)
+    return Learned(
+        fg=fg,
+        bg=bg,
+        head=head,
+        supports=len(supp_feats),
+        negatives=n_neg,
+        head_alone=alone,
+        scenes=scene_descriptor(supp_feats) if gated else None,
+        same_scene=cfg.same_scene,
+        other_head=other_head,
+    )

@@ -314,8 +314,9 @@ class Predictor:
             dtype = self.model.match_dtype if self.device.type != "mps" else torch.float32  # mps has no float64
             feats = feats.to(self.device, dtype)[None]
             fg_protos, bg_protos = self.learned.fg.to(dtype), self.learned.bg.to(dtype)
-            offset = self.learned.head(feats).to(dtype) if self.learned.head is not None else None
-            logits = self.model.segment(feats, bg_protos, fg_protos, offset, self.learned.head_alone)
+            head, alone = self.learned.head_for(feats)
+            offset = head(feats).to(dtype) if head is not None else None
+            logits = self.model.segment(feats, bg_protos, fg_protos, offset, alone)
             fg = (logits.argmax(dim=1) == 1).to(dtype)
             presence = 0.0
             if fg.any():

@@ -10,7 +10,8 @@ Backbone features of every frame are computed once and shared by all configurati
 backbone's time is counted once per image; matching and CRF are timed per query. CRF runs in a
 process pool (one per core) and its time is measured inside the workers.
 
-Rows: plain PANet, each issue-3 addition on its own, all of them, box and scribble supports, and SG-One
+Rows: plain PANet, each issue-3 addition on its own, all of them, then what the learning loop adds to them from
+the supports alone (per-support prototypes, the fitted heads: the default), box and scribble supports, and SG-One
 with its shipped head and with a head adapted to these very images (`--adapted CKPT`, made by
 `annotator train --init weights/sgone_head.safetensors --images ...` on the benchmark's frames).
 
@@ -155,19 +156,32 @@ def scribble_of(mask: np.ndarray, width: int = 5) -> np.ndarray:
     return out if out.any() else mask
 
 
-# name -> (predictor options, which features, support shape). PLAIN switches every addition off.
-PLAIN = {"layers": ("conv5_3",), "bg_prototypes": 1, "self_refine": False}
+# name -> (predictor options, which features, support shape). PLAIN switches every addition off, the learning
+# loop's included (what the supports teach beyond their prototypes: NO_LEARNING).
+NO_LEARNING = LearningConfig(per_support=False, head=False, entropy=False, presence=False, bg_prototypes=1)
+PLAIN = {"layers": ("conv5_3",), "learning": NO_LEARNING, "self_refine": False}
 BOTH = ("conv4_3", "conv5_3")
+ALL_THREE = {"layers": BOTH, "learning": NO_LEARNING.changed(bg_prototypes=5), "self_refine": True}
 METHODS = {
     "PANet": (PLAIN, "conv5", "mask"),
     "+ conv4_3 with conv5_3": ({**PLAIN, "layers": BOTH}, "both", "mask"),
-    "+ 5 background prototypes": ({**PLAIN, "bg_prototypes": 5}, "conv5", "mask"),
+    "+ 5 background prototypes": ({**PLAIN, "learning": NO_LEARNING.changed(bg_prototypes=5)}, "conv5", "mask"),
     "+ self-prototype pass": ({**PLAIN, "self_refine": True}, "conv5", "mask"),
     "+ conv4_3 and self-prototype": ({**PLAIN, "layers": BOTH, "self_refine": True}, "both", "mask"),
-    "+ all three (the default)": ({"layers": BOTH, "bg_prototypes": 5, "self_refine": True}, "both", "mask"),
+    "+ all three": (ALL_THREE, "both", "mask"),
+    "+ per-support prototypes and the close head everywhere (alone from 2 supports)": (
+        {**ALL_THREE, "learning": LearningConfig(same_scene=0.0)},
+        "both",
+        "mask",
+    ),
+    "default (+ per-support prototypes, fitted heads by scene)": (
+        {**ALL_THREE, "learning": LearningConfig()},
+        "both",
+        "mask",
+    ),
     "PANet, box support": (PLAIN, "conv5", "box"),
     "PANet, scribble support": (PLAIN, "conv5", "scribble"),
-    "default, box support": ({"layers": BOTH, "bg_prototypes": 5, "self_refine": True}, "both", "box"),
+    "default, box support": ({**ALL_THREE, "learning": LearningConfig()}, "both", "box"),
     "SG-One, shipped head": ({"model": "sgone"}, "sgone", "mask"),
     "SG-One, adapted head": ({"model": "sgone", "checkpoint": "ADAPTED"}, "sgone", "mask"),
 }
@@ -222,8 +236,8 @@ def run(args) -> None:
     crf_params = CRFParams()
     with get_context("fork").Pool(os.cpu_count() or 1) as pool:
         for name, (opts, kind, support_shape) in methods.items():
-            spec = ModelSpec(**{k: v for k, v in opts.items() if k != "bg_prototypes"})
-            learning = LearningConfig(bg_prototypes=opts.get("bg_prototypes", 1))
+            spec = ModelSpec(**{k: v for k, v in opts.items() if k != "learning"})
+            learning = opts.get("learning", NO_LEARNING)
             predictor = Predictor(
                 build_model(spec), device=args.device, input_size=args.input_size, crf=None, learning=learning
             )
@@ -309,7 +323,7 @@ def main() -> None:
     ap.add_argument(
         "--crf-methods",
         nargs="+",
-        default=["PANet", "+ all three (the default)", "SG-One, shipped head"],
+        default=["PANet", "default (+ per-support prototypes, fitted heads by scene)", "SG-One, shipped head"],
         help="rows also run with the CRF (1-shot; the CRF costs about 0.5 s per query on CPU)",
     )
     ap.add_argument(

@@ -91,9 +91,10 @@ ROWS: dict[str, Loop] = {
     ),
     "default without the presence gap": Loop(LearningConfig(presence_gap=0.0)),
     "all pieces": Loop(LearningConfig(pseudo_labels=True, entropy=True, negative_prototypes=3)),
-    "default with the head always added to PANet": Loop(LearningConfig(head_alone_from=0)),
+    "default with the head always added to PANet": Loop(LearningConfig(head_alone_from=0, same_scene=0.0)),
+    "default with one close head on every scene": Loop(LearningConfig(same_scene=0.0)),
     "yesterday's default (head added to PANet, strong L2, 512 samples)": Loop(
-        LearningConfig(head_alone_from=0, head_l2=1e-3, samples_per_image=512, head_steps=40)
+        LearningConfig(head_alone_from=0, same_scene=0.0, head_l2=1e-3, samples_per_image=512, head_steps=40)
     ),
     "default (LearningConfig())": Loop(LearningConfig()),
 }

@@ -94,3 +94,17 @@ def test_the_head_decides_alone_from_two_supports():
     assert not learn(feats[:1], masks[:1], LearningConfig()).head_alone  # one support: added to PANet's logits
     assert learn(feats[:2], masks[:2], LearningConfig()).head_alone
     assert not learn(feats[:2], masks[:2], LearningConfig(head_alone_from=0)).head_alone
+
+
+def test_the_close_head_decides_on_the_supports_scenes_and_the_regularised_one_elsewhere():
+    feats, masks = _features(3)
+    learned = learn(feats[:2], masks[:2], LearningConfig(entropy=False))
+    assert learned.head is not learned.other_head and len(learned.bg)  # both heads, and prototypes to add one to
+    # the stronger L2 of the other head keeps its weights smaller
+    assert learned.other_head.conv.weight.norm() < learned.head.conv.weight.norm()
+    assert learned.head_for(feats[:1]) == (learned.head, True)  # a support's own scene
+    other = torch.nn.functional.normalize(torch.randn(1, 64, 12, 12, generator=torch.Generator().manual_seed(5)), dim=1)
+    other[:, 8:16] += 1.0  # another scene: another mean direction
+    assert learned.head_for(other) == (learned.other_head, False)
+    everywhere = learn(feats[:2], masks[:2], LearningConfig(entropy=False, same_scene=0.0))
+    assert everywhere.other_head is None and everywhere.head_for(other) == (everywhere.head, True)
