@@ -46,7 +46,7 @@ class LearningConfig:
     negative_prototypes: int = 0  # k-means prototypes per negative region added to the background (0: none)
     head: bool = True  # fit a 1x1-conv head on supports and negatives
     head_alone_from: int = 2  # from this many supports the head's logit alone decides (0: never) ...
-    same_scene: float = 0.987  # ... on a query this alike (scene cosine) to a support, e.g. a video's frame (0: any)
+    same_scene: float = 0.985  # ... on a query this alike (scene cosine) to a support, e.g. a video's frame (0: any)
     other_scene_l2: float = 1e-3  # on other scenes a second head, more regularised, is added to PANet's logits
     pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit
     entropy: bool = True  # Tent: minimise the head's prediction entropy on the folder's pixels
