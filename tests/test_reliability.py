@@ -84,6 +84,31 @@ def test_a_second_writer_is_refused_and_may_read(proj, tmp_path, capsys):
         assert "stale lock" in again.report.lock_note
 
 
+def test_a_lock_whose_pid_was_reused_is_broken_and_one_from_another_host_is_not(proj, capsys):
+    import socket
+
+    from annotator.utils.writer_lock import started
+
+    lock = proj.folder / "project.lock"
+    live = os.getppid()  # a live process other than this one (pytest's parent)
+    here = socket.gethostname()
+    # the holder died and its pid now names a process started at another time: stale
+    lock.write_text(json.dumps({"pid": live, "host": here, "started": "1"}))
+    with Project.open(proj.folder) as again:
+        assert "stale lock" in again.report.lock_note
+    # that very process (same start time) holds it: refused, by pid
+    lock.write_text(json.dumps({"pid": live, "host": here, "started": started(live)}))
+    rc, out = _cli(capsys, "export", proj.folder, "--out", proj.folder.parent / "o.json")
+    assert rc == 0  # reading needs no lock
+    with pytest.raises(ProjectLockedError, match=f"process {live}"):
+        Project.open(proj.folder)
+    # a process on another host cannot be checked: refused, naming the host
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "started": "5"}))
+    with pytest.raises(ProjectLockedError, match="process 1 on elsewhere.example"):
+        Project.open(proj.folder)
+    lock.unlink()
+
+
 # ---- 7 and 8: nothing outside the project ------------------------------------------------------------
 def test_mask_names_and_image_paths_that_leave_the_project_are_ignored(proj, tmp_path, capsys):
     outside = tmp_path / "precious.png"

@@ -1,7 +1,8 @@
-"""One writer per folder: a lock file holding the writer's pid and host, created atomically.
+"""One writer per folder: a lock file holding the writer's pid, host and start time, created atomically.
 
-A lock left by a process that died on this host is broken (and the caller told); a live one, or one from
-another host (whose process cannot be checked), refuses the second writer. Within one process the lock is
+A lock left by a process that died on this host is broken (and the caller told), as is one whose pid now
+belongs to a process started later (a reused pid); a live one, or one from another host (whose process
+cannot be checked), refuses the second writer. Within one process the lock is
 re-entrant, so a tool may open the folder it already holds.
 """
 
@@ -38,12 +39,30 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _owner(path: Path) -> tuple[int | None, str | None]:
+def started(pid: int) -> str | None:
+    """When the process started (clock ticks since boot, from /proc on Linux; None elsewhere or if gone): a pid
+    reused by a later process has another start time."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner(path: Path) -> tuple[int | None, str | None, str | None]:
+    """(pid, host, start time) of the lock's holder; Nones when the file is torn or unreadable."""
     try:
         info = json.loads(path.read_text("utf-8"))
-        return int(info["pid"]), str(info["host"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, None  # torn or unreadable: written by a process killed while creating it
+        return int(info["pid"]), str(info["host"]), info.get("started")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, None, None  # torn or unreadable: written by a process killed while creating it
+
+
+def _running(pid: int, since: str | None) -> bool:
+    """Whether the holder `pid` (started at `since`, where known) still runs on this host."""
+    if not pid_alive(pid):
+        return False
+    now = started(pid)
+    return since is None or now is None or now == since
 
 
 def _create(tmp: Path, path: Path, content: str) -> None:
@@ -66,7 +85,7 @@ def acquire(path: Path) -> str | None:
             _HELD[path] += 1
             return None
         note = None
-        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started(os.getpid())})
         tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
         tmp.write_text(me, "utf-8")
         try:
@@ -75,16 +94,16 @@ def acquire(path: Path) -> str | None:
                     _create(tmp, path, me)
                     break
                 except FileExistsError:
-                    pid, host = _owner(path)
+                    pid, host, since = _owner(path)
                     if (pid, host) == (os.getpid(), socket.gethostname()):
                         break  # this process's own lock, under another name (the folder was moved)
-                    if pid is not None and (host != socket.gethostname() or pid_alive(pid)):
+                    if pid is not None and (host != socket.gethostname() or _running(pid, since)):
                         raise LockHeld(path, pid, host) from None
                     who = f"process {pid}" if pid else "a process killed while taking it"
                     note = f"broke the stale lock of {who}, which is no longer running"
                     path.unlink(missing_ok=True)
             else:
-                raise LockHeld(path, *_owner(path))
+                raise LockHeld(path, *_owner(path)[:2])
         finally:
             tmp.unlink(missing_ok=True)
         _HELD[path] = 1
