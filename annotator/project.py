@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -571,6 +571,20 @@ class Project:
             return False
         self._put(image_id, class_id, mask, state=State.PROPOSED, score=score, settings=settings, edited=False)
         return True
+
+    def clear_mask(self, image_id: int, class_id: int) -> None:
+        """The user emptied the mask: no pixels, unlabelled (not accepted), and propagation may propose again."""
+        self._writable()
+        with self._editing():
+            self.records[(image_id, class_id)] = MaskRecord()
+
+    def restore_record(self, image_id: int, class_id: int, before: MaskRecord) -> None:
+        """Put a record back as it was (the user undid every edit since): its state, score and mask file."""
+        self._writable()
+        if before.mask is not None and not (self.folder / "masks" / before.mask).is_file():
+            raise ProjectError(f"mask file {before.mask} is gone; the edit stays")
+        with self._editing():
+            self.records[(image_id, class_id)] = replace(before)
 
     def set_state(self, image_id: int, class_id: int, state: State | str) -> None:
         """Accept, reject or reset a record without touching its pixels."""

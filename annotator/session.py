@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator.config import State
-from annotator.project import AutoSaver, Project, ProjectError
+from annotator.project import AutoSaver, MaskRecord, Project, ProjectError
 from annotator.review import review_queue
 
 
@@ -50,6 +50,7 @@ class Session:
         self.image_id: int | None = None
         self.class_id: int | None = None
         self.review: list[int] | None = None  # the review queue, when reviewing
+        self._before: MaskRecord | None = None  # the current record before the first edit shown (for undo)
         self.on_error = on_error
         self.saver = AutoSaver(project, delay=autosave_delay, on_error=on_error)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="project-writer")
@@ -85,20 +86,34 @@ class Session:
     # ---- what is current ------------------------------------------------------------------
     def choose_class(self, class_id: int | None) -> None:
         self.flush()
-        self.class_id = class_id
+        self.class_id, self._before = class_id, None
 
     def choose_image(self, image_id: int) -> None:
         self.flush()
-        self.image_id = image_id
+        self.image_id, self._before = image_id, None
 
     def ready(self) -> bool:
         """Whether an image and a class are chosen (what every edit of the current record needs)."""
         return self.image_id is not None and self.class_id is not None
 
     def paint(self, mask: np.ndarray) -> None:
-        """The user's own mask of the current image and class (accepted and marked edited), written in order."""
+        """The user's own mask of the current image and class, written in order: accepted and marked edited, or,
+        emptied, unlabelled (clearing a mask does not accept it)."""
         proj, image_id, class_id, mask = self.project, self.image_id, self.class_id, mask.copy()
-        self.submit(lambda: proj.set_mask(image_id, class_id, mask))
+        if self._before is None:
+            self.flush()
+            self._before = proj.record(image_id, class_id)
+        if mask.any():
+            self.submit(lambda: proj.set_mask(image_id, class_id, mask))
+        else:
+            self.submit(lambda: proj.clear_mask(image_id, class_id))
+
+    def undo_all(self) -> None:
+        """Every edit of the shown image was undone: its record goes back to what it was (state, score, mask)."""
+        if self._before is not None:
+            proj, image_id, class_id, before = self.project, self.image_id, self.class_id, self._before
+            self.submit(lambda: proj.restore_record(image_id, class_id, before))
+            self._before = None
 
     def set_state(self, state: State) -> None:
         """Accept, reject or reset the current record, keeping its pixels."""

@@ -81,6 +81,8 @@ def test_brush_stroke_paints_where_the_mouse_went_and_undo_restores(win, qtbot):
     assert win.canvas.mask.sum() == painted
     QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert not win.canvas.mask.any()
+    win._flush_writes()  # every stroke undone: the image is as it was, unlabelled, not "accepted"
+    assert win.project.record(win.image_id, win.class_id).state == "unlabelled"
     QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert win.canvas.mask.sum() == painted
     win._flush_writes()

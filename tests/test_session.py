@@ -50,6 +50,27 @@ def test_paints_are_written_in_order_off_the_callers_thread_and_flush_waits_for_
     assert rec.state == State.ACCEPTED and rec.edited
 
 
+def test_undoing_every_edit_puts_a_proposal_back_and_clearing_a_mask_does_not_accept_it(session):
+    proj, a = session.project, session.project.image_id("a.png")
+    proj.set_proposal(a, 1, _box(5, 15, 5, 15), 0.83, {"model": "panet"})
+    session.choose_image(a)
+    session.paint(_box(5, 20, 5, 20))  # a stroke...
+    session.flush()
+    assert proj.record(a, 1).state == State.ACCEPTED and proj.record(a, 1).edited
+    session.undo_all()  # ...undone: the proposal is back, not "accepted"
+    session.flush()
+    rec = proj.record(a, 1)
+    assert (rec.state, rec.score, rec.edited) == (State.PROPOSED, 0.83, False) and proj.mask(a, 1).sum() == 100
+    session.paint(np.zeros((30, 40), bool))  # cleared
+    session.flush()
+    rec = proj.record(a, 1)
+    assert rec.state == State.UNLABELLED and not rec.edited and proj.mask(a, 1) is None
+    session.undo_all()
+    session.flush()
+    assert proj.record(a, 1).state == State.PROPOSED and proj.mask(a, 1).sum() == 100
+    assert session.errors == []
+
+
 def test_a_failed_write_is_reported_not_raised(session):
     session.choose_image(session.project.image_id("a.png"))
     session.paint(np.ones((7, 7), bool))  # not the image's size

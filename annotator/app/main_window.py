@@ -442,11 +442,15 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{where}{self.project.images[image_id].file} · {state}")
 
     def _mask_edited(self) -> None:
-        """A brush edit makes the mask the user's own (accepted); written off the GUI thread."""
+        """A brush edit makes the mask the user's own (accepted; emptied: unlabelled), and undoing every edit puts
+        the record back as it was; written off the GUI thread."""
         if self.session is None or not self.session.ready():
             return
         image_id = self.image_id
-        self.session.paint(self.canvas.mask)
+        if self.canvas.undo_stack:
+            self.session.paint(self.canvas.mask)
+        else:
+            self.session.undo_all()
         QTimer.singleShot(0, lambda: self.thumbs.refresh(image_id))
 
     def save_now(self) -> None:
