@@ -96,24 +96,28 @@ class Session:
         """Whether an image and a class are chosen (what every edit of the current record needs)."""
         return self.image_id is not None and self.class_id is not None
 
-    def paint(self, mask: np.ndarray) -> None:
+    def paint(self, mask: np.ndarray) -> State:
         """The user's own mask of the current image and class, written in order: accepted and marked edited, or,
-        emptied, unlabelled (clearing a mask does not accept it)."""
+        emptied, unlabelled (clearing a mask does not accept it). Returns that state, for the view to show."""
         proj, image_id, class_id, mask = self.project, self.image_id, self.class_id, mask.copy()
         if self._before is None:
             self.flush()
             self._before = proj.record(image_id, class_id)
         if mask.any():
             self.submit(lambda: proj.set_mask(image_id, class_id, mask))
-        else:
-            self.submit(lambda: proj.clear_mask(image_id, class_id))
+            return State.ACCEPTED
+        self.submit(lambda: proj.clear_mask(image_id, class_id))
+        return State.UNLABELLED
 
-    def undo_all(self) -> None:
-        """Every edit of the shown image was undone: its record goes back to what it was (state, score, mask)."""
-        if self._before is not None:
-            proj, image_id, class_id, before = self.project, self.image_id, self.class_id, self._before
-            self.submit(lambda: proj.restore_record(image_id, class_id, before))
-            self._before = None
+    def undo_all(self) -> MaskRecord:
+        """Every edit of the shown image was undone: its record goes back to what it was (state, score, mask),
+        which is returned."""
+        proj, image_id, class_id, before = self.project, self.image_id, self.class_id, self._before
+        if before is None:
+            return proj.record(image_id, class_id)
+        self.submit(lambda: proj.restore_record(image_id, class_id, before))
+        self._before = None
+        return before
 
     def set_state(self, state: State) -> None:
         """Accept, reject or reset the current record, keeping its pixels."""

@@ -83,8 +83,9 @@ def test_brush_stroke_paints_where_the_mouse_went_and_undo_restores(win, qtbot):
     assert not win.canvas.mask.any()
     win._flush_writes()  # every stroke undone: the image is as it was, unlabelled, not "accepted"
     assert win.project.record(win.image_id, win.class_id).state == "unlabelled"
+    assert win.statusBar().currentMessage().endswith("· unlabelled")  # the state shown live
     QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    assert win.canvas.mask.sum() == painted
+    assert win.canvas.mask.sum() == painted and win.statusBar().currentMessage().endswith("· accepted")
     win._flush_writes()
     assert win.project.mask(win.image_id, win.class_id).sum() == painted  # saved as the user's mask
     assert win.project.record(win.image_id, win.class_id).edited

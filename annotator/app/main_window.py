@@ -437,9 +437,12 @@ class MainWindow(QMainWindow):
                 mask = None
         self.canvas.set_image(rgb, mask, color)
         rec = self.project.record(image_id, self.class_id) if self.class_id else None
-        where = self.session.where()
-        state = f"{rec.state}" + (f" (score {rec.score:.2f})" if rec and rec.score is not None else "") if rec else ""
-        self.statusBar().showMessage(f"{where}{self.project.images[image_id].file} · {state}")
+        self._show_state(rec.state if rec else None, rec.score if rec else None)
+
+    def _show_state(self, state: State | None, score: float | None = None) -> None:
+        """The status line: where in the review, the image's name and its state (kept live while editing)."""
+        text = "" if state is None else f"{state}" + (f" (score {score:.2f})" if score is not None else "")
+        self.statusBar().showMessage(f"{self.session.where()}{self.project.images[self.image_id].file} · {text}")
 
     def _mask_edited(self) -> None:
         """A brush edit makes the mask the user's own (accepted; emptied: unlabelled), and undoing every edit puts
@@ -448,9 +451,10 @@ class MainWindow(QMainWindow):
             return
         image_id = self.image_id
         if self.canvas.undo_stack:
-            self.session.paint(self.canvas.mask)
+            self._show_state(self.session.paint(self.canvas.mask))
         else:
-            self.session.undo_all()
+            before = self.session.undo_all()
+            self._show_state(before.state, before.score)
         QTimer.singleShot(0, lambda: self.thumbs.refresh(image_id))
 
     def save_now(self) -> None:
