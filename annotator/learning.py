@@ -75,6 +75,11 @@ class LearningConfig:
         return asdict(self)
 
 
+NO_LEARNING = LearningConfig(
+    per_support=False, negatives=False, head=False, entropy=False, presence=False, bg_prototypes=1
+)  # plain PANet: one averaged prototype per side, nothing fitted (SG-One's guidance; the benchmarks' baselines)
+
+
 @dataclass
 class Learned:
     """The matching state of one class: prototype sets, the fitted head (or None) and the presence floor."""

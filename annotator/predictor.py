@@ -24,7 +24,7 @@ from annotator.config import INPUT_SIZE, Precision
 from annotator.crf import CRFParams, CRFPool, refine
 from annotator.device import describe, pick_device
 from annotator.feature_cache import FeatureCache, Layout
-from annotator.learning import Learned, LearningConfig, gap_floor, learn
+from annotator.learning import NO_LEARNING, Learned, LearningConfig, gap_floor, learn
 from annotator.loading import resize_for_network
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD
 from annotator.modeling.panet import PANet
@@ -83,13 +83,7 @@ class Predictor:
         `precision`: see config.Precision. `learning`: what the supports, negatives and folder teach a model
         that learns from reviews (see annotator.learning); SG-One takes its supports' mean prototypes only."""
         self.device = pick_device(device)
-        self.learning = (
-            learning
-            if model.learns_from_reviews
-            else LearningConfig(
-                per_support=False, negatives=False, head=False, entropy=False, presence=False, bg_prototypes=1
-            )
-        )
+        self.learning = learning if model.learns_from_reviews else NO_LEARNING
         self.model = model.to(self.device).eval()
         self.precision = self._pick_precision(Precision(precision))
         if self.device.type == "cuda":

@@ -38,7 +38,7 @@ from annotator.build import ModelSpec, build_model
 from annotator.config import Model
 from annotator.crf import CRFParams, refine
 from annotator.imageio import image_size, read_image, read_mask
-from annotator.learning import LearningConfig
+from annotator.learning import NO_LEARNING, LearningConfig
 from annotator.modeling.panet import combine_layers
 from annotator.predictor import Predictor
 from benchmarks import davis
@@ -158,7 +158,6 @@ def scribble_of(mask: np.ndarray, width: int = 5) -> np.ndarray:
 
 # name -> (predictor options, which features, support shape). PLAIN switches every addition off, the learning
 # loop's included (what the supports teach beyond their prototypes: NO_LEARNING).
-NO_LEARNING = LearningConfig(per_support=False, head=False, entropy=False, presence=False, bg_prototypes=1)
 PLAIN = {"layers": ("conv5_3",), "learning": NO_LEARNING, "self_refine": False}
 BOTH = ("conv4_3", "conv5_3")
 ALL_THREE = {"layers": BOTH, "learning": NO_LEARNING.changed(bg_prototypes=5), "self_refine": True}

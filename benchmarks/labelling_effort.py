@@ -41,7 +41,7 @@ from safetensors.torch import load_file, save_file
 from annotator.build import build_model
 from annotator.crf import CRFParams
 from annotator.imageio import image_size, read_image, read_mask
-from annotator.learning import LearningConfig
+from annotator.learning import NO_LEARNING, LearningConfig
 from annotator.predictor import Predictor
 from annotator.utils.sampling import evenly_spaced
 from benchmarks import davis
@@ -49,15 +49,7 @@ from benchmarks.fewshot_quality import _crf_job, _unpack
 
 POSITIVES, NEGATIVES, ROUNDS, FIXES_PER_ROUND = 15, 10, 5, 2
 IOU_OK, NEG_OK = 0.75, 0.005
-OFF = LearningConfig(
-    per_support=False,
-    negatives=False,
-    head=False,
-    pseudo_labels=False,
-    entropy=False,
-    presence=False,
-    negative_prototypes=0,
-)
+OFF = NO_LEARNING.changed(bg_prototypes=5)  # today's loop: one averaged prototype per side, nothing fitted
 
 
 @dataclass(frozen=True)
