@@ -96,37 +96,36 @@ class Session:
         """Whether an image and a class are chosen (what every edit of the current record needs)."""
         return self.image_id is not None and self.class_id is not None
 
-    def paint(self, mask: np.ndarray) -> State:
-        """The user's own mask of the current image and class, written in order: accepted and marked edited, or,
-        emptied, unlabelled (clearing a mask does not accept it). Returns that state, for the view to show."""
+    def paint(self, mask: np.ndarray, all_undone: bool = False) -> MaskRecord:
+        """The user's own mask of the current image and class, written in order; returns the record as it will be,
+        for the view to show: accepted and marked edited; emptied, unlabelled (clearing a mask does not accept
+        it); `all_undone` (every edit since the image was shown, or its state last set, was undone): the record
+        as it was then (a proposal stays a proposal)."""
         proj, image_id, class_id, mask = self.project, self.image_id, self.class_id, mask.copy()
+        if all_undone and self._before is not None:
+            before = self._before
+            self.submit(lambda: proj.restore_record(image_id, class_id, before))
+            return before
         if self._before is None:
             self.flush()
             self._before = proj.record(image_id, class_id)
         if mask.any():
             self.submit(lambda: proj.set_mask(image_id, class_id, mask))
-            return State.ACCEPTED
+            return MaskRecord(state=State.ACCEPTED, edited=True)
         self.submit(lambda: proj.clear_mask(image_id, class_id))
-        return State.UNLABELLED
-
-    def undo_all(self) -> MaskRecord:
-        """Every edit of the shown image was undone: its record goes back to what it was (state, score, mask),
-        which is returned."""
-        proj, image_id, class_id, before = self.project, self.image_id, self.class_id, self._before
-        if before is None:
-            return proj.record(image_id, class_id)
-        self.submit(lambda: proj.restore_record(image_id, class_id, before))
-        self._before = None
-        return before
+        return MaskRecord()
 
     def set_state(self, state: State) -> None:
-        """Accept, reject or reset the current record, keeping its pixels."""
+        """Accept, reject or reset the current record, keeping its pixels (undoing earlier strokes no longer
+        goes back before this)."""
         self.flush()
         self.project.set_state(self.image_id, self.class_id, state)
+        self._before = None
 
     def add_support(self) -> str:
         """Make the current mask a support of the current class (accepting it if it was a proposal); says so."""
         self.flush()
+        self._before = None
         if self.project.record(self.image_id, self.class_id).state != State.ACCEPTED:
             self.project.set_state(self.image_id, self.class_id, State.ACCEPTED)
         self.project.add_support(self.image_id, self.class_id)

@@ -159,7 +159,7 @@ def test_propagation_can_be_cancelled(win, qtbot, folder):
         pass
     QTest.keyClick(win, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
     assert win.worker is None and not win.progress.isVisible()
-    old_thread = win.propagation_thread
+    old_thread = win.jobs.thread
     if old_thread.isRunning():  # the cancelled run is finishing its last image off the GUI thread
         win.propagate("all")
         assert win.worker is None  # a new run waits for it instead of sharing the predictor beside it

@@ -57,17 +57,22 @@ def test_undoing_every_edit_puts_a_proposal_back_and_clearing_a_mask_does_not_ac
     session.paint(_box(5, 20, 5, 20))  # a stroke...
     session.flush()
     assert proj.record(a, 1).state == State.ACCEPTED and proj.record(a, 1).edited
-    session.undo_all()  # ...undone: the proposal is back, not "accepted"
+    assert session.paint(_box(5, 15, 5, 15), all_undone=True).state == State.PROPOSED  # ...undone: not "accepted"
     session.flush()
     rec = proj.record(a, 1)
     assert (rec.state, rec.score, rec.edited) == (State.PROPOSED, 0.83, False) and proj.mask(a, 1).sum() == 100
-    session.paint(np.zeros((30, 40), bool))  # cleared
+    assert session.paint(np.zeros((30, 40), bool)).state == State.UNLABELLED  # cleared
     session.flush()
     rec = proj.record(a, 1)
     assert rec.state == State.UNLABELLED and not rec.edited and proj.mask(a, 1) is None
-    session.undo_all()
+    session.paint(_box(5, 15, 5, 15), all_undone=True)
     session.flush()
     assert proj.record(a, 1).state == State.PROPOSED and proj.mask(a, 1).sum() == 100
+    session.paint(_box(5, 20, 5, 20))  # a stroke, then a rejection: undoing the stroke does not undo that
+    session.set_state(State.REJECTED)
+    assert session.paint(_box(5, 15, 5, 15), all_undone=True).state == State.ACCEPTED
+    session.flush()
+    assert proj.record(a, 1).state == State.ACCEPTED and proj.mask(a, 1).sum() == 100
     assert session.errors == []
 
 

@@ -91,10 +91,6 @@ class MainWindow(QMainWindow):
         return self.jobs.current
 
     @property
-    def propagation_thread(self):
-        return self.jobs.thread
-
-    @property
     def review(self) -> list[int] | None:
         return self.session.review if self.session else None
 
@@ -450,11 +446,8 @@ class MainWindow(QMainWindow):
         if self.session is None or not self.session.ready():
             return
         image_id = self.image_id
-        if self.canvas.undo_stack:
-            self._show_state(self.session.paint(self.canvas.mask))
-        else:
-            before = self.session.undo_all()
-            self._show_state(before.state, before.score)
+        rec = self.session.paint(self.canvas.mask, all_undone=not self.canvas.undo_stack)
+        self._show_state(rec.state, rec.score)
         QTimer.singleShot(0, lambda: self.thumbs.refresh(image_id))
 
     def save_now(self) -> None:
