@@ -60,6 +60,7 @@ class Loop:
     exclude_rejected: bool = True  # a rejected image is not proposed again
     accepted_as_supports: bool = True  # accepted proposals join the supports
     negatives: bool = True  # rejections (and confirmed empties) are passed to the model
+    second_look: float = 0.0  # margin of a second look at each proposal's box (0: none; see SecondLook)
 
 
 BASICS = dict(exclude_rejected=False, accepted_as_supports=False, negatives=False)  # today's reviewer side
@@ -88,8 +89,59 @@ ROWS: dict[str, Loop] = {
     "yesterday's default (head added to PANet, strong L2, 512 samples)": Loop(
         LearningConfig(head_alone_from=0, same_scene=0.0, head_l2=1e-3, samples_per_image=512, head_steps=40)
     ),
+    "default + a second look at small proposals' boxes": Loop(LearningConfig(), second_look=0.3),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
+
+
+class SecondLook:
+    """Small objects (issue 11): the backbone looks again at a square box around a mask, `margin` of its size on
+    each side, when the box covers at most `max_area` of the image. The supports' and negatives' boxes join
+    the fit as extra views (so the head sees the class at the crops' scale; views, not images, count towards
+    head_alone_from, hence it doubles); a query's proposal is replaced inside its box by the crop's. The crops'
+    backbone time counts as matching."""
+
+    def __init__(self, predictor: Predictor, margin: float, max_area: float = 0.8, grid: int = 16) -> None:
+        self.predictor, self.margin, self.max_area, self.grid = predictor, margin, max_area, grid
+        self.feats: dict[tuple[Path, tuple[int, int, int, int]], torch.Tensor] = {}  # crops met so far
+
+    def box(self, mask: np.ndarray) -> tuple[int, int, int, int] | None:
+        """(y0, y1, x0, x1) of the look at a boolean mask, on a grid so that boxes repeat; None: no look."""
+        if not mask.any():
+            return None
+        ys, xs = np.nonzero(mask)
+        h, w = mask.shape
+        side = max(ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()) * (1 + 2 * self.margin)
+        if side * side > self.max_area * h * w:
+            return None
+        side = int(np.ceil(side / self.grid) * self.grid)
+        sh, sw = min(side, h), min(side, w)
+        y0 = int(np.clip(round(((ys.min() + ys.max() + 1 - sh) / 2) / self.grid) * self.grid, 0, h - sh))
+        x0 = int(np.clip(round(((xs.min() + xs.max() + 1 - sw) / 2) / self.grid) * self.grid, 0, w - sw))
+        return y0, y0 + sh, x0, x0 + sw
+
+    def crop(self, path: Path, box: tuple[int, int, int, int]) -> torch.Tensor:
+        if (path, box) not in self.feats:
+            y0, y1, x0, x1 = box
+            self.feats[(path, box)] = self.predictor.encode([read_image(path)[y0:y1, x0:x1]])[0]
+        return self.feats[(path, box)]
+
+    def views(self, items: list[tuple[Path, np.ndarray]]) -> list[tuple[torch.Tensor, np.ndarray]]:
+        """The crop views (features, mask within the box) of (image, mask) pairs that get a look."""
+        out = []
+        for path, mask in items:
+            if b := self.box(mask):
+                out.append((self.crop(path, b), mask[b[0] : b[1], b[2] : b[3]]))
+        return out
+
+    def rematch(self, path: Path, prob: np.ndarray) -> np.ndarray:
+        """The probability map with its proposal's box matched again from the crop."""
+        if (b := self.box(prob > 0.5)) is None:
+            return prob
+        y0, y1, x0, x1 = b
+        prob = prob.copy()
+        prob[y0:y1, x0:x1] = self.predictor.match(self.crop(path, b), (y1 - y0, x1 - x0))[0]
+        return prob
 
 
 @dataclass
@@ -154,6 +206,9 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
     confirmed_empty: set[Path] = set()
     out = Outcome(folder.cls, positives=len(truth), negatives=len(folder.negatives))
     predictor.learning = loop.learning
+    look = SecondLook(predictor, loop.second_look) if loop.second_look else None
+    if look:
+        predictor.learning = loop.learning.changed(head_alone_from=2 * loop.learning.head_alone_from)
     current: dict[Path, np.ndarray] = {}
     for _ in range(ROUNDS):
         supports = [p for p in accepted if p in drawn or (loop.accepted_as_supports and accepted[p].any())]
@@ -163,17 +218,24 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
         queries = [p for p in sizes if p not in accepted and not (loop.exclude_rejected and p in rejected)]
         if not queries:
             break
+        supp = [(feats[p], accepted[p]) for p in supports]
+        neg = [(feats[p], r) for p, r in negs]
+        if look:
+            supp += look.views([(p, accepted[p]) for p in supports])
+            neg += look.views(negs)
         t0 = time.perf_counter()
         predictor.set_support_features(
-            torch.stack([feats[p] for p in supports]),
-            [accepted[p] for p in supports],
-            torch.stack([feats[p] for p, _ in negs]) if negs else None,
-            [r for _, r in negs],
+            torch.stack([f for f, _ in supp]),
+            [m for _, m in supp],
+            torch.stack([f for f, _ in neg]) if neg else None,
+            [r for _, r in neg],
             folder=[feats[p] for p in evenly_spaced(queries, loop.learning.folder_sample)],
         )
         out.fitting.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         matched = {p: predictor.match(feats[p], sizes[p]) for p in queries}
+        if look:
+            matched = {p: (look.rematch(p, prob), score) for p, (prob, score) in matched.items()}
         out.matching.append(time.perf_counter() - t0)
         if use_crf:
             jobs = [(p, prob.astype(np.float16), CRFParams()) for p, (prob, _) in matched.items()]
