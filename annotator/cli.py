@@ -30,6 +30,8 @@ COMMANDS = ("propagate", "init", "export", "import", "train")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from annotator.formats.exporters import EXPORTERS  # here, not at the top: `--help` alone stays light
+
     ap = argparse.ArgumentParser(prog="annotator", description="One mask in, a whole folder out.")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("propagate", help="propose one class's masks on every image of a folder (COCO out)")
@@ -122,10 +124,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("project", type=Path, help="project folder to create")
     p.add_argument("--images", required=True, type=Path)
     p.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME", help="add a class")
-    p = sub.add_parser("export", help="export a project as COCO (RLE or polygons) or index PNGs")
+    p = sub.add_parser("export", help="export a project as COCO (RLE or polygons), YOLO-seg or index PNGs")
     p.add_argument("project", type=Path)
-    p.add_argument("--out", required=True, type=Path, help="FILE.json, or a folder for --format png")
-    p.add_argument("--format", default="coco-rle", choices=["coco-rle", "coco-polygon", "png"])
+    p.add_argument("--out", required=True, type=Path, help="FILE.json, or a folder for --format png and yolo-seg")
+    p.add_argument("--format", default="coco-rle", choices=list(EXPORTERS))
+    p.add_argument(
+        "--val-fraction", type=float, default=0.0, help="yolo-seg: this share of the images goes to the val split"
+    )
+    p.add_argument("--seed", type=int, default=0, help="yolo-seg: the seed that draws the val split")
     p.add_argument("--include-proposals", action="store_true", help="also export unreviewed proposals (with score)")
     p.add_argument("--instances", action="store_true", help="one annotation per instance, not per class")
     p.add_argument(
@@ -134,9 +140,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["rle", "refuse"],
         help="coco-polygon: a mask with holes falls back to RLE (default) or stops the export",
     )
-    p = sub.add_parser("import", help="import a COCO file (RLE or polygons) into a project")
+    p = sub.add_parser("import", help="import a COCO file or a YOLO-seg dataset into a project")
     p.add_argument("project", type=Path)
-    p.add_argument("coco", type=Path)
+    p.add_argument("source", type=Path, help="a COCO .json file, or a YOLO-seg folder (or its data.yaml)")
+    p.add_argument(
+        "--format", default="auto", choices=["auto", "coco", "yolo-seg"], help="auto: told by the source's name"
+    )
     p.add_argument("--as", dest="state", type=State, default=State.ACCEPTED, choices=[State.ACCEPTED, State.PROPOSED])
     p.add_argument("--overwrite", action="store_true", help="replace accepted and edited masks too (kept otherwise)")
     p.add_argument(
@@ -162,8 +171,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_project_command(args: argparse.Namespace) -> int:
     """`init`, `export` and `import`: the headless side of the project model."""
-    from annotator.coco_import import CocoImportError, import_coco
-    from annotator.export import ExportError, ExportOptions, export_coco, export_png, left_out_proposals
+    from annotator.coco_import import import_coco
+    from annotator.export import ExportError, ExportOptions, left_out_proposals
+    from annotator.formats.importing import ImportFormatError
+    from annotator.formats.yolo_seg import import_yolo_seg
     from annotator.imageio import ImageReadError
     from annotator.project import Project, ProjectError
 
@@ -184,7 +195,10 @@ def run_project_command(args: argparse.Namespace) -> int:
             for note in proj.report.notes():
                 print(f"warning: {note}", file=sys.stderr)
             if args.command == "import":
-                n = import_coco(proj, args.coco, args.state, args.overwrite, args.allow_overlap, args.strict)
+                if _import_format(args) == "coco":
+                    n = import_coco(proj, args.source, args.state, args.overwrite, args.allow_overlap, args.strict)
+                else:
+                    n = import_yolo_seg(proj, args.source, args.state, args.overwrite)
                 proj.save()
                 print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
                 if n["kept"]:
@@ -205,17 +219,23 @@ def run_project_command(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                 return 0
+            from annotator.formats.exporters import EXPORTERS
+
+            exporter = EXPORTERS[args.format]
             opts = ExportOptions(
                 include_proposals=args.include_proposals,
                 instances=args.instances,
-                polygons=args.format == "coco-polygon",
+                polygons=exporter.polygons,
                 holes=args.holes,
+                val_fraction=args.val_fraction,
+                seed=args.seed,
             )
+            n = exporter.write(proj, args.out, opts)
             if args.format == "png":
-                n = export_png(proj, args.out, opts)
                 print(f"wrote {n['images']} index PNGs and palette.json to {args.out}")
+            elif args.format == "yolo-seg":
+                print(f"wrote {n['images']} images ({n['val']} in val) with {n['lines']} polygons to {args.out}")
             else:
-                n = export_coco(proj, args.out, opts)
                 extra = f" ({n['rle_fallbacks']} masks with holes kept as RLE)" if n["rle_fallbacks"] else ""
                 print(f"wrote {n['annotations']} annotations on {n['images']} images to {args.out}{extra}")
             if n["skipped"]:
@@ -230,10 +250,17 @@ def run_project_command(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
         return 0
-    except (ProjectError, ExportError, CocoImportError, ImageReadError) as exc:
+    except (ProjectError, ExportError, ImportFormatError, ImageReadError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+
+
+def _import_format(args: argparse.Namespace) -> str:
+    """`import`'s --format, with auto told by the source: a .json file is COCO, a folder or a .yaml is YOLO-seg."""
+    if args.format != "auto":
+        return args.format
+    return "coco" if args.source.suffix.lower() == ".json" else "yolo-seg"
 
 
 def _model_spec(args: argparse.Namespace):

@@ -19,12 +19,13 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from annotator.config import State
+from annotator.formats.importing import ImportFormatError, Planned, image_matcher, is_kept, store
 from annotator.imageio import ImageReadError
 from annotator.project import Project
 from annotator.utils.sampling import evenly_spaced
 
 
-class CocoImportError(ValueError):
+class CocoImportError(ImportFormatError):
     """The COCO file cannot be imported; the message names the offending entry."""
 
 
@@ -201,30 +202,6 @@ def read_coco(
     return CocoMasks(grouped, cat_map, len(img_map), sum(len(m) for m in grouped.values()), unusable, unmatched)
 
 
-def image_matcher(project: Project) -> Callable[[str], int | None]:
-    """A function giving the project image a peer tool's file name means: by its path relative to the image
-    folder (written as `x.jpg`, `./x.jpg`, `images/x.jpg`, or absolute), else by a base name no other image
-    shares; None if none. The base names are indexed once, not searched per name."""
-    root = project.image_root.as_posix().rstrip("/") + "/"
-    by_base: dict[str, list[int]] = {}
-    for i, e in project.images.items():
-        by_base.setdefault(e.file.rsplit("/", 1)[-1], []).append(i)
-
-    def match(name: str) -> int | None:
-        name = name.replace("\\", "/")
-        if name.startswith(root):
-            name = name[len(root) :]
-        parts = [p for p in name.split("/") if p not in ("", ".")]
-        for k in range(len(parts)):  # the longest tail of the path that is an image of the folder
-            found = project.image_id("/".join(parts[k:]))
-            if found is not None:
-                return found
-        same = by_base.get(parts[-1], []) if parts else []
-        return same[0] if len(same) == 1 else None
-
-    return match
-
-
 def import_coco(
     project: Project,
     path: Path | str,
@@ -253,12 +230,10 @@ def import_coco(
     by_image_and_name: dict[tuple[int, str], list[Instance]] = {}  # categories named alike are one class
     for (pid, cat), instances in coco.masks.items():
         by_image_and_name.setdefault((pid, coco.categories[cat]), []).extend(instances)
-    by_name = {c.name: c.id for c in project.classes.values()}
-    planned: list[tuple[int, str, np.ndarray, float | None]] = []
+    planned: list[Planned] = []
     skipped = 0
     for (pid, name), instances in by_image_and_name.items():
-        rec = project.record(pid, by_name[name]) if name in by_name else None
-        if rec is not None and (rec.state == State.ACCEPTED or rec.edited) and not overwrite:
+        if is_kept(project, pid, name, overwrite):
             skipped += 1
             continue
         labels = np.zeros(tuple(instances[0].rle["size"]), np.uint16 if len(instances) > 254 else np.uint8)
@@ -273,15 +248,8 @@ def import_coco(
                 )
             labels[m] = i
         scores = [inst.score for inst in instances if inst.score is not None]
-        planned.append((pid, name, labels, float(np.mean(scores)) if scores else None))
-    for name in sorted({n for _, n, _, _ in planned}):
-        if name not in by_name:
-            by_name[name] = project.add_class(name).id
-    for pid, name, labels, score in planned:
-        if state == State.PROPOSED:
-            project.set_proposal(pid, by_name[name], labels, score, {"imported": path.name}, force=overwrite)
-        else:
-            project.set_mask(pid, by_name[name], labels, state=state)
+        planned.append(Planned(pid, name, labels, float(np.mean(scores)) if scores else None))
+    store(project, planned, state, overwrite, path.name)
     return {
         "images": coco.images,
         "masks": len(planned),

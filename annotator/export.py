@@ -18,7 +18,7 @@ from PIL import Image
 from annotator.coco import CocoBuilder
 from annotator.config import State
 from annotator.imageio import ImageReadError
-from annotator.project import Project
+from annotator.project import MaskRecord, Project
 from annotator.utils.atomic import atomic_write_bytes, atomic_write_json
 
 
@@ -32,6 +32,8 @@ class ExportOptions:
     instances: bool = False  # one annotation per instance instead of per class
     polygons: bool = False
     holes: str = "rle"  # with polygons, a mask with holes: "rle" (fall back) or "refuse"
+    val_fraction: float = 0.0  # yolo-seg: the share of images in the val split ...
+    seed: int = 0  # ... drawn with this seed
 
 
 def _exported_states(opts: ExportOptions) -> set[str]:
@@ -47,7 +49,18 @@ def left_out_proposals(project: Project, opts: ExportOptions) -> int:
     )
 
 
-def _size(project: Project, image_id: int, skipped: list[str]) -> tuple[int, int] | None:
+def exported_records(project: Project, opts: ExportOptions) -> dict[int, list[tuple[int, MaskRecord]]]:
+    """Image id -> its (class id, record) pairs the export writes: a mask in an exported state, of a class
+    that still exists."""
+    states = _exported_states(opts)
+    out: dict[int, list[tuple[int, MaskRecord]]] = {}
+    for (image_id, class_id), rec in sorted(project.records.items()):
+        if rec.state in states and rec.mask and class_id in project.classes:
+            out.setdefault(image_id, []).append((class_id, rec))
+    return out
+
+
+def image_size_or_skip(project: Project, image_id: int, skipped: list[str]) -> tuple[int, int] | None:
     """The image's size, or None (its reason added to `skipped`) when it cannot be read: missing, damaged, or
     over the pixel limit. One such image is left out by name; it does not stop the export."""
     try:
@@ -93,15 +106,11 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
     """Write a COCO instances file atomically; returns counts {'images', 'annotations', 'rle_fallbacks'}."""
     cats = [{"id": c.id, "name": c.name, "supercategory": ""} for c in project.classes.values()]
     coco = CocoBuilder(categories=cats)
-    states = _exported_states(opts)
     fallbacks = 0
-    by_image: dict[int, list] = {}
-    for (image_id, class_id), rec in sorted(project.records.items()):
-        if rec.state in states and rec.mask and class_id in project.classes:
-            by_image.setdefault(image_id, []).append((class_id, rec))
+    by_image = exported_records(project, opts)
     skipped: list[str] = []
     for image_id, entry in sorted(project.images.items()):
-        size = _size(project, image_id, skipped)
+        size = image_size_or_skip(project, image_id, skipped)
         if size is None:
             continue
         coco_id = coco.add_image(entry.file, *size)
@@ -137,7 +146,7 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
     and palette.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    states = _exported_states(opts)
+    by_image = exported_records(project, opts)
     if max(project.classes, default=0) > 255:
         raise ExportError("PNG export holds at most 255 classes")
     palette = [0, 0, 0] * 256
@@ -145,10 +154,8 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
         palette[3 * c.id : 3 * c.id + 3] = [int(c.color[i : i + 2], 16) for i in (1, 3, 5)]
     written, skipped = 0, []
     for image_id, entry in sorted(project.images.items()):
-        recs = [
-            (c, r) for c in sorted(project.classes) if (r := project.record(image_id, c)).state in states and r.mask
-        ]
-        size = _size(project, image_id, skipped) if recs else None
+        recs = by_image.get(image_id, [])
+        size = image_size_or_skip(project, image_id, skipped) if recs else None
         if size is None:
             continue
         index = np.zeros(size, np.uint8)

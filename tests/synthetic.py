@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from hypothesis import strategies as st
 
 
 def scene(h: int, w: int, centre: tuple[int, int] | None, radius: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,3 +38,26 @@ def write_mask(path: Path, mask: np.ndarray) -> Path:
     assert ok
     buf.tofile(path)
     return path
+
+
+@st.composite
+def mask_cases(draw, h: int, w: int) -> np.ndarray:
+    """Boolean masks that are hard to write and read back: random noise (parts, holes, pixels touching by a
+    corner), a box with holes, single pixels, masks on the border, empty and full."""
+    kind = draw(st.sampled_from(["random", "holes", "pixel", "border", "empty", "full"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    m = np.zeros((h, w), bool)
+    if kind == "random":
+        m = rng.random((h, w)) > draw(st.floats(0.05, 0.95))
+    elif kind == "holes":
+        m[2 : h - 3, 3 : w - 3] = True
+        m[6:9, 8:12] = False
+        m[12:15, w - 13 : w - 11] = False
+    elif kind == "pixel":
+        m[rng.integers(h), rng.integers(w)] = True
+        m[rng.integers(h), rng.integers(w)] = True
+    elif kind == "border":
+        m[0, :] = m[:, -1] = True
+    elif kind == "full":
+        m[:] = True
+    return m

@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from PIL import Image
 from pycocotools.coco import COCO
 
 from annotator.cli import main
 from annotator.export import ExportError, ExportOptions, export_coco, export_png
 from annotator.project import Project
-from tests.synthetic import scene, write_rgb
+from tests.synthetic import mask_cases, scene, write_rgb
 
 H, W = 23, 31
 
@@ -29,30 +28,8 @@ def proj(tmp_path_factory):
     return p
 
 
-@st.composite
-def masks(draw):
-    kind = draw(st.sampled_from(["random", "holes", "pixel", "border", "empty", "full"]))
-    seed = draw(st.integers(0, 2**31))
-    rng = np.random.default_rng(seed)
-    m = np.zeros((H, W), bool)
-    if kind == "random":
-        m = rng.random((H, W)) > draw(st.floats(0.05, 0.95))
-    elif kind == "holes":
-        m[2:20, 3:28] = True
-        m[6:9, 8:12] = False
-        m[12:15, 18:20] = False
-    elif kind == "pixel":
-        m[rng.integers(H), rng.integers(W)] = True
-        m[rng.integers(H), rng.integers(W)] = True
-    elif kind == "border":
-        m[0, :] = m[:, -1] = True
-    elif kind == "full":
-        m[:] = True
-    return m
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(m=masks())
+@given(m=mask_cases(H, W))
 def test_rle_round_trip_is_pixel_exact(proj, tmp_path_factory, m):
     x = proj.image_id("x.png")
     proj.set_mask(x, 1, m)

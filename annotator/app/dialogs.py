@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from annotator.config import DEVICES, Model, out_of_range
 from annotator.crf import CRF_RANGES, CRFParams
 from annotator.export import ExportOptions
+from annotator.formats.exporters import EXPORTERS
 
 
 def _add_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:
@@ -130,19 +131,13 @@ class SettingsDialog(QDialog):
 class ExportDialog(QDialog):
     """Format and content of an export."""
 
-    FORMATS = (
-        ("COCO, RLE masks (lossless)", "coco-rle"),
-        ("COCO, polygons", "coco-polygon"),
-        ("PNG index masks + palette", "png"),
-    )
-
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
         form = QFormLayout(self)
         self.format = QComboBox()
-        for label, key in self.FORMATS:
-            self.format.addItem(label, key)
+        for key, exporter in EXPORTERS.items():
+            self.format.addItem(exporter.label, key)
         self.proposals = QCheckBox("Also export unreviewed proposals (with their score)")
         self.instances = QCheckBox("One annotation per instance (else one per class and image)")
         self.holes = QComboBox()
@@ -159,7 +154,7 @@ class ExportDialog(QDialog):
         return fmt, ExportOptions(
             include_proposals=self.proposals.isChecked(),
             instances=self.instances.isChecked(),
-            polygons=fmt == "coco-polygon",
+            polygons=EXPORTERS[fmt].polygons,
             holes=self.holes.currentData(),
         )
 

@@ -35,7 +35,8 @@ from annotator.app.jobs import Jobs
 from annotator.app.thumbnails import ImageIdRole, ThumbnailModel
 from annotator.app.workers import AdaptWorker, PropagationWorker
 from annotator.config import Model, State
-from annotator.export import ExportError, export_coco, export_png, left_out_proposals
+from annotator.export import ExportError, left_out_proposals
+from annotator.formats.exporters import EXPORTERS
 from annotator.imageio import ImageReadError, read_image
 from annotator.project import Project, ProjectError, ProjectLockedError
 from annotator.review import unreviewed
@@ -643,8 +644,8 @@ class MainWindow(QMainWindow):
         if not dlg.exec():
             return
         fmt, opts = dlg.value()
-        if fmt == "png":
-            out = QFileDialog.getExistingDirectory(self, "Export PNG masks into")
+        if EXPORTERS[fmt].folder:
+            out = QFileDialog.getExistingDirectory(self, f"Export {EXPORTERS[fmt].label} into")
         else:
             out, _ = QFileDialog.getSaveFileName(
                 self, "Export COCO", str(self.project.folder / "annotations.json"), "COCO JSON (*.json)"
@@ -656,7 +657,7 @@ class MainWindow(QMainWindow):
         self._flush_writes()
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            n = export_png(self.project, out, opts) if fmt == "png" else export_coco(self.project, out, opts)
+            n = EXPORTERS[fmt].write(self.project, out, opts)
             left = left_out_proposals(self.project, opts)
             note = (
                 f"; left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')"

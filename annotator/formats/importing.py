@@ -1,0 +1,73 @@
+"""The rules every import follows, whatever the format: image names are matched onto the project's images, class
+names onto its classes (new ones are added), and an accepted or edited mask is kept unless overwriting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from annotator.config import State
+from annotator.project import Project
+
+
+class ImportFormatError(ValueError):
+    """The file or folder cannot be imported; the message names the offending entry."""
+
+
+def image_matcher(project: Project) -> Callable[[str], int | None]:
+    """A function giving the project image a peer tool's file name means: by its path relative to the image
+    folder (written as `x.jpg`, `./x.jpg`, `images/x.jpg`, or absolute), else by a base name no other image
+    shares; None if none. The base names are indexed once, not searched per name."""
+    root = project.image_root.as_posix().rstrip("/") + "/"
+    by_base: dict[str, list[int]] = {}
+    for i, e in project.images.items():
+        by_base.setdefault(e.file.rsplit("/", 1)[-1], []).append(i)
+
+    def match(name: str) -> int | None:
+        name = name.replace("\\", "/")
+        if name.startswith(root):
+            name = name[len(root) :]
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        for k in range(len(parts)):  # the longest tail of the path that is an image of the folder
+            found = project.image_id("/".join(parts[k:]))
+            if found is not None:
+                return found
+        same = by_base.get(parts[-1], []) if parts else []
+        return same[0] if len(same) == 1 else None
+
+    return match
+
+
+@dataclass
+class Planned:
+    """One (image, class) mask an import will store: an instance label map (0 = background) and its score."""
+
+    image: int
+    name: str
+    labels: np.ndarray
+    score: float | None = None
+
+
+def is_kept(project: Project, image: int, name: str, overwrite: bool) -> bool:
+    """Whether the project's mask of (image, class named `name`) stays as it is: accepted or edited, and not
+    overwriting."""
+    by_name = {c.name: c.id for c in project.classes.values()}
+    if overwrite or name not in by_name:
+        return False
+    rec = project.record(image, by_name[name])
+    return rec.state == State.ACCEPTED or rec.edited
+
+
+def store(project: Project, planned: list[Planned], state: State, overwrite: bool, source: str) -> None:
+    """Add the classes the planned masks name (in name order) and store the masks: as the user's own (`state`
+    accepted) or as proposals marked as imported from `source`. Called once everything was read and checked."""
+    by_name = {c.name: c.id for c in project.classes.values()}
+    for name in sorted({p.name for p in planned} - set(by_name)):
+        by_name[name] = project.add_class(name).id
+    for p in planned:
+        if state == State.PROPOSED:
+            project.set_proposal(p.image, by_name[p.name], p.labels, p.score, {"imported": source}, force=overwrite)
+        else:
+            project.set_mask(p.image, by_name[p.name], p.labels, state=state)
