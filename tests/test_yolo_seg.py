@@ -101,6 +101,11 @@ def test_the_layout_data_yaml_split_and_background_images(tmp_path):
         == sorted(x.name for x in (tmp_path / "ds" / "images" / "val").rglob("*.png"))
         and again["val"] == 1
     )
+    export_yolo_seg(p, tmp_path / "ds")  # again into the same folder, with no val split: nothing left in val
+    assert not [x for x in (tmp_path / "ds").rglob("*") if "val" in x.parts and x.is_file()]
+    assert len(list((tmp_path / "ds" / "images" / "train").rglob("*.png"))) == 3
+    with pytest.raises(ExportError, match="val fraction must be at least 0 and below 1, not 1.5"):
+        export_yolo_seg(p, tmp_path / "ds", ExportOptions(val_fraction=1.5))
 
 
 def test_images_sharing_a_stem_are_refused_by_name(tmp_path):

@@ -41,8 +41,11 @@ def export_yolo_seg(
 ) -> dict:
     """Write the Ultralytics layout into `out_dir`: a copy of each image with an exported mask (or rejected for
     every class: a background image, with an empty label file), its label file and data.yaml. `opts.val_fraction`
-    of them, drawn with `opts.seed`, go to the val split (none: val is the train split)."""
+    of them, drawn with `opts.seed`, go to the val split (none: val is the train split). Exporting again into the
+    same folder replaces each image's files, in whichever split it now falls."""
     out_dir, opts = Path(out_dir), opts or ExportOptions()
+    if not 0 <= opts.val_fraction < 1:
+        raise ExportError(f"the val fraction must be at least 0 and below 1, not {opts.val_fraction}")
     for part in ("images", "labels"):  # the layout is there even when no image is exported
         (out_dir / part / "train").mkdir(parents=True, exist_ok=True)
     classes = sorted(project.classes)
@@ -72,6 +75,10 @@ def export_yolo_seg(
         h, w = size
         file = project.images[i].file
         split = "val" if i in val else "train"
+        label = f"{file.rsplit('.', 1)[0]}.txt"
+        other = "train" if split == "val" else "val"
+        for stale in (out_dir / "images" / other / file, out_dir / "labels" / other / label):
+            stale.unlink(missing_ok=True)  # an earlier export into this folder put the image in the other split
         text = []
         for class_id, _ in records.get(i, []):
             for m in instance_masks(project.labels(i, class_id), opts.instances):
@@ -81,7 +88,7 @@ def export_yolo_seg(
         tmp = image_out.with_name(f".{image_out.name}.tmp")
         shutil.copyfile(project.image_path(i), tmp)
         tmp.replace(image_out)
-        label_out = out_dir / "labels" / split / f"{file.rsplit('.', 1)[0]}.txt"
+        label_out = out_dir / "labels" / split / label
         label_out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(label_out, "".join(t + "\n" for t in text).encode())
         written += 1
