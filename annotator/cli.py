@@ -30,7 +30,7 @@ COMMANDS = ("propagate", "init", "export", "import", "train")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from annotator.formats.exporters import EXPORTERS  # here, not at the top: `--help` alone stays light
+    from annotator.formats.exporters import EXPORTERS  # its choices; loaded with the parser, like the commands' modules
 
     ap = argparse.ArgumentParser(prog="annotator", description="One mask in, a whole folder out.")
     sub = ap.add_subparsers(dest="command", required=True)

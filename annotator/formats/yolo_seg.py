@@ -29,6 +29,11 @@ from annotator.utils.atomic import atomic_write_bytes
 MAX_LINES = 65535  # instances of one class on one image (the label maps are 16-bit)
 
 
+def _label_name(file: str) -> str:
+    """The label file of an image, relative to its split: its relative path with `.txt` for the extension."""
+    return f"{file.rsplit('.', 1)[0]}.txt"
+
+
 def _line(index: int, poly: np.ndarray, h: int, w: int) -> str:
     xy = poly / np.array([w, h])
     return f"{index} " + " ".join(f"{v:.6f}" for v in xy.reshape(-1))  # 1e-6 of a side: under 0.1 px to 100k px
@@ -55,16 +60,16 @@ def export_yolo_seg(
         i for i in project.images if classes and all(project.record(i, c).state == State.REJECTED for c in classes)
     }
     chosen = sorted(set(records) | background)
-    by_stem: dict[str, str] = {}
+    by_label: dict[str, str] = {}
     for i in chosen:
         file = project.images[i].file
-        stem = file.rsplit(".", 1)[0]
-        if stem in by_stem:
+        label = _label_name(file)
+        if label in by_label:
             raise ExportError(
-                f"{by_stem[stem]} and {file}: YOLO names a label file by the image's name without its "
+                f"{by_label[label]} and {file}: YOLO names a label file by the image's name without its "
                 "extension, so these two would share one; rename one of them"
             )
-        by_stem[stem] = file
+        by_label[label] = file
     n_val = round(opts.val_fraction * len(chosen))
     val = set(random.Random(opts.seed).sample(chosen, n_val))
     written, lines, skipped = 0, 0, []
@@ -75,7 +80,7 @@ def export_yolo_seg(
         h, w = size
         file = project.images[i].file
         split = "val" if i in val else "train"
-        label = f"{file.rsplit('.', 1)[0]}.txt"
+        label = _label_name(file)
         other = "train" if split == "val" else "val"
         for stale in (out_dir / "images" / other / file, out_dir / "labels" / other / label):
             stale.unlink(missing_ok=True)  # an earlier export into this folder put the image in the other split
