@@ -10,7 +10,7 @@ from PySide6.QtGui import QKeySequence, QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from annotator.app.dialogs import HelpDialog, ModelSettings
+from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings
 from annotator.app.main_window import MainWindow, app_data_dir
 from annotator.app.thumbnails import ImageIdRole
 from annotator.session import project_dir_for
@@ -335,3 +335,14 @@ def test_a_project_another_process_writes_opens_read_only_when_the_user_agrees(w
         assert win.statusBar().currentMessage().startswith("read-only") and not win.project.dirty
         QTest.keyClick(win, Qt.Key.Key_Backspace)  # reject: an edit it could never save is refused, and said so
         assert "is open read-only" in win.statusBar().currentMessage() and win.project.records == {}
+
+
+def test_export_dialog_offers_every_format_and_the_holes_policy_only_for_coco_polygons(qtbot):
+    dlg = ExportDialog()
+    qtbot.addWidget(dlg)
+    keys = [dlg.format.itemData(i) for i in range(dlg.format.count())]
+    assert keys == ["coco-rle", "coco-polygon", "yolo-seg", "png"]
+    for i, key in enumerate(keys):
+        dlg.format.setCurrentIndex(i)
+        assert dlg.holes.isEnabled() == (key == "coco-polygon")
+        assert dlg.value()[0] == key and dlg.value()[1].polygons == (key == "coco-polygon")

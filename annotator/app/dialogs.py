@@ -147,7 +147,13 @@ class ExportDialog(QDialog):
         form.addRow("", self.proposals)
         form.addRow("", self.instances)
         form.addRow("Polygons with holes", self.holes)
+        self.format.currentIndexChanged.connect(self._format_chosen)
+        self._format_chosen()
         _add_ok_cancel(self, form)
+
+    def _format_chosen(self) -> None:
+        """The holes policy is COCO polygons' only: other formats keep holes their own way."""
+        self.holes.setEnabled(EXPORTERS[self.format.currentData()].polygons)
 
     def value(self) -> tuple[str, ExportOptions]:
         fmt = self.format.currentData()
