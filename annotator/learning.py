@@ -186,7 +186,7 @@ def fit_head(
     """Weighted logistic regression (L-BFGS, full batch, float32) of the head on pixel vectors [M,C] with labels [M];
     `unlabelled` pixels [U,C] add Tent's entropy term; `l2`: cfg.head_l2 unless given. Deterministic for the
     same inputs and thread count."""
-    head = PixelHead(x.shape[1])
+    head = PixelHead(x.shape[1]).to(x.device)
     x = x.float()
     w = weight / weight.sum()
     opt = torch.optim.LBFGS(
@@ -215,14 +215,14 @@ def head_samples(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Up to `n` pixel vectors per image and label, their labels and weights, drawn from images [N,C,h,w] with soft
     targets [N,H,W]; each image's two labels weigh equally whatever their areas, so small objects count as much
-    as large ones."""
+    as large ones. All three on the features' device."""
     xs, ys, ws = [], [], []
-    small = resize_mask(targets, feats.shape[-2:])
+    small = resize_mask(targets.to(feats.device), feats.shape[-2:])
     for f, t in zip(feats, small):
         for label, x in _sample(f.float(), t, n, gen):
             xs.append(x)
-            ys.append(torch.full((len(x),), label))
-            ws.append(torch.full((len(x),), weight / max(len(x), 1)))
+            ys.append(torch.full((len(x),), label, device=x.device))
+            ws.append(torch.full((len(x),), weight / max(len(x), 1), device=x.device))
     return torch.cat(xs), torch.cat(ys), torch.cat(ws)
 
 

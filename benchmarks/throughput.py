@@ -39,15 +39,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_folder(root: Path, n: int) -> tuple[Path, Path, Path]:
-    """n DAVIS frames (round-robin over sequences) as JPEGs in root/images, and a car support + mask."""
+    """n DAVIS frames (round-robin over sequences) as JPEGs in root/images, and a car support + mask. A frame
+    used again has one pixel changed, so that every file is a distinct image to the feature cache."""
     import cv2
 
     imgs = root / "images"
     imgs.mkdir(parents=True)
     seqs = [davis.frames(s) for s in davis.GROUPS_FLAT]
+    seen: set[Path] = set()
     for i in range(n):
         src, _ = seqs[i % len(seqs)][(i // len(seqs)) % len(seqs[i % len(seqs)])]
-        cv2.imwrite(str(imgs / f"{i:06d}.jpg"), cv2.imread(str(src)))
+        im = cv2.imread(str(src))
+        if src in seen:
+            im[0, 0] = (i % 256, (i // 256) % 256, (i // 65536) % 256)
+        seen.add(src)
+        cv2.imwrite(str(imgs / f"{i:06d}.jpg"), im)
     support, mask = davis.frames("car-roundabout")[0]
     return imgs, support, mask
 
