@@ -26,6 +26,7 @@ from annotator.device import describe, pick_device
 from annotator.feature_cache import FeatureCache, Layout
 from annotator.learning import NO_LEARNING, Learned, LearningConfig, gap_floor, learn
 from annotator.loading import resize_for_network
+from annotator.mask_parts import strongest_parts
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD
 from annotator.modeling.panet import PANet
 from annotator.modeling.prototypes import masked_average_pool
@@ -311,7 +312,8 @@ class Predictor:
             head, alone = self.learned.head_for(feats)
             offset = head(feats).to(dtype) if head is not None else None
             logits = self.model.segment(feats, bg_protos, fg_protos, offset, alone)
-            fg = (logits.argmax(dim=1) == 1).to(dtype)
+            margin = logits[:, 1:] - logits[:, :1]  # [1,1,h,w]: softmax over (bg, fg) is its sigmoid
+            fg = (margin[:, 0] > 0).to(dtype)
             presence = 0.0
             if fg.any():
                 region = F.normalize(masked_average_pool(self.model.embedding(feats), fg), dim=1)
@@ -320,11 +322,21 @@ class Predictor:
                 presence = round(max(0.0, float(sim)), 4)
             if presence < self.learned.presence_floor:
                 return np.zeros(size, np.float32), presence
-            # softmax over (bg, fg) is the sigmoid of their difference, and bilinear upsampling is linear:
-            # one channel is upsampled instead of two
-            margin = F.interpolate(logits[:, 1:] - logits[:, :1], size=size, mode="bilinear", align_corners=False)
+            if self.learned.parts:  # after presence: the dropped parts are still evidence that the class is there
+                margin = self._strongest_parts(margin)
+            # bilinear upsampling is linear: the margin is upsampled instead of both logits
+            margin = F.interpolate(margin, size=size, mode="bilinear", align_corners=False)
             prob = torch.sigmoid(margin)[0, 0].float().cpu().numpy()
         return prob, presence
+
+    def _strongest_parts(self, margin: torch.Tensor) -> torch.Tensor:
+        """The margin [1,1,h,w] with the foreground parts beyond the supports' count of parts (the weakest, by
+        summed probability) pushed to background."""
+        kept = strongest_parts(margin[0, 0].cpu().numpy(), self.learned.parts)
+        if kept is None:
+            return margin
+        dropped = (margin[0, 0] > 0) & ~torch.from_numpy(kept).to(margin.device)
+        return margin.masked_fill(dropped, -10.0)
 
     def refine_async(self, image: np.ndarray | None, prob: np.ndarray) -> Future[np.ndarray]:
         """The final boolean mask of a probability map: CRF-refined when the CRF is on (in the worker

@@ -90,6 +90,7 @@ ROWS: dict[str, Loop] = {
         LearningConfig(head_alone_from=0, same_scene=0.0, head_l2=1e-3, samples_per_image=512, head_steps=40)
     ),
     "default + a second look at small proposals' boxes": Loop(LearningConfig(), second_look=0.3),
+    "default without the supports' count of parts": Loop(LearningConfig(parts=False)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 
