@@ -60,6 +60,13 @@ def exported_records(project: Project, opts: ExportOptions) -> dict[int, list[tu
     return out
 
 
+def background_images(project: Project) -> set[int]:
+    """Ids of the images rejected for every class: reviewed and found free of them all, so exported as background
+    (an empty label file, an all-background PNG) rather than left out as not yet labelled."""
+    classes = list(project.classes)
+    return {i for i in project.images if classes and all(project.record(i, c).state == State.REJECTED for c in classes)}
+
+
 def image_size_or_skip(project: Project, image_id: int, skipped: list[str]) -> tuple[int, int] | None:
     """The image's size, or None (its reason added to `skipped`) when it cannot be read: missing, damaged, or
     over the pixel limit. One such image is left out by name; it does not stop the export."""
@@ -142,8 +149,8 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
 
 
 def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = ExportOptions()) -> dict:
-    """One palette PNG per image, named by png_name (0 = background, k = class k; a later class wins an overlap),
-    and palette.json."""
+    """One palette PNG per image with an exported mask, or rejected for every class (all background), named by
+    png_name (0 = background, k = class k; a later class wins an overlap), and palette.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     by_image = exported_records(project, opts)
@@ -153,9 +160,10 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
     for c in project.classes.values():
         palette[3 * c.id : 3 * c.id + 3] = [int(c.color[i : i + 2], 16) for i in (1, 3, 5)]
     written, skipped = 0, []
+    background = background_images(project)
     for image_id, entry in sorted(project.images.items()):
         recs = by_image.get(image_id, [])
-        size = image_size_or_skip(project, image_id, skipped) if recs else None
+        size = image_size_or_skip(project, image_id, skipped) if recs or image_id in background else None
         if size is None:
             continue
         index = np.zeros(size, np.uint8)

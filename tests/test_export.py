@@ -11,6 +11,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from annotator.cli import main
+from annotator.config import State
 from annotator.export import ExportError, ExportOptions, export_coco, export_png
 from annotator.project import Project
 from tests.synthetic import mask_cases, scene, write_rgb
@@ -128,3 +129,25 @@ def test_export_command(proj, tmp_path, capsys):
     assert (tmp_path / "pp" / "x.png.png").exists()
     assert main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "f.json")]) != 0
     assert "not an annotator project" in capsys.readouterr().err
+
+
+def test_png_export_writes_background_for_images_rejected_for_every_class(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    for name, seed in (("a.png", 1), ("empty.png", 2), ("todo.png", 3)):
+        write_rgb(root / name, scene(H, W, None, 0, seed=seed)[0])
+    p = Project.create(tmp_path / "proj", root)
+    p.add_class("thing")
+    p.add_class("other")
+    p.set_mask(p.image_id("a.png"), 1, _two_blobs(False))
+    e = p.image_id("empty.png")
+    for c in (1, 2):
+        p.set_proposal(e, c, _two_blobs(False), 0.5, {})
+        p.set_state(e, c, State.REJECTED)
+    p.set_proposal(p.image_id("todo.png"), 1, _two_blobs(False), 0.5, {})
+    p.set_state(p.image_id("todo.png"), 1, State.REJECTED)  # rejected for one class only: not yet labelled
+    assert export_png(p, tmp_path / "png")["images"] == 2
+    assert np.array_equal(np.array(Image.open(tmp_path / "png" / "a.png.png")) == 1, _two_blobs(False))
+    empty = np.array(Image.open(tmp_path / "png" / "empty.png.png"))
+    assert empty.shape == (H, W) and not empty.any()
+    assert not (tmp_path / "png" / "todo.png.png").exists()

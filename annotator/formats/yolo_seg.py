@@ -19,7 +19,14 @@ import yaml
 from pycocotools import mask as mask_utils
 
 from annotator.config import State
-from annotator.export import ExportError, ExportOptions, exported_records, image_size_or_skip, instance_masks
+from annotator.export import (
+    ExportError,
+    ExportOptions,
+    background_images,
+    exported_records,
+    image_size_or_skip,
+    instance_masks,
+)
 from annotator.formats.importing import ImportFormatError, Planned, image_matcher, is_kept, store
 from annotator.formats.polygons import outline_polygons
 from annotator.imageio import IMAGE_EXTENSIONS, ImageReadError
@@ -56,10 +63,7 @@ def export_yolo_seg(
     classes = sorted(project.classes)
     index = {c: i for i, c in enumerate(classes)}
     records = exported_records(project, opts)
-    background = {
-        i for i in project.images if classes and all(project.record(i, c).state == State.REJECTED for c in classes)
-    }
-    chosen = sorted(set(records) | background)
+    chosen = sorted(set(records) | background_images(project))
     by_label: dict[str, str] = {}
     for i in chosen:
         file = project.images[i].file
