@@ -11,8 +11,8 @@ import numpy as np
 
 
 def count_parts(mask: np.ndarray, min_share: float = 0.1) -> int:
-    """The 8-connected parts of a boolean mask that each hold at least `min_share` of its area (specks and
-    a leash's thin loop do not count as an object)."""
+    """The 8-connected parts of a boolean mask that each hold at least `min_share` of its area (specks
+    that are not objects do not count)."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     return int((areas >= min_share * areas.sum()).sum()) if n > 1 else 0
@@ -24,7 +24,7 @@ def strongest_parts(margin: np.ndarray, k: int) -> np.ndarray | None:
     n, labels = cv2.connectedComponents((margin > 0).astype(np.uint8), connectivity=8)
     if n - 1 <= k:
         return None
-    prob = 1.0 / (1.0 + np.exp(-margin.astype(np.float64)))
+    prob = 0.5 + 0.5 * np.tanh(0.5 * margin.astype(np.float64))  # the sigmoid, without overflow
     mass = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=n)[1:]
     keep = np.argsort(-mass, kind="stable")[:k] + 1
     return np.isin(labels, keep)

@@ -301,7 +301,8 @@ class Predictor:
         foreground and the nearest foreground prototype of the supports (0 if none matches). On the DAVIS
         benchmark it separates images with and without the class at AUROC 0.88, against 0.69 for the mean
         foreground probability; it is the score proposals are ranked and exported by. Below the presence
-        floor learned from the negatives, the image is judged free of the class (probability 0).
+        floor learned from the negatives, the image is judged free of the class (probability 0). Beyond the
+        supports' count of parts, the weakest parts are dropped from the probability (not from presence).
         """
         if self.learned is None:
             raise RuntimeError("set_supports() must be called before predicting")
