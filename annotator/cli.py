@@ -494,7 +494,7 @@ def _propagate_project(args: argparse.Namespace, proj) -> int:
     from annotator.weights import WeightsError
     from annotator.workflows import propagate_into_project
 
-    class_id = next((c.id for c in proj.classes.values() if c.name == args.class_name), None)
+    class_id = proj.class_named(args.class_name)
     if class_id is None:
         names = ", ".join(c.name for c in proj.classes.values()) or "none"
         return _fail(f"--class '{args.class_name}': no such class in {args.project} (classes: {names})")

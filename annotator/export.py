@@ -17,6 +17,7 @@ from PIL import Image
 
 from annotator.coco import CocoBuilder
 from annotator.config import State
+from annotator.formats.polygons import hole_tops, outline_polygons
 from annotator.imageio import ImageReadError
 from annotator.project import MaskRecord, Project
 from annotator.utils.atomic import atomic_write_bytes, atomic_write_json
@@ -95,18 +96,11 @@ def instance_masks(labels: np.ndarray, instances: bool) -> list[np.ndarray]:
 
 
 def polygons_of(mask: np.ndarray) -> list[list[float]] | None:
-    """COCO polygons tracing the pixel corners of each part of a mask, or None if it has holes.
-
-    Contours are found on the mask upsampled 2x, so that they run along pixel edges rather than
-    through pixel centres, which would shave half a pixel off every side.
-    """
-    m = mask.astype(np.uint8)
-    _, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is not None and (hierarchy[0][:, 3] >= 0).any():
+    """COCO polygons (flat x, y lists) of each part of a mask, exact at pixel centres (formats.polygons), or None
+    if it has holes, which COCO polygons cannot hold."""
+    if hole_tops(mask):
         return None
-    up = cv2.resize(m, (m.shape[1] * 2, m.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
-    contours, _ = cv2.findContours(up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return [[round(v, 2) for v in ((c.reshape(-1, 2) + 0.5) / 2).reshape(-1).tolist()] for c in contours]
+    return [[round(v, 2) for v in p.reshape(-1).tolist()] for p in outline_polygons(mask)]
 
 
 def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportOptions()) -> dict:

@@ -443,11 +443,15 @@ class Project:
             self.dirty = False
 
     # ---- classes --------------------------------------------------------------------------
+    def class_named(self, name: str) -> int | None:
+        """The id of the class named `name`, or None (names are unique)."""
+        return next((c.id for c in self.classes.values() if c.name == name), None)
+
     def add_class(self, name: str, color: str | None = None) -> ClassInfo:
         name = name.strip()
         if not name:
             raise ProjectError("a class needs a name")
-        if any(c.name == name for c in self.classes.values()):
+        if self.class_named(name) is not None:
             raise ProjectError(f"there is already a class named '{name}'")
         with self._editing():
             cid = max(self.classes, default=0) + 1
@@ -457,7 +461,7 @@ class Project:
 
     def rename_class(self, class_id: int, name: str) -> None:
         with self._editing():
-            if any(c.name == name and c.id != class_id for c in self.classes.values()):
+            if self.class_named(name) not in (None, class_id):
                 raise ProjectError(f"there is already a class named '{name}'")
             self.classes[class_id].name = name
 

@@ -53,10 +53,10 @@ class Planned:
 def is_kept(project: Project, image: int, name: str, overwrite: bool) -> bool:
     """Whether the project's mask of (image, class named `name`) stays as it is: accepted or edited, and not
     overwriting."""
-    by_name = {c.name: c.id for c in project.classes.values()}
-    if overwrite or name not in by_name:
+    class_id = project.class_named(name)
+    if overwrite or class_id is None:
         return False
-    rec = project.record(image, by_name[name])
+    rec = project.record(image, class_id)
     return rec.state == State.ACCEPTED or rec.edited
 
 
