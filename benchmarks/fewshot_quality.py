@@ -178,6 +178,11 @@ METHODS = {
         "both",
         "mask",
     ),
+    "default without the supports' count of parts": (
+        {**ALL_THREE, "learning": LearningConfig(parts=False)},
+        "both",
+        "mask",
+    ),
     "PANet, box support": (PLAIN, "conv5", "box"),
     "PANet, scribble support": (PLAIN, "conv5", "scribble"),
     "default, box support": ({**ALL_THREE, "learning": LearningConfig()}, "both", "box"),
