@@ -21,3 +21,28 @@ def unreviewed(project: Project, class_id: int, include_rejected: bool = False) 
     rejected (unless `include_rejected`)."""
     skip = {State.ACCEPTED} if include_rejected else {State.ACCEPTED, State.REJECTED}
     return [i for i in sorted(project.images) if (r := project.record(i, class_id)).state not in skip and not r.edited]
+
+
+def proposals_by_score(project: Project, class_id: int, at_least: float | None = None, at_most: float | None = None):
+    """The class's proposals with a mask whose score is >= `at_least` (or <= `at_most`): what a bulk "accept all
+    above" / "reject all below" would change, for its preview count and then for the change itself."""
+    out = []
+    for (image_id, cid), rec in sorted(project.records.items()):
+        if cid != class_id or rec.state != State.PROPOSED or rec.mask is None or rec.score is None:
+            continue
+        if (at_least is None or rec.score >= at_least) and (at_most is None or rec.score <= at_most):
+            out.append(image_id)
+    return out
+
+
+def state_counts(project: Project, class_id: int | None) -> dict[str, int]:
+    """How many images are accepted / proposed / rejected / unlabelled for the class, and how many are its
+    supports: the counts the image list keeps in view."""
+    counts = {s.value: 0 for s in State}
+    if class_id is not None:
+        for (_, cid), rec in project.records.items():
+            if cid == class_id:
+                counts[rec.state.value] += 1
+    counts[State.UNLABELLED.value] = len(project.images) - sum(v for k, v in counts.items() if k != State.UNLABELLED)
+    counts["supports"] = len(project.support_ids(class_id)) if class_id is not None else 0
+    return counts

@@ -8,6 +8,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ class Session:
         self.class_id: int | None = None
         self.review: list[int] | None = None  # the review queue, when reviewing
         self._before: MaskRecord | None = None  # the current record before the first edit shown (for undo)
+        self._reviews: list[list[tuple[int, int, MaskRecord]]] = []  # batches of review decisions, to undo
         self.on_error = on_error
         self.saver = AutoSaver(project, delay=autosave_delay, on_error=on_error)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="project-writer")
@@ -121,6 +123,32 @@ class Session:
         self.flush()
         self.project.set_state(self.image_id, self.class_id, state)
         self._before = None
+
+    def decide(self, states: dict[int, State]) -> int:
+        """Set the current class's state of many images at once (a page of the review grid, a bulk accept or reject),
+        keeping their pixels; one step of `undo_decision`. Returns how many records changed."""
+        self.flush()
+        class_id, batch = self.class_id, []
+        for image_id, state in states.items():
+            before = self.project.record(image_id, class_id)
+            if before.state != state:
+                batch.append((image_id, class_id, replace(before)))
+                self.project.set_state(image_id, class_id, state)
+        if batch:
+            self._reviews.append(batch)
+        if self.image_id in states:
+            self._before = None
+        return len(batch)
+
+    def undo_decision(self) -> list[int]:
+        """Put back the records the last `decide` changed (their states, scores and pixels); the images changed."""
+        self.flush()
+        if not self._reviews:
+            return []
+        batch = self._reviews.pop()
+        for image_id, class_id, before in batch:
+            self.project.restore_record(image_id, class_id, before)
+        return [image_id for image_id, _, _ in batch]
 
     def add_support(self) -> str:
         """Make the current mask a support of the current class (accepting it if it was a proposal); says so."""

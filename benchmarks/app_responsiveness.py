@@ -88,7 +88,7 @@ def open_folder(app: QApplication, root: Path, n: int) -> tuple[float, float]:
         win.show()
         app.processEvents()
         out.append(time.perf_counter() - t0)
-        assert win.thumbs.rowCount() == n
+        assert win.images.rowCount() == n
         win.close()
         app.processEvents()
     return out[0], out[1]

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings
 from annotator.app.main_window import MainWindow, app_data_dir
-from annotator.app.thumbnails import ImageIdRole
+from annotator.app.image_list import Column, ImageIdRole
 from annotator.session import project_dir_for
 from tests.synthetic import scene, write_rgb
 
@@ -63,7 +63,7 @@ def _drag(win, points, modifiers=Qt.KeyboardModifier.NoModifier):
 
 def test_opening_a_folder_makes_a_project_beside_it_and_lists_images(win, folder):
     assert win.project.folder == project_dir_for(folder, app_data_dir()) == folder.parent / "images.annotator"
-    assert win.thumbs.rowCount() == 4
+    assert win.images.rowCount() == 4
     assert [p.name for p in folder.iterdir()] and not list(folder.glob("*.json"))  # never written to
 
 
@@ -133,8 +133,8 @@ def test_propagation_fills_the_thumbnails_and_review_keys_change_states(win, qtb
     assert "cpu" in win.device_label.text().lower()
     states = {i: win.project.record(i, win.class_id).state for i in win.project.images}
     assert sorted(states.values()) == ["accepted", "proposed", "proposed", "proposed"]
-    texts = [win.thumbs.data(win.thumbs.index(r)) for r in range(4)]
-    assert sum(t.startswith(("?", "∅")) for t in texts) == 3  # proposals show on the thumbnails (score, or ∅ if absent)
+    texts = [win.images.data(win.images.index(r, Column.STATE)) for r in range(4)]
+    assert sum(t.startswith("? proposed") for t in texts) == 3  # proposals show in the list (and on the thumbnails)
     QTest.keyClick(win, Qt.Key.Key_R)
     queue = list(win.review)
     scores = [win.project.record(i, win.class_id).score for i in queue]
@@ -151,7 +151,7 @@ def test_propagation_can_be_cancelled(win, qtbot, folder):
     for i in range(4, 12):
         write_rgb(folder / f"{i}.png", scene(120, 160, (80, 60), 20, seed=i)[0])
     win.open_path(folder)  # rescans: 12 images now
-    assert win.thumbs.rowCount() == 12
+    assert win.images.rowCount() == 12
     _paint_support(win)
     win.propagate("all")
     worker = win.worker
@@ -217,9 +217,9 @@ def test_the_settings_dialog_sets_the_crf_parameters_and_they_persist(tmp_path, 
 
 
 def test_thumbnails_arrive_lazily(win, qtbot):
-    idx = win.thumbs.index(0)
-    win.thumbs.data(idx, Qt.ItemDataRole.DecorationRole)
-    qtbot.waitUntil(lambda: win.thumbs.data(idx, ImageIdRole) in win.thumbs._cache, timeout=5000)
+    idx = win.images.index(0, 0)
+    win.images.data(idx, Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(lambda: win.thumbnails.cached(win.images.data(idx, ImageIdRole)), timeout=5000)
 
 
 def test_dropping_a_folder_opens_it(win, tmp_path):
@@ -235,7 +235,7 @@ def test_dropping_a_folder_opens_it(win, tmp_path):
         QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     )
     win.dropEvent(ev)
-    assert win.project.image_root == other.resolve() and win.thumbs.rowCount() == 1
+    assert win.project.image_root == other.resolve() and win.images.rowCount() == 1
 
 
 def test_adapt_to_this_folder_trains_a_head_in_the_background_and_propagation_uses_it(win, qtbot, monkeypatch):

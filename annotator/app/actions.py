@@ -38,6 +38,8 @@ KEYS: dict[str, QKeySequence.StandardKey | str] = {
     "adapt": "Ctrl+Alt+A",
     "settings": "Ctrl+,",
     "review": "R",
+    "review_grid": "Ctrl+G",
+    "mark_reject": "Space",
     "accept": "Return",
     "reject": "Backspace",
     "next": "Right",

@@ -1,8 +1,11 @@
-"""The main window: classes on the left, the canvas in the middle, thumbnails below; menus wire the
-actions (each with a shortcut) to the project model, the canvas and the propagation worker."""
+"""The main window: classes on the left, the canvas (or the review grid) in the middle, the image list on the
+right, thumbnails below; menus wire the actions (each with a shortcut, from one table) to the session, the
+views and the background jobs."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -25,14 +28,17 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QStackedWidget,
     QToolBar,
 )
 
 from annotator.app.actions import KEYS
 from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
+from annotator.app.image_list import ImageIdRole, ImageList, ImageTableModel
 from annotator.app.jobs import Jobs
-from annotator.app.thumbnails import ImageIdRole, ThumbnailModel
+from annotator.app.review_grid import ReviewGrid
+from annotator.app.thumbnails import Thumbnails
 from annotator.app.workers import AdaptWorker, PropagationWorker
 from annotator.config import Model, State
 from annotator.export import ExportError, left_out_proposals
@@ -63,7 +69,8 @@ class MainWindow(QMainWindow):
         self.qs = settings or QSettings(ORG, APP)
         self.model_settings = ModelSettings.load(self.qs)
         self.session: Session | None = None
-        self.thumbs: ThumbnailModel | None = None
+        self.thumbnails: Thumbnails | None = None
+        self.images: ImageTableModel | None = None  # the rows of the image list and the strip
         self.jobs = Jobs(self)
         self.learned_from = ""  # what the running propagation learned from
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
@@ -103,7 +110,15 @@ class MainWindow(QMainWindow):
     def _build_widgets(self) -> None:
         self.canvas = Canvas(self)
         self.canvas.edited.connect(self._mask_edited)
-        self.setCentralWidget(self.canvas)
+        self.grid = ReviewGrid(self)
+        self.grid.open_image.connect(self._open_from_grid)
+        self.grid.decided.connect(lambda _ids: self.images.refresh_all())
+        self.grid.message.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
+        self.grid.closed.connect(self.show_canvas)
+        self.centre = QStackedWidget()
+        self.centre.addWidget(self.canvas)
+        self.centre.addWidget(self.grid)
+        self.setCentralWidget(self.centre)
         self.classes = QListWidget()
         self.classes.currentItemChanged.connect(self._class_chosen)
         self.classes.itemDoubleClicked.connect(lambda _: self.rename_class())
@@ -118,11 +133,20 @@ class MainWindow(QMainWindow):
         self.strip.setUniformItemSizes(True)
         self.strip.setLayoutMode(QListView.LayoutMode.Batched)
         self.strip.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
+        self.strip.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.strip.setMinimumHeight(150)
-        dock = QDockWidget("Images", self)
+        dock = QDockWidget("Thumbnails", self)
         dock.setObjectName("images")
         dock.setWidget(self.strip)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        self.image_list = ImageList()
+        self.image_list.image_chosen.connect(self._image_chosen)
+        self.strip.setModel(self.image_list.proxy)  # the strip shows the list's rows, filtered alike
+        self.strip.selectionModel().currentChanged.connect(self._thumb_chosen)
+        dock = QDockWidget("Image list", self)
+        dock.setObjectName("image_list")
+        dock.setWidget(self.image_list)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         sb = self.statusBar()
         self.device_label = QLabel("device: not started")
         self.progress = QProgressBar()
@@ -165,7 +189,7 @@ class MainWindow(QMainWindow):
         self._act(m, "&Save now", KEYS["save"], self.save_now)
         self._act(m, "&Quit", KEYS["quit"], self.close)
         m = mb.addMenu("&Edit")
-        self._act(m, "&Undo", KEYS["undo"], self.canvas.undo)
+        self._act(m, "&Undo", KEYS["undo"], self.undo)
         self._act(m, "&Redo", KEYS["redo"], self.canvas.redo)
         self._act(
             m, "&Clear mask", KEYS["clear_mask"], lambda: self.canvas.replace_mask(np.zeros_like(self.canvas.mask))
@@ -228,6 +252,8 @@ class MainWindow(QMainWindow):
         )
         self._act(m, "&Accept", KEYS["accept"], self.accept_current)
         self._act(m, "Re&ject", KEYS["reject"], self.reject_current)
+        self._act(m, "Review &grid (a page of proposals at a time)", KEYS["review_grid"], self.toggle_grid)
+        self._act(m, "&Mark / unmark to reject (review grid)", KEYS["mark_reject"], self.reject_current)
         self._act(m, "&Next image", KEYS["next"], lambda: self.step(1))
         self._act(m, "&Previous image", KEYS["previous"], lambda: self.step(-1))
         m = mb.addMenu("&Help")
@@ -309,20 +335,52 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def set_project(self, proj: Project) -> None:
-        if self.session:
-            self.session.close()
+        self._close_session()
+        self.show_canvas()
         self.session = Session(proj, on_error=self.save_failed.emit)
-        if self.thumbs:
-            self.thumbs.shutdown()
-        self.thumbs = ThumbnailModel(proj, self)
-        self.strip.setModel(self.thumbs)
-        self.strip.selectionModel().currentChanged.connect(self._thumb_chosen)
-        self.setWindowTitle(f"annotator — {proj.image_root.name}" + (" (read-only)" if proj.read_only else ""))
-        self._fill_classes()
+        self.thumbnails = Thumbnails(proj, self)
+        self.images = ImageTableModel(proj, self.thumbnails, self)
+        self.image_list.set_source(self.images)
+        self.setWindowTitle(self._title())
+        last = self._last_seen()
+        self.image_list.restore_filter(last.get("filter") or {})
+        self._fill_classes(select=last.get("class"))
         if not proj.classes and not proj.read_only:
             self._add_class_named("object")
         if proj.images:
-            self.show_image(min(proj.images))
+            image_id = int(last["image"]) if str(last.get("image")).isdigit() else None
+            self.show_image(image_id if image_id in proj.images else min(proj.images))
+
+    def _project_key(self) -> str:
+        return "projects/" + hashlib.sha1(str(self.project.folder.resolve()).encode()).hexdigest()[:16]
+
+    def _last_seen(self) -> dict:
+        """What was shown when this project was last closed: image, class, the list's filter (or {})."""
+        try:
+            last = json.loads(self.qs.value(self._project_key(), "{}", str))
+        except ValueError:
+            return {}
+        return last if isinstance(last, dict) else {}
+
+    def _close_session(self) -> None:
+        """Save and close the project shown, remembering its last image, class and list filter."""
+        if not self.session:
+            return
+        last = {"image": self.image_id, "class": self.class_id, "filter": self.image_list.filter_state()}
+        self.qs.setValue(self._project_key(), json.dumps(last))
+        if not self.session.close():
+            QMessageBox.warning(self, "Not saved", self.session.saver.last_error or "The project could not be saved.")
+        self.session = None
+        if self.thumbnails:
+            self.thumbnails.shutdown()
+
+    def _title(self) -> str:
+        """ "annotator — FOLDER [i/N]" (the image's place in the folder), and "(read-only)" when so."""
+        proj = self.project
+        where = ""
+        if self.images is not None and self.image_id in self.images.row_of:
+            where = f" [{sorted(proj.images).index(self.image_id) + 1}/{len(proj.images)}]"
+        return f"annotator — {proj.image_root.name}{where}" + (" (read-only)" if proj.read_only else "")
 
     def _remember(self, folder: Path) -> None:
         recent = [str(folder)] + [r for r in self.qs.value("recent", [], list) if r != str(folder)]
@@ -344,6 +402,7 @@ class MainWindow(QMainWindow):
             item.setForeground(QColor(c.color))
             n, m = len(self.project.support_ids(c.id)), len(self.project.negative_ids(c.id))
             item.setToolTip(f"{c.name}: learns from {n} mask(s) and {m} rejection(s)")
+            item.setText(f"{c.name}  ({n}★)" if n else c.name)
             self.classes.addItem(item)
         self.classes.blockSignals(False)
         ids = [self.classes.item(r).data(Qt.ItemDataRole.UserRole) for r in range(self.classes.count())]
@@ -357,7 +416,12 @@ class MainWindow(QMainWindow):
         if item is None:
             return
         self.session.choose_class(item.data(Qt.ItemDataRole.UserRole))
-        self.thumbs.set_class(self.class_id)
+        self.images.set_class(self.class_id)
+        self.image_list.fill_classes()
+        if self.session.review is not None:  # the review queue follows the class
+            self.session.start_review()
+        if self.centre.currentWidget() is self.grid:
+            self.grid.reload(page=0)
         if self.image_id is not None:
             self.show_image(self.image_id)
 
@@ -406,16 +470,23 @@ class MainWindow(QMainWindow):
     # ---- images and masks -----------------------------------------------------------------
     def _thumb_chosen(self, current, _previous=None) -> None:
         if current.isValid():
-            image_id = current.data(ImageIdRole)
-            if image_id != self.image_id:
-                self.show_image(image_id)
+            self._image_chosen(current.data(ImageIdRole))
+
+    def _image_chosen(self, image_id: int) -> None:
+        if image_id != self.image_id:
+            self.show_image(image_id)
 
     def show_image(self, image_id: int) -> None:
-        """Put an image and its current-class mask on the canvas."""
+        """Put an image and its current-class mask on the canvas (and make it current in the list and strip)."""
         self.session.choose_image(image_id)
-        row = self.thumbs.row_of[image_id]
-        if self.strip.currentIndex().row() != row:
-            self.strip.setCurrentIndex(self.thumbs.index(row))
+        index = self.image_list.proxy.mapFromSource(self.images.index(self.images.row_of[image_id], 0))
+        if index.isValid() and self.strip.currentIndex() != index:
+            self.strip.selectionModel().blockSignals(True)
+            self.strip.setCurrentIndex(index)
+            self.strip.selectionModel().blockSignals(False)
+            self.strip.viewport().update()
+        self.image_list.select(image_id)
+        self.setWindowTitle(self._title())
         try:
             rgb = read_image(self.project.image_path(image_id))
         except ImageReadError as exc:
@@ -439,6 +510,8 @@ class MainWindow(QMainWindow):
     def _show_state(self, state: State | None, score: float | None = None) -> None:
         """The status line: where in the review, the image's name and its state (kept live while editing)."""
         text = "" if state is None else f"{state}" + (f" (score {score:.2f})" if score is not None else "")
+        if self.images is not None and self.image_id in self.images.supports:
+            text += " · ★ support (Shift+S: not a support)"
         self.statusBar().showMessage(f"{self.session.where()}{self.project.images[self.image_id].file} · {text}")
 
     def _mask_edited(self) -> None:
@@ -449,7 +522,7 @@ class MainWindow(QMainWindow):
         image_id = self.image_id
         rec = self.session.paint(self.canvas.mask, all_undone=not self.canvas.undo_stack)
         self._show_state(rec.state, rec.score)
-        QTimer.singleShot(0, lambda: self.thumbs.refresh(image_id))
+        QTimer.singleShot(0, lambda: self.images.refresh(image_id))
 
     def save_now(self) -> None:
         if self.session and self.session.save():
@@ -464,7 +537,7 @@ class MainWindow(QMainWindow):
         except ProjectError as exc:
             self.statusBar().showMessage(str(exc))
             return
-        self.thumbs.refresh(self.image_id)
+        self.images.refresh(self.image_id)
         self._fill_classes()
         self.statusBar().showMessage(message)
 
@@ -473,6 +546,7 @@ class MainWindow(QMainWindow):
         if not (self.project and self.image_id and self.class_id):
             return
         message = self.session.remove_support()
+        self.images.refresh(self.image_id)
         self._fill_classes()
         self.statusBar().showMessage(message)
 
@@ -491,7 +565,9 @@ class MainWindow(QMainWindow):
             return
         self._flush_writes()
         if scope == "selection":
-            ids = [i.data(ImageIdRole) for i in self.strip.selectionModel().selectedIndexes()]
+            ids = self.image_list.selected_ids()
+            if len(ids) < 2:  # one row is just the image shown: the strip's selection, then
+                ids = [i.data(ImageIdRole) for i in self.strip.selectionModel().selectedIndexes()]
         elif scope == "unreviewed":
             ids = unreviewed(self.project, self.class_id, include_rejected)
         else:
@@ -534,7 +610,7 @@ class MainWindow(QMainWindow):
         self.eta.setText(f"{rate:.2f} img/s · ETA {int(eta // 60)}:{int(eta % 60):02d}")
 
     def _proposal_arrived(self, image_id: int, stored: bool) -> None:
-        self.thumbs.refresh(image_id)
+        self.images.refresh(image_id)
         if stored and image_id == self.image_id:
             self.show_image(image_id)
 
@@ -553,6 +629,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
         if self.review_action.isChecked():
             self.session.requeue()
+        if self.centre.currentWidget() is self.grid:
+            self.grid.reload()
+        self.images.refresh_all()
 
     def adapt_to_folder(self) -> None:
         """Train SG-One's head on this folder's images in the background; propagation then uses it."""
@@ -617,17 +696,60 @@ class MainWindow(QMainWindow):
             self.canvas.close_polygon()
             return
         self.session.set_state(state)
-        self.thumbs.refresh(self.image_id)
+        self.images.refresh(self.image_id)
         self.step(1)
 
     def accept_current(self) -> None:
-        self._set_current_state(State.ACCEPTED)
+        """Accept the image shown; in the review grid, the page (its marked proposals are rejected)."""
+        if self.centre.currentWidget() is self.grid:
+            self.grid.accept_page()
+        else:
+            self._set_current_state(State.ACCEPTED)
 
     def reject_current(self) -> None:
-        self._set_current_state(State.REJECTED)
+        """Reject the image shown; in the review grid, mark or unmark the current proposal."""
+        if self.centre.currentWidget() is self.grid:
+            self.grid.toggle_current()
+        else:
+            self._set_current_state(State.REJECTED)
+
+    def undo(self) -> None:
+        """Undo the last stroke; in the review grid, the last page or bulk decision."""
+        if self.centre.currentWidget() is self.grid:
+            self.grid.undo()
+        else:
+            self.canvas.undo()
+
+    def toggle_grid(self) -> None:
+        """Show the review grid of the current class's proposals, or go back to the image."""
+        if self.centre.currentWidget() is self.grid:
+            self.show_canvas()
+            return
+        if not (self.project and self.class_id):
+            return
+        self._flush_writes()
+        self.centre.setCurrentWidget(self.grid)
+        if not self.grid.start(self.session, self.thumbnails):
+            self.statusBar().showMessage("No proposals to review: propagate first (Ctrl+P)")
+        self.grid.view.setFocus()
+
+    def show_canvas(self) -> None:
+        self.centre.setCurrentWidget(self.canvas)
+        if self.image_id is not None:
+            self.show_image(self.image_id)
+
+    def _open_from_grid(self, image_id: int) -> None:
+        """Double-click in the grid: the image on the canvas, to correct it."""
+        self.centre.setCurrentWidget(self.canvas)
+        self.show_image(image_id)
+        self.canvas.setFocus()
 
     def step(self, delta: int) -> None:
-        """Next/previous image: in review, through the review queue; else through the folder."""
+        """Next/previous image: in the grid, the next cell; in review, through the review queue; else through
+        the folder."""
+        if self.centre.currentWidget() is self.grid:
+            self.grid.move(delta)
+            return
         if not self.project or self.image_id is None:
             return
         target = self.session.step(delta)
@@ -676,10 +798,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.jobs.cancel()
         self.wait_for_worker()
-        if self.session and not self.session.close():
-            QMessageBox.warning(self, "Not saved", self.session.saver.last_error or "The project could not be saved.")
-        if self.thumbs:
-            self.thumbs.shutdown()
+        self._close_session()
         super().closeEvent(event)
 
 

@@ -1,7 +1,9 @@
-"""The thumbnail strip's model: one row per project image, thumbnails decoded lazily off the GUI thread.
+"""Thumbnails with the class's mask blended in, decoded off the GUI thread, shared by the strip, the image
+list and the review grid.
 
-Only rows that are shown ask for a thumbnail, and an LRU cache bounds how many are kept, so a
-folder of 10,000 images opens at once and stays small.
+Only what a view shows asks for a thumbnail, and an LRU cache bounds how many are kept, so a folder of
+10,000 images opens at once and stays small. A thumbnail is keyed by its mask file, so a changed mask is
+decoded again and an unchanged one never is.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QImage, QPixmap
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 
 from annotator.config import State
-from annotator.project import Project
+from annotator.project import Project, ProjectError
 
-THUMB = 96
 STATE_COLORS = {
     State.UNLABELLED: QColor(90, 90, 90),
     State.PROPOSED: QColor(230, 160, 30),
@@ -23,10 +26,10 @@ STATE_COLORS = {
     State.REJECTED: QColor(200, 50, 50),
 }
 STATE_MARK = {State.UNLABELLED: "", State.PROPOSED: "?", State.ACCEPTED: "✓", State.REJECTED: "✗"}
-ImageIdRole = Qt.ItemDataRole.UserRole + 1
+SUPPORT_MARK = "★"
 
 
-def load_thumbnail(path: Path, size: int = THUMB) -> QImage:
+def load_thumbnail(path: Path, size: int) -> QImage:
     """A small EXIF-upright QImage of an image file (JPEG decoded at reduced size); null if unreadable."""
     from PIL import Image, ImageOps
 
@@ -41,102 +44,116 @@ def load_thumbnail(path: Path, size: int = THUMB) -> QImage:
         return QImage()
 
 
+def blend_mask(image: QImage, mask: np.ndarray, color: QColor, alpha: float = 0.5) -> QImage:
+    """`image` (RGB888) with `mask` (any size, bool) resized onto it and painted in `color` at `alpha`."""
+    w, h = image.width(), image.height()
+    rgb = np.frombuffer(image.constBits(), np.uint8).reshape(h, image.bytesPerLine())[:, : 3 * w].reshape(h, w, 3)
+    small = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    out = rgb.copy()
+    out[small] = (out[small] * (1 - alpha) + np.array(color.getRgb()[:3]) * alpha).astype(np.uint8)
+    return QImage(out.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
 class _Signals(QObject):
-    done = Signal(int, QImage)
+    done = Signal(object, QImage)
 
 
 class _Job(QRunnable):
-    def __init__(self, image_id: int, path: Path, signals: _Signals) -> None:
+    def __init__(self, key: tuple, project: Project, class_id: int | None, color: QColor, signals: _Signals) -> None:
         super().__init__()
-        self.image_id, self.path, self.signals = image_id, path, signals
+        self.key, self.project, self.class_id, self.color, self.signals = key, project, class_id, color, signals
 
     def run(self) -> None:
-        self.signals.done.emit(self.image_id, load_thumbnail(self.path))
+        image_id, mask_name, size = self.key
+        image = load_thumbnail(self.project.image_path(image_id), size)
+        if mask_name is not None and not image.isNull():
+            try:
+                mask = self.project.mask(image_id, self.class_id)
+            except ProjectError:  # a damaged mask shows the bare image; opening it says what is wrong
+                mask = None
+            if mask is not None:
+                image = blend_mask(image, mask, self.color)
+        self.signals.done.emit(self.key, image)
 
 
-class ThumbnailModel(QAbstractListModel):
-    """Rows = project images in id order; shows name, state mark and score of the current class."""
+class Thumbnails(QObject):
+    """Thumbnails of a project's images at any size, with the chosen class's mask on them; `ready(image_id)`
+    says one has arrived (views then repaint that image)."""
 
-    def __init__(self, project: Project, parent=None, cache_size: int = 1500) -> None:
+    ready = Signal(int)
+
+    def __init__(self, project: Project, parent: QObject | None = None, cache_size: int = 1500) -> None:
         super().__init__(parent)
         self.project = project
-        self.ids = sorted(project.images)
-        self.row_of = {i: r for r, i in enumerate(self.ids)}
         self.class_id: int | None = None
-        self._cache: OrderedDict[int, QPixmap] = OrderedDict()
-        self._pending: set[int] = set()
+        self._cache: OrderedDict[tuple, QPixmap] = OrderedDict()
+        self._pending: set[tuple] = set()
         self._cache_size = cache_size
         self._signals = _Signals()
         self._signals.done.connect(self._loaded)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(2)
-        self._placeholder = QPixmap(THUMB, THUMB)
-        self._placeholder.fill(QColor(60, 60, 60))
-
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.ids)
 
     def set_class(self, class_id: int | None) -> None:
         self.class_id = class_id
-        self.refresh_all()
 
-    def refresh_all(self) -> None:
-        if self.ids:
-            self.dataChanged.emit(self.index(0), self.index(len(self.ids) - 1))
+    def key(self, image_id: int, size: int) -> tuple:
+        rec = self.project.record(image_id, self.class_id) if self.class_id is not None else None
+        return image_id, (rec.mask if rec else None), size
 
-    def refresh(self, image_id: int) -> None:
-        row = self.row_of.get(image_id)
-        if row is not None:
-            self.dataChanged.emit(self.index(row), self.index(row))
-
-    def _record(self, image_id: int):
-        return self.project.record(image_id, self.class_id) if self.class_id is not None else None
-
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        image_id = self.ids[index.row()]
-        rec = self._record(image_id)
-        state = rec.state if rec else State.UNLABELLED
-        if role == Qt.ItemDataRole.DisplayRole:
-            name = Path(self.project.images[image_id].file).name
-            name = name if len(name) <= 16 else name[:7] + "…" + name[-8:]
-            if rec and rec.state == State.PROPOSED and rec.mask is None:
-                return f"∅ {name}"  # proposed as absent
-            score = f" {rec.score:.2f}" if rec and rec.state == State.PROPOSED and rec.score is not None else ""
-            return f"{STATE_MARK[state]}{score} {name}".strip()
-        if role == Qt.ItemDataRole.DecorationRole:
-            pix = self._cache.get(image_id)
-            if pix is None:
-                self._request(image_id)
-                return self._placeholder
-            self._cache.move_to_end(image_id)
+    def get(self, image_id: int, size: int) -> QPixmap | None:
+        """The thumbnail as it is now, or None while it is being made (then `ready` follows)."""
+        key = self.key(image_id, size)
+        pix = self._cache.get(key)
+        if pix is not None:
+            self._cache.move_to_end(key)
             return pix
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return STATE_COLORS[state].darker(250) if state != State.UNLABELLED else None
-        if role == Qt.ItemDataRole.ToolTipRole:
-            tip = f"{self.project.images[image_id].file}\n{state}"
-            return tip + (f" (score {rec.score:.3f})" if rec and rec.score is not None else "")
-        if role == ImageIdRole:
-            return image_id
-        if role == Qt.ItemDataRole.SizeHintRole:
-            return QSize(THUMB + 16, THUMB + 28)
+        if key not in self._pending:
+            self._pending.add(key)
+            color = QColor(self.project.classes[self.class_id].color) if self.class_id in self.project.classes else None
+            self._pool.start(_Job(key, self.project, self.class_id, color, self._signals))
         return None
 
-    def _request(self, image_id: int) -> None:
-        if image_id in self._pending:
-            return
-        self._pending.add(image_id)
-        self._pool.start(_Job(image_id, self.project.image_path(image_id), self._signals))
+    def cached(self, image_id: int) -> bool:
+        return any(k[0] == image_id for k in self._cache)
 
-    def _loaded(self, image_id: int, image: QImage) -> None:
-        self._pending.discard(image_id)
-        self._cache[image_id] = QPixmap.fromImage(image) if not image.isNull() else self._placeholder
+    def _loaded(self, key: tuple, image: QImage) -> None:
+        self._pending.discard(key)
+        if image.isNull():
+            image = QImage(key[2], key[2], QImage.Format.Format_RGB888)
+            image.fill(QColor(60, 60, 60))
+        self._cache[key] = QPixmap.fromImage(image)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        self.refresh(image_id)
+        self.ready.emit(key[0])
 
     def shutdown(self) -> None:
         """Wait for thumbnail jobs still running (on close)."""
         self._pool.clear()
         self._pool.waitForDone(2000)
+
+
+def with_badge(pix: QPixmap, state: State, support: bool) -> QPixmap:
+    """A copy of a thumbnail with its state's colour as a frame and its mark (and the support star) in a corner."""
+    out = QPixmap(pix)
+    p = QPainter(out)
+    color = STATE_COLORS[state]
+    if state != State.UNLABELLED:
+        pen = p.pen()
+        pen.setColor(color)
+        pen.setWidth(4)
+        p.setPen(pen)
+        p.drawRect(out.rect().adjusted(2, 2, -2, -2))
+    mark = (SUPPORT_MARK if support else "") + STATE_MARK[state]
+    if mark:
+        font = p.font()
+        font.setPixelSize(max(10, out.height() // 7))
+        font.setBold(True)
+        p.setFont(font)
+        box = p.fontMetrics().boundingRect(mark).adjusted(-3, -1, 3, 1)
+        box.moveTopLeft(out.rect().topLeft())
+        p.fillRect(box, color if state != State.UNLABELLED else QColor(40, 40, 40))
+        p.setPen(QColor("white"))
+        p.drawText(box, Qt.AlignmentFlag.AlignCenter, mark)
+    p.end()
+    return out
