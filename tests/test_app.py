@@ -11,8 +11,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings
-from annotator.app.main_window import MainWindow, app_data_dir
 from annotator.app.image_list import Column, ImageIdRole
+from annotator.app.main_window import MainWindow, app_data_dir
 from annotator.session import project_dir_for
 from tests.synthetic import scene, write_rgb
 

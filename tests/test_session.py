@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from annotator.config import State
+from annotator.review import proposals_by_score, state_counts
 from annotator.session import Session, open_or_create, project_dir_for
 from tests.synthetic import scene, write_rgb
 
@@ -101,6 +102,25 @@ def test_review_walks_proposals_least_confident_first_and_steps_end_there(sessio
     assert session.step(1) is None  # the end of the queue
     session.stop_review()
     assert session.step(-1) == ids["c.png"]  # outside review: the folder's order
+
+
+def test_bulk_decisions_count_first_apply_together_and_undo_as_one_step(session):
+    p = session.project
+    ids = [p.image_id(f) for f in ("a.png", "b.png", "c.png", "d.png")]
+    for image_id, score in zip(ids, (0.95, 0.9, 0.5, 0.2)):
+        p.set_proposal(image_id, 1, _box(0, 9, 0, 9), score, {})
+    assert proposals_by_score(p, 1, at_least=0.9) == ids[:2]  # the preview count of "accept all >= 0.9"
+    assert proposals_by_score(p, 1, at_most=0.5) == ids[2:]
+    assert session.decide({i: State.ACCEPTED for i in ids[:2]}) == 2
+    assert session.decide({ids[2]: State.REJECTED, ids[3]: State.ACCEPTED}) == 2
+    counts = state_counts(p, 1)
+    assert (counts["accepted"], counts["rejected"], counts["proposed"], counts["unlabelled"]) == (3, 1, 0, 0)
+    assert counts["supports"] == 3  # accepted masks teach propagation
+    assert session.undo_decision() == [ids[2], ids[3]]  # the last decision only
+    assert [p.record(i, 1).state for i in ids] == ["accepted", "accepted", "proposed", "proposed"]
+    assert p.record(ids[2], 1).score == 0.5 and p.mask(ids[2], 1).sum() == 81  # score and pixels come back
+    assert session.undo_decision() == ids[:2]
+    assert state_counts(p, 1)["proposed"] == 4 and session.undo_decision() == []
 
 
 def test_support_in_and_out_says_what_it_did(session):

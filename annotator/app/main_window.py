@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -268,6 +268,7 @@ class MainWindow(QMainWindow):
         self.brush_spin.setRange(1, 500)
         self.brush_spin.setValue(self.canvas.brush)
         self.brush_spin.valueChanged.connect(self.canvas.set_brush)
+        self.brush_spin.installEventFilter(self)  # Enter or Escape hands the keys back to the canvas
         self.canvas.brush_changed.connect(self.brush_spin.setValue)
         tb.addWidget(self.brush_spin)
         tb.addWidget(QLabel(" Opacity "))
@@ -278,6 +279,18 @@ class MainWindow(QMainWindow):
         self.opacity.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
         tb.addWidget(self.opacity)
         self.addToolBar(tb)
+
+    def eventFilter(self, obj, event) -> bool:
+        """The brush-size box gives the focus back after Enter or Escape, so no widget traps the shortcuts."""
+        ends = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape)
+        if obj is self.brush_spin and event.type() == QEvent.Type.ShortcutOverride and event.key() in ends:
+            event.accept()  # the box takes this key (Enter must not also accept the image), then hands focus back
+            return True
+        if obj is self.brush_spin and event.type() == QEvent.Type.KeyPress and event.key() in ends:
+            self.brush_spin.interpretText()
+            self.canvas.setFocus()
+            return True
+        return super().eventFilter(obj, event)
 
     def _opacity(self, delta: float) -> None:
         self.opacity.setValue(int(self.opacity.value() + 100 * delta))
