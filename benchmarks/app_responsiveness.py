@@ -6,6 +6,10 @@ propagating over 2,000 images.
   200-segment stroke, at fit-to-window zoom.
 - open: a fresh 10,000-image folder (tiny PNGs) through MainWindow.open_path (the project is created,
   the strip model built, the first image shown), then opened again (the project exists).
+- review: 200 proposals (640x480 photos, scored masks) reviewed with simulated keys, one by one on the canvas
+  (R, then Enter or Backspace per image) against the review grid (Ctrl+G; Space marks every 10th to reject,
+  Enter accepts each page of 24 once its thumbnails have arrived); the longest GUI frame is the longest key's
+  handling plus the repaint it asks for.
 - memory: propagation into a project through the same function the app's worker runs, RSS sampled
   every 100 images. `--input-size` keeps the network small so that 2,000 images take minutes on a CPU;
   what is measured is whether memory grows with the count, which does not depend on the input size.
@@ -92,6 +96,80 @@ def open_folder(app: QApplication, root: Path, n: int) -> tuple[float, float]:
         win.close()
         app.processEvents()
     return out[0], out[1]
+
+
+def review_folder(root: Path, n: int) -> tuple[Path, list[float]]:
+    """n 640x480 photos, each with a proposed disc of its colour; returns the folder and the scores given."""
+    from annotator.project import Project
+
+    imgs = root / "images"
+    imgs.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for i in range(n):
+        img = cv2.GaussianBlur(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), (0, 0), 4)
+        cv2.imwrite(str(imgs / f"{i:04d}.jpg"), img)
+    proj = Project.create(root / "images.annotator", imgs)
+    cid = proj.add_class("disc").id
+    scores = rng.uniform(0.3, 1.0, n).round(3).tolist()
+    for image_id, score in zip(sorted(proj.images), scores):
+        mask = np.zeros((480, 640), np.uint8)
+        cv2.circle(mask, (int(rng.integers(100, 540)), int(rng.integers(100, 380))), 80, 1, -1)
+        proj.set_proposal(image_id, cid, mask.astype(bool), score, {})
+    proj.save()
+    proj.close()
+    return imgs, scores
+
+
+def review_speed(app: QApplication, root: Path, n: int) -> dict[str, tuple[float, float, int]]:
+    """Seconds to review n proposals, the longest frame (ms) and the keys pressed: one by one, and by grid."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from annotator.app.main_window import MainWindow
+    from annotator.config import State
+
+    out = {}
+    for way in ("one by one", "grid"):
+        imgs, _ = review_folder(root / way.replace(" ", "_"), n)
+        win = MainWindow(imgs, settings=QSettings(str(root / f"{way}.ini"), QSettings.Format.IniFormat))
+        win.resize(1600, 1000)
+        win.show()
+        app.processEvents()
+        frames, keys = [], 0
+
+        def press(key, mods=Qt.KeyboardModifier.NoModifier) -> None:
+            nonlocal keys
+            t0 = time.perf_counter()
+            QTest.keyClick(win, key, mods)
+            app.processEvents()
+            frames.append(time.perf_counter() - t0)
+            keys += 1
+
+        start = time.perf_counter()
+        if way == "one by one":
+            press(Qt.Key.Key_R)
+            for k in range(n):
+                press(Qt.Key.Key_Backspace if k % 10 == 0 else Qt.Key.Key_Return)
+        else:
+            press(Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier)
+            grid = win.grid
+            while grid.model.ids:
+                while not all(win.thumbnails.cached(i) for i in grid.model.ids):  # the reviewer looks at the page
+                    app.processEvents()
+                    time.sleep(0.002)
+                for k, image_id in enumerate(list(grid.model.ids)):
+                    if image_id % 10 == 0:
+                        grid.view.setCurrentIndex(grid.model.index(k))
+                        press(Qt.Key.Key_Space)
+                press(Qt.Key.Key_Return)
+        took = time.perf_counter() - start
+        win.session.flush()
+        states = [win.project.record(i, win.class_id).state for i in win.project.images]
+        assert states.count(State.PROPOSED) == 0, f"{way}: {states.count(State.PROPOSED)} left unreviewed"
+        out[way] = (took, 1000 * max(frames), keys)
+        win.close()
+        app.processEvents()
+    return out
 
 
 def event_loop_gaps(app: QApplication, root: Path, n: int) -> tuple[float, float, str]:
@@ -183,8 +261,18 @@ def main() -> None:
     ap.add_argument("--propagate-images", type=int, default=2000)
     ap.add_argument("--input-size", type=int, default=97)
     ap.add_argument("--gap-images", type=int, default=12)
+    ap.add_argument("--review-images", type=int, default=200)
+    ap.add_argument("--only-review", action="store_true", help="measure the review rows only")
     args = ap.parse_args()
     app = QApplication.instance() or QApplication([])
+    with tempfile.TemporaryDirectory() as tmp:
+        review = review_speed(app, Path(tmp) / "review", args.review_images)
+    print("\n| review of proposals | seconds | longest frame | keys pressed |")
+    print("|---|---|---|---|")
+    for way, (took, longest, keys) in review.items():
+        print(f"| {args.review_images} proposals, {way} | {took:.1f} s | {longest:.0f} ms | {keys} |")
+    if args.only_review:
+        return
     med, p95, commit = brush_latency(app)
     with tempfile.TemporaryDirectory() as tmp:
         first, again = open_folder(app, Path(tmp) / "open", args.open_images)
