@@ -120,56 +120,51 @@ def review_folder(root: Path, n: int) -> tuple[Path, list[float]]:
     return imgs, scores
 
 
-def review_speed(app: QApplication, root: Path, n: int) -> dict[str, tuple[float, float, int]]:
-    """Seconds to review n proposals, the longest frame (ms) and the keys pressed: one by one, and by grid."""
+def review_once(app: QApplication, root: Path, n: int, way: str) -> tuple[float, float, int]:
+    """Seconds to review n proposals `way` ("one by one" or "grid"), the longest frame (ms), the keys pressed."""
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
     from annotator.app.main_window import MainWindow
     from annotator.config import State
 
-    out = {}
-    for way in ("one by one", "grid"):
-        imgs, _ = review_folder(root / way.replace(" ", "_"), n)
-        win = MainWindow(imgs, settings=QSettings(str(root / f"{way}.ini"), QSettings.Format.IniFormat))
-        win.resize(1600, 1000)
-        win.show()
-        app.processEvents()
-        frames, keys = [], 0
+    imgs, _ = review_folder(root / way.replace(" ", "_"), n)
+    win = MainWindow(imgs, settings=QSettings(str(root / f"{way}.ini"), QSettings.Format.IniFormat))
+    win.resize(1600, 1000)
+    win.show()
+    app.processEvents()
+    frames: list[float] = []
 
-        def press(key, mods=Qt.KeyboardModifier.NoModifier) -> None:
-            nonlocal keys
-            t0 = time.perf_counter()
-            QTest.keyClick(win, key, mods)
-            app.processEvents()
-            frames.append(time.perf_counter() - t0)
-            keys += 1
-
-        start = time.perf_counter()
-        if way == "one by one":
-            press(Qt.Key.Key_R)
-            for k in range(n):
-                press(Qt.Key.Key_Backspace if k % 10 == 0 else Qt.Key.Key_Return)
-        else:
-            press(Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier)
-            grid = win.grid
-            while grid.model.ids:
-                while not all(win.thumbnails.cached(i) for i in grid.model.ids):  # the reviewer looks at the page
-                    app.processEvents()
-                    time.sleep(0.002)
-                for k, image_id in enumerate(list(grid.model.ids)):
-                    if image_id % 10 == 0:
-                        grid.view.setCurrentIndex(grid.model.index(k))
-                        press(Qt.Key.Key_Space)
-                press(Qt.Key.Key_Return)
-        took = time.perf_counter() - start
-        win.session.flush()
-        states = [win.project.record(i, win.class_id).state for i in win.project.images]
-        assert states.count(State.PROPOSED) == 0, f"{way}: {states.count(State.PROPOSED)} left unreviewed"
-        out[way] = (took, 1000 * max(frames), keys)
-        win.close()
+    def press(key, mods=Qt.KeyboardModifier.NoModifier) -> None:
+        t0 = time.perf_counter()
+        QTest.keyClick(win, key, mods)
         app.processEvents()
-    return out
+        frames.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    if way == "one by one":
+        press(Qt.Key.Key_R)
+        for k in range(n):
+            press(Qt.Key.Key_Backspace if k % 10 == 0 else Qt.Key.Key_Return)
+    else:
+        press(Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier)
+        grid = win.grid
+        while grid.model.ids:
+            while not all(win.thumbnails.cached(i) for i in grid.model.ids):  # the reviewer looks at the page
+                app.processEvents()
+                time.sleep(0.002)
+            for k, image_id in enumerate(list(grid.model.ids)):
+                if image_id % 10 == 0:
+                    grid.view.setCurrentIndex(grid.model.index(k))
+                    press(Qt.Key.Key_Space)
+            press(Qt.Key.Key_Return)
+    took = time.perf_counter() - start
+    win.session.flush()
+    left = sum(win.project.record(i, win.class_id).state == State.PROPOSED for i in win.project.images)
+    assert left == 0, f"{way}: {left} left unreviewed"
+    win.close()
+    app.processEvents()
+    return took, 1000 * max(frames), len(frames)
 
 
 def event_loop_gaps(app: QApplication, root: Path, n: int) -> tuple[float, float, str]:
@@ -266,7 +261,7 @@ def main() -> None:
     args = ap.parse_args()
     app = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as tmp:
-        review = review_speed(app, Path(tmp) / "review", args.review_images)
+        review = {way: review_once(app, Path(tmp), args.review_images, way) for way in ("one by one", "grid")}
     print("\n| review of proposals | seconds | longest frame | keys pressed |")
     print("|---|---|---|---|")
     for way, (took, longest, keys) in review.items():

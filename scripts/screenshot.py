@@ -1,6 +1,8 @@
-"""Takes the README's screenshot: the app mid-review on real DAVIS frames, on the X display it is given.
+"""Takes the README's screenshots: the app mid-review on real DAVIS frames (the image list filtered to the
+proposals, by score), then the review grid, on the X display it is given.
 
 Run under Xvfb:  xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py resources/screenshot.png
+(the grid goes beside it, as review_grid.png).
 The frames are copied to a temporary folder; the support mask is the data's hand-made mask of the
 first frame, put on the canvas as if painted.
 """
@@ -12,12 +14,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from annotator.app.dialogs import ModelSettings  # noqa: E402
+from annotator.app.image_list import Column  # noqa: E402
 from annotator.app.main_window import MainWindow  # noqa: E402
+from annotator.config import State  # noqa: E402
 from annotator.imageio import read_mask  # noqa: E402
 from benchmarks import davis  # noqa: E402
 
@@ -35,7 +39,7 @@ def main(out: Path) -> None:
     qs = QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)
     ModelSettings(crf=True, device="auto").save(qs)
     win = MainWindow(folder, settings=qs)
-    win.resize(1500, 950)
+    win.resize(1580, 980)
     win.show()
     win.project.rename_class(win.class_id, "car")
     win._fill_classes()
@@ -44,16 +48,29 @@ def main(out: Path) -> None:
     win.propagate("all")
 
     def after() -> None:
+        lst = win.image_list
+        lst.state_box.setCurrentIndex(lst.state_box.findData(State.PROPOSED))
+        lst.table.sortByColumn(Column.SCORE, Qt.SortOrder.AscendingOrder)
         win.review_action.trigger()
         win.step(2)
         win.opacity.setValue(55)
-        QTimer.singleShot(800, shoot)
+        QTimer.singleShot(1500, lambda: shoot(out, grid))
 
-    def shoot() -> None:
+    def grid() -> None:
+        win.toggle_grid()
+        win.grid.move(3)
+        win.reject_current()  # one proposal marked to reject
+        win.grid.move(2)
+        QTimer.singleShot(2500, lambda: shoot(out.with_name("review_grid.png"), done))
+
+    def shoot(path: Path, then) -> None:
         app.processEvents()
         screen = app.primaryScreen()
-        screen.grabWindow(0).copy(win.frameGeometry()).save(str(out))  # the X display, as a person sees it
-        print(f"wrote {out}")
+        screen.grabWindow(0).copy(win.frameGeometry()).save(str(path))  # the X display, as a person sees it
+        print(f"wrote {path}")
+        then()
+
+    def done() -> None:
         win.close()
         app.quit()
 

@@ -53,7 +53,7 @@ HEADERS = {
     Column.NAME: "name",
     Column.STATE: "state",
     Column.SCORE: "score",
-    Column.SUPPORT: "support",
+    Column.SUPPORT: SUPPORT_MARK,
     Column.CLASSES: "classes",
 }
 
@@ -124,8 +124,9 @@ class ImageTableModel(QAbstractTableModel):
             if col == Column.STATE:
                 state = self.state(image_id)
                 rec = self.project.record(image_id, self.class_id) if self.class_id is not None else None
-                absent = state == State.PROPOSED and rec is not None and rec.mask is None
-                return f"{STATE_MARK[state]} {state}{' (absent)' if absent else ''}".strip()
+                if state == State.PROPOSED and rec is not None and rec.mask is None:
+                    return "∅ proposed absent"
+                return f"{STATE_MARK[state]} {state}".strip()
             if col == Column.SCORE:
                 score = self.score(image_id)
                 return "" if score is None else f"{score:.2f}"
@@ -273,15 +274,12 @@ class ImageList(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setIconSize(QSize(24, 24))
+        self.table.setIconSize(QSize(36, 24))
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # a long path keeps its file name in view
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(26)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
-        for col in (Column.STATE, Column.SCORE, Column.SUPPORT):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.counts = QLabel()
         self.counts.setWordWrap(True)
         row1, row2 = QHBoxLayout(), QHBoxLayout()
@@ -308,6 +306,10 @@ class ImageList(QWidget):
     def set_source(self, source: ImageTableModel) -> None:
         self.source = source
         self.proxy.setSourceModel(source)
+        header = self.table.horizontalHeader()  # its sections exist once the model has columns
+        for col in (Column.STATE, Column.SCORE, Column.SUPPORT):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.resizeSection(Column.NAME, 250)
         self.table.selectionModel().currentRowChanged.connect(self._current)
         for sig in (source.dataChanged, source.layoutChanged, source.modelReset):
             sig.connect(self.update_counts)

@@ -173,8 +173,8 @@ class ReviewGrid(QWidget):
         ids = self.queue[self.page * self.per_page : (self.page + 1) * self.per_page]
         size = self.thumb_size()
         self.model.show(ids, size)
-        self.view.setIconSize(QSize(size, size))
-        self.view.setGridSize(QSize(size + 8, size * 3 // 4 + 28))
+        self.view.setIconSize(QSize(size, size * 3 // 4))  # photos are mostly 4:3 or wider
+        self.view.setGridSize(QSize(size + 8, size * 3 // 4 + 30))
         if ids:
             self.view.setCurrentIndex(self.model.index(0))
         self.page_label.setText(
