@@ -250,3 +250,20 @@ def test_proposals_show_their_mask_on_the_thumbnails(win, qtbot):
         px, orig = shown.pixelColor(int(x * scale), int(y * scale)), bare.pixelColor(int(x * scale), int(y * scale))
         for got, was, tint in zip(px.getRgb()[:3], orig.getRgb()[:3], color.getRgb()[:3]):
             assert abs(got - ((was + tint) / 2 if masked else was)) <= 2
+
+
+def test_the_image_fits_on_show_and_on_resize_until_the_user_zooms_and_the_zoom_is_shown(win, qtbot):
+    canvas = win.canvas
+    win.show_image(min(win.project.images))
+    qtbot.waitUntil(lambda: win.zoom_label.text().endswith("%"))
+    scale = canvas.transform().m11()
+    assert scale > 2  # a 80x60 image is blown up to the view, not shown tiny
+    assert win.zoom_label.text() == f"{100 * scale:.0f}%"
+    win.resize(700, 500)
+    qtbot.waitUntil(lambda: canvas.transform().m11() < scale)  # fitted again to the smaller window
+    canvas.zoom(1.25)
+    zoomed = canvas.transform().m11()
+    assert win.zoom_label.text() == f"{100 * zoomed:.0f}%"
+    win.resize(1300, 900)
+    qtbot.wait(50)
+    assert canvas.transform().m11() == zoomed  # the user's zoom is kept

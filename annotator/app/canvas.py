@@ -81,6 +81,7 @@ class Canvas(QGraphicsView):
 
     edited = Signal()
     brush_changed = Signal(int)
+    zoomed = Signal(float)  # the view's scale (1.0 = 100%)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -115,6 +116,7 @@ class Canvas(QGraphicsView):
         self._lasso = 0  # points added by dragging since the last press
         self._panning: QPointF | None = None
         self.show_outline = True
+        self.fitted = True  # fit to the view (also after a resize) until the user zooms
 
     # ---- content --------------------------------------------------------------------------
     def set_image(self, rgb: np.ndarray, mask: np.ndarray | None, color: QColor) -> None:
@@ -156,13 +158,26 @@ class Canvas(QGraphicsView):
 
     # ---- view -----------------------------------------------------------------------------
     def fit(self) -> None:
+        """Fit the image to the view; it stays fitted as the window is resized, until the user zooms."""
         self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self.fitted = True
+        self.zoomed.emit(self.transform().m11())
 
     def actual_size(self) -> None:
         self.resetTransform()
+        self.fitted = False
+        self.zoomed.emit(1.0)
 
     def zoom(self, factor: float) -> None:
+        """Zoom by `factor` (around the cursor, for the wheel)."""
         self.scale(factor, factor)
+        self.fitted = False
+        self.zoomed.emit(self.transform().m11())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.fitted:
+            self.fit()
 
     def wheelEvent(self, event) -> None:
         self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)

@@ -279,6 +279,7 @@ class ImageList(QWidget):
         self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # a long path keeps its file name in view
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(26)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.counts = QLabel()
         self.counts.setWordWrap(True)
@@ -306,10 +307,9 @@ class ImageList(QWidget):
     def set_source(self, source: ImageTableModel) -> None:
         self.source = source
         self.proxy.setSourceModel(source)
-        header = self.table.horizontalHeader()  # its sections exist once the model has columns
-        for col in (Column.STATE, Column.SCORE, Column.SUPPORT):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        header.resizeSection(Column.NAME, 250)
+        header = self.table.horizontalHeader()  # its sections exist once the model has columns; fixed widths,
+        for col, width in ((Column.NAME, 250), (Column.STATE, 140), (Column.SCORE, 50), (Column.SUPPORT, 26)):
+            header.resizeSection(col, width)  # since fitting them to their contents reads every row
         self.table.selectionModel().currentRowChanged.connect(self._current)
         for sig in (source.dataChanged, source.layoutChanged, source.modelReset):
             sig.connect(self.update_counts)

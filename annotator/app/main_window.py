@@ -149,6 +149,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.resizeDocks([classes_dock, dock], [160, 500], Qt.Orientation.Horizontal)
         sb = self.statusBar()
+        self.zoom_label = QLabel("")
+        self.canvas.zoomed.connect(lambda scale: self.zoom_label.setText(f"{100 * scale:.0f}%"))
         self.device_label = QLabel("device: not started")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
@@ -158,7 +160,7 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_propagation)
-        for w in (self.progress, self.eta, self.cancel_button, self.device_label):
+        for w in (self.progress, self.eta, self.cancel_button, self.zoom_label, self.device_label):
             sb.addPermanentWidget(w)
         sb.showMessage("Open a folder of images (Ctrl+O)")
 
