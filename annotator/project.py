@@ -625,13 +625,18 @@ class Project:
         edited mask of it, less those the user took out."""
         with self._lock:
             out = [i for i in self.supports.get(class_id, []) if self.record(i, class_id).mask]
-            taken_out = set(self.not_supports.get(class_id, [])) | set(out)
-            out += [
-                i
-                for (i, c), r in sorted(self.records.items())
-                if c == class_id and r.mask and (r.state == State.ACCEPTED or r.edited) and i not in taken_out
-            ]
+            marked = set(out)
+            out += [i for (i, c) in sorted(self.records) if c == class_id and i not in marked and self.is_support(i, c)]
         return out
+
+    def is_support(self, image_id: int, class_id: int) -> bool:
+        """Whether propagation learns the class from this image's mask (the rule of `support_ids`, for one image)."""
+        r = self.record(image_id, class_id)
+        if not r.mask:
+            return False
+        if image_id in self.supports.get(class_id, []):
+            return True
+        return (r.state == State.ACCEPTED or r.edited) and image_id not in self.not_supports.get(class_id, [])
 
     def negative_ids(self, class_id: int) -> list[int]:
         """Images that teach propagation what the class is not: rejected proposals, and images accepted as

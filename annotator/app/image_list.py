@@ -165,11 +165,10 @@ class ImageTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(Column) - 1))
 
     def _facts_of(self, image_id: int) -> None:
-        if self.class_id is not None and self.class_id in self.project.classes:
-            if image_id in set(self.project.support_ids(self.class_id)):
-                self.supports.add(image_id)
-            else:
-                self.supports.discard(image_id)
+        if self.class_id is not None and self.project.is_support(image_id, self.class_id):
+            self.supports.add(image_id)
+        else:
+            self.supports.discard(image_id)
         names = [c.name for c in self.project.classes.values() if self.has_class(image_id, c.id)]
         self._classes[image_id] = ", ".join(names)
 
