@@ -201,6 +201,10 @@ def test_last_image_class_and_filter_are_remembered_per_project(qtbot, folder, t
     w = MainWindow(folder, settings=qs)
     qtbot.addWidget(w)
     w._add_class_named("second")
+    assert w.image_list.class_box.findText("second") > 0  # the list's class filter knows the new class
+    w.project.rename_class(w.class_id, "renamed")
+    w._fill_classes()
+    assert w.image_list.class_box.findText("renamed") > 0 and w.image_list.class_box.findText("second") < 0
     target = sorted(w.project.images)[4]
     w.show_image(target)
     w.image_list.search.setText("0")

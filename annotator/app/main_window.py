@@ -427,13 +427,14 @@ class MainWindow(QMainWindow):
             self.classes.setCurrentRow(ids.index(target))
         else:
             self.session.choose_class(None)
+        if self.images is not None:
+            self.image_list.fill_classes()  # the list's class filter: names, new and deleted classes
 
     def _class_chosen(self, item, _previous=None) -> None:
         if item is None:
             return
         self.session.choose_class(item.data(Qt.ItemDataRole.UserRole))
         self.images.set_class(self.class_id)
-        self.image_list.fill_classes()
         if self.session.review is not None:  # the review queue follows the class
             self.session.start_review()
         if self.centre.currentWidget() is self.grid:
