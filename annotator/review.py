@@ -23,7 +23,9 @@ def unreviewed(project: Project, class_id: int, include_rejected: bool = False) 
     return [i for i in sorted(project.images) if (r := project.record(i, class_id)).state not in skip and not r.edited]
 
 
-def proposals_by_score(project: Project, class_id: int, at_least: float | None = None, at_most: float | None = None):
+def proposals_by_score(
+    project: Project, class_id: int, at_least: float | None = None, at_most: float | None = None
+) -> list[int]:
     """The class's proposals with a mask whose score is >= `at_least` (or <= `at_most`): what a bulk "accept all
     above" / "reject all below" would change, for its preview count and then for the change itself."""
     out = []

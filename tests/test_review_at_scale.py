@@ -127,6 +127,8 @@ def test_the_grid_marks_with_space_accepts_the_page_with_enter_and_undoes_it(win
     QTest.keyClick(win, Qt.Key.Key_Right)
     QTest.keyClick(win, Qt.Key.Key_Space)  # ...and the third
     assert grid.model.marked == {page[0], page[2]}
+    grid.show_page(grid.page)  # a resize redraws the page: the marks stay
+    assert grid.model.marked == {page[0], page[2]}
     assert grid.model.data(grid.model.index(0)).startswith("✗")
     QTest.keyClick(win, Qt.Key.Key_Return)
     states = {i: win.project.record(i, win.class_id).state for i in page}
@@ -162,12 +164,13 @@ def test_bulk_accept_and_reject_show_their_count_first_and_undo(win):
     assert _states(win) == ["proposed"] * 10
 
 
-def test_supports_are_marked_in_the_list_on_thumbnails_and_in_the_status_and_can_be_taken_back(win):
+def test_supports_are_marked_in_the_list_on_thumbnails_and_in_the_status_and_can_be_taken_back(win, qtbot):
     first = min(win.project.images)
     win.show_image(first)
     win.canvas.replace_mask(_box(5, 25, 10, 40))
     QTest.keyClick(win, Qt.Key.Key_S)
     row = win.images.row_of[first]
+    qtbot.waitUntil(lambda: "supports 1" in win.image_list.counts.text(), timeout=2000)  # recounted soon after
     assert win.images.data(win.images.index(row, Column.SUPPORT)) == "★"
     assert "support" in win.images.data(win.images.index(row, Column.NAME), Qt.ItemDataRole.ToolTipRole)
     win.show_image(first)

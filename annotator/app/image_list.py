@@ -16,6 +16,7 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QPixmap
@@ -59,7 +60,10 @@ HEADERS = {
 
 
 class ImageTableModel(QAbstractTableModel):
-    """Rows = the project's images; what they say (state, score, support) is of the chosen class."""
+    """Rows = the project's images; what they say (state, score, support) is of the chosen class.
+    `facts_changed(one_row)` follows a change of what the rows say (not a thumbnail's arrival)."""
+
+    facts_changed = Signal(bool)
 
     def __init__(self, project: Project, thumbnails: Thumbnails, parent=None) -> None:
         super().__init__(parent)
@@ -67,11 +71,12 @@ class ImageTableModel(QAbstractTableModel):
         self.class_id: int | None = None
         self.ids = sorted(project.images)
         self.row_of = {i: r for r, i in enumerate(self.ids)}
+        self.folder_rank = dict(self.row_of)  # the image's place in the folder, whatever the rows' sort
         self.supports: set[int] = set()
         self._classes: dict[int, str] = {}
         self._placeholder = QPixmap(THUMB, THUMB)
         self._placeholder.fill(STATE_COLORS[State.UNLABELLED].darker(150))
-        thumbnails.ready.connect(self.refresh)
+        thumbnails.ready.connect(self._thumbnail_arrived)
         self._facts()
 
     # ---- what the rows say ------------------------------------------------------------------
@@ -79,8 +84,8 @@ class ImageTableModel(QAbstractTableModel):
         """The per-image facts that are not one dictionary look-up: supports, and which classes have a mask."""
         self.supports = set(self.project.support_ids(self.class_id)) if self.class_id is not None else set()
         names: dict[int, list[str]] = {}
-        for (image_id, cid), rec in sorted(self.project.records.items()):
-            if rec.mask and rec.state != State.REJECTED and cid in self.project.classes:
+        for image_id, cid in sorted(self.project.records):
+            if cid in self.project.classes and self.has_class(image_id, cid):
                 names.setdefault(image_id, []).append(self.project.classes[cid].name)
         self._classes = {i: ", ".join(n) for i, n in names.items()}
 
@@ -157,12 +162,20 @@ class ImageTableModel(QAbstractTableModel):
         self._facts()
         if self.ids:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.ids) - 1, len(Column) - 1))
+        self.facts_changed.emit(False)
 
     def refresh(self, image_id: int) -> None:
         row = self.row_of.get(image_id)
         if row is not None:
             self._facts_of(image_id)
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(Column) - 1))
+            self.facts_changed.emit(True)
+
+    def _thumbnail_arrived(self, image_id: int) -> None:
+        row = self.row_of.get(image_id)
+        if row is not None:
+            index = self.index(row, Column.NAME)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
     def _facts_of(self, image_id: int) -> None:
         if self.class_id is not None and self.project.is_support(image_id, self.class_id):
@@ -177,7 +190,7 @@ class ImageTableModel(QAbstractTableModel):
         keys = {
             Column.NAME: lambda i: self.name(i).lower(),
             Column.STATE: lambda i: (self.state(i).value, self.name(i).lower()),
-            Column.SCORE: lambda i: (s := self.score(i)) is None and float("inf") or s,
+            Column.SCORE: lambda i: self.score(i) or 0.0,  # unscored rows go last, below
             Column.SUPPORT: lambda i: (i not in self.supports, i),
             Column.CLASSES: lambda i: (self._classes.get(i, "") == "", self._classes.get(i, ""), i),
         }
@@ -197,7 +210,6 @@ class ImageTableModel(QAbstractTableModel):
 class ImageFilter(QSortFilterProxyModel):
     """Which rows show: by state (or supports only), by class present, by score range, and by a name search."""
 
-    ANY = None
     SUPPORTS = "supports"
 
     def __init__(self, parent=None) -> None:
@@ -256,7 +268,9 @@ class ImageList(QWidget):
         self.search.setPlaceholderText("search names…")
         self.search.setClearButtonEnabled(True)
         self.state_box = QComboBox()
-        for label, value in [("all states", None)] + [(s.value, s) for s in State] + [("supports", "supports")]:
+        for label, value in (
+            [("all states", None)] + [(s.value, s) for s in State] + [("supports", ImageFilter.SUPPORTS)]
+        ):
             self.state_box.addItem(label, value)
         self.class_box = QComboBox()
         self.score_lo, self.score_hi = QDoubleSpinBox(), QDoubleSpinBox()
@@ -282,6 +296,12 @@ class ImageList(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.counts = QLabel()
         self.counts.setWordWrap(True)
+        self._counts_later = QTimer(
+            self
+        )  # one row's change (each proposal's arrival) recounts at most 5 times a second
+        self._counts_later.setSingleShot(True)
+        self._counts_later.setInterval(200)
+        self._counts_later.timeout.connect(self.update_counts)
         row1, row2 = QHBoxLayout(), QHBoxLayout()
         row1.addWidget(self.search, 1)
         row1.addWidget(self.state_box)
@@ -310,8 +330,7 @@ class ImageList(QWidget):
         for col, width in ((Column.NAME, 250), (Column.STATE, 140), (Column.SCORE, 50), (Column.SUPPORT, 26)):
             header.resizeSection(col, width)  # since fitting them to their contents reads every row
         self.table.selectionModel().currentRowChanged.connect(self._current)
-        for sig in (source.dataChanged, source.layoutChanged, source.modelReset):
-            sig.connect(self.update_counts)
+        source.facts_changed.connect(lambda one_row: self._counts_later.start() if one_row else self.update_counts())
         self.fill_classes()
 
     def fill_classes(self) -> None:
@@ -345,7 +364,7 @@ class ImageList(QWidget):
         self.score_lo.setValue(float(lo))
         self.score_hi.setValue(float(hi))
 
-    def update_counts(self, *_args) -> None:
+    def update_counts(self) -> None:
         if self.source is None:
             return
         c = state_counts(self.source.project, self.source.class_id)

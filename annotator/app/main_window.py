@@ -394,8 +394,8 @@ class MainWindow(QMainWindow):
         """ "annotator — FOLDER [i/N]" (the image's place in the folder), and "(read-only)" when so."""
         proj = self.project
         where = ""
-        if self.images is not None and self.image_id in self.images.row_of:
-            where = f" [{sorted(proj.images).index(self.image_id) + 1}/{len(proj.images)}]"
+        if self.images is not None and self.image_id in self.images.folder_rank:
+            where = f" [{self.images.folder_rank[self.image_id] + 1}/{len(proj.images)}]"
         return f"annotator — {proj.image_root.name}{where}" + (" (read-only)" if proj.read_only else "")
 
     def _remember(self, folder: Path) -> None:

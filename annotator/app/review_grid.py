@@ -36,11 +36,12 @@ class ReviewPage(QAbstractListModel):
         self.ids: list[int] = []
         self.marked: set[int] = set()
         self.size = 160
-        self._placeholder = QPixmap(self.size, self.size)
+        self._placeholder = QPixmap()  # made by `show`, at the page's size
 
     def show(self, ids: list[int], size: int) -> None:
+        """Show `ids`; marks of proposals still shown stay (a resize redraws the page, it does not clear it)."""
         self.beginResetModel()
-        self.ids, self.marked, self.size = ids, set(), size
+        self.ids, self.marked, self.size = ids, self.marked & set(ids), size
         self._placeholder = QPixmap(size, size * 3 // 4)
         self._placeholder.fill(STATE_COLORS[State.UNLABELLED].darker(150))
         self.endResetModel()
