@@ -11,7 +11,9 @@
   PANet's logits there (benchmarks/fewshot_quality.py, benchmarks/labelling_effort.py);
 - the folder's own pixels: Tent's entropy minimisation (on) and confident pseudo-labels (off) in that fit;
 - a presence floor (set by the predictor) above the negatives' scores and, where the folder's own scores split
-  into two groups with a clear gap between them, in that gap: so images like the negatives come back empty;
+  into two groups with a clear gap between them, in that gap: so images like the negatives come back empty.
+  Not on the supports' own scenes, where the close head decides alone: there the user drew the class, and a small
+  object (libby, the little dog) scored under a floor set by large animals' frames and came back empty;
 - the supports' count of parts: where each support is one object, a proposal keeps only its strongest part
   (annotator.mask_parts), so the crowd around the drawn dancer is not proposed.
 Which pieces are on is decided by benchmarks/labelling_effort.py (see LearningConfig).
@@ -55,6 +57,7 @@ class LearningConfig:
     entropy: bool = True  # Tent: minimise the head's prediction entropy on the folder's pixels
     presence: bool = True  # a presence floor above the negatives' scores
     presence_gap: float = 0.05  # ... and in the folder's widest gap in presence scores of at least this (0: off)
+    floor_own_scenes: bool = False  # the floor also applies where the close head decides alone (a support's scene)
     parts: bool = True  # a proposal keeps only as many connected parts (its strongest) as a support has at most
     folder_sample: int = 32  # the folder's images the transductive pieces look at (Tent, the presence gap)
     bg_prototypes: int = 5  # k-means prototypes of the supports' background
@@ -99,6 +102,12 @@ class Learned:
     same_scene: float = 0.0  # ... a query at least this alike to one of them is of their scenes
     other_head: PixelHead | None = None  # more regularised, added to PANet's logits on queries of other scenes
     parts: int = 0  # the most parts a support's mask has: a proposal keeps that many (0: all)
+    floor_own_scenes: bool = True  # the presence floor applies where the close head decides alone (hand-built: yes)
+
+    def floor_for(self, alone: bool) -> float:
+        """The presence floor of a query whose head decides `alone` (learning.LearningConfig.floor_own_scenes)."""
+        own_scene = alone and self.scenes is not None
+        return 0.0 if own_scene and not self.floor_own_scenes else self.presence_floor
 
     def head_for(self, feats: torch.Tensor) -> tuple[PixelHead | None, bool]:
         """The head for a query [1,C,h,w] and whether it decides alone. A head fitted closely to the supports is
@@ -289,4 +298,5 @@ def learn(
         same_scene=cfg.same_scene,
         other_head=other_head,
         parts=max(count_parts(m) for m in (supp_masks > 0.5).cpu().numpy()) if cfg.parts else 0,
+        floor_own_scenes=cfg.floor_own_scenes,
     )

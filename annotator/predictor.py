@@ -321,7 +321,7 @@ class Predictor:
                 sim = (region @ F.normalize(fg_protos, dim=1).T).max()
                 # Rounded: it ranks proposals, and its last float bits vary with the tensors' memory layout.
                 presence = round(max(0.0, float(sim)), 4)
-            if presence < self.learned.presence_floor:
+            if presence < self.learned.floor_for(alone):
                 return np.zeros(size, np.float32), presence
             if self.learned.parts:  # after presence: the dropped parts are still evidence that the class is there
                 margin = self._strongest_parts(margin)

@@ -91,6 +91,7 @@ ROWS: dict[str, Loop] = {
     ),
     "default + a second look at small proposals' boxes": Loop(LearningConfig(), second_look=0.3),
     "default without the supports' count of parts": Loop(LearningConfig(parts=False)),
+    "default with the presence floor on the supports' own scenes too": Loop(LearningConfig(floor_own_scenes=True)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 
