@@ -10,11 +10,11 @@ from pathlib import Path
 from torch import nn
 
 from annotator.config import DEFAULT_BACKBONE, Model
+from annotator.io.sgone_weights import default_checkpoint, load_head
+from annotator.io.weights import architecture_of, load_backbone_state
 from annotator.modeling.backbones import build_backbone
 from annotator.modeling.panet import PANet
 from annotator.modeling.sgone import SGOne, SGOneHead
-from annotator.sgone_weights import default_checkpoint, load_head
-from annotator.weights import architecture_of, load_backbone_state
 
 
 @dataclass(frozen=True)

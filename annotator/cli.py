@@ -23,8 +23,8 @@ from annotator.config import (
     State,
     out_of_range,
 )
-from annotator.crf import CRFParams
-from annotator.train_config import TrainConfig
+from annotator.inference.crf import CRFParams
+from annotator.training.config import TrainConfig
 
 COMMANDS = ("propagate", "init", "export", "import", "train")
 
@@ -171,12 +171,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_project_command(args: argparse.Namespace) -> int:
     """`init`, `export` and `import`: the headless side of the project model."""
-    from annotator.coco_import import import_coco
-    from annotator.export import ExportError, ExportOptions, left_out_proposals
+    from annotator.formats.coco_import import import_coco
+    from annotator.formats.export import ExportError, ExportOptions, left_out_proposals
     from annotator.formats.importing import ImportFormatError
     from annotator.formats.yolo_seg import import_yolo_seg
-    from annotator.imageio import ImageReadError
-    from annotator.project import Project, ProjectError
+    from annotator.io.imageio import ImageReadError
+    from annotator.project.store import Project, ProjectError
 
     try:
         if args.command == "init":
@@ -274,8 +274,8 @@ def _predictor(args: argparse.Namespace, device: str, cores: int):
     """The Predictor of `propagate`'s options (both forms): the model, the CRF (with batches, a batch's
     refinements run in up to `cores` worker processes), the precision and the feature cache."""
     from annotator.build import build_model
-    from annotator.feature_cache import FeatureCache, default_cache_folder
-    from annotator.predictor import Predictor
+    from annotator.inference.feature_cache import FeatureCache, default_cache_folder
+    from annotator.inference.predictor import Predictor
 
     crf = _crf_params(args)
     cache = None
@@ -327,13 +327,13 @@ def run_propagate(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from annotator.coco import CocoSpool, stale_spools, write_coco
-    from annotator.device import available_cores
-    from annotator.distributed import close_world, init_world
-    from annotator.imageio import ImageReadError, list_images
-    from annotator.propagate import SupportError, folder_sample, load_negative, load_support, propagate
-    from annotator.utils.atomic import unwritable_reason
-    from annotator.weights import WeightsError
+    from annotator.formats.coco import CocoSpool, stale_spools, write_coco
+    from annotator.inference.device import available_cores
+    from annotator.inference.distributed import close_world, init_world
+    from annotator.inference.propagate import SupportError, folder_sample, load_negative, load_support, propagate
+    from annotator.io.atomic import unwritable_reason
+    from annotator.io.imageio import ImageReadError, list_images
+    from annotator.io.weights import WeightsError
 
     problem = _out_of_range(args)
     if problem:
@@ -459,7 +459,7 @@ def _crf_params(args: argparse.Namespace) -> CRFParams | None:
 def run_propagate_project(args: argparse.Namespace) -> int:
     """`propagate --project P --class NAME`: learn from the project's masks and rejections of the class, propose
     it on every image not yet accepted (nor rejected, unless --include-rejected), and store the proposals."""
-    from annotator.project import Project, ProjectError
+    from annotator.project.store import Project, ProjectError
 
     for flag, value in (
         ("--images", args.images),
@@ -487,12 +487,12 @@ def _propagate_project(args: argparse.Namespace, proj) -> int:
     import torch
     from tqdm import tqdm
 
-    from annotator.device import available_cores
-    from annotator.project import ProjectError
-    from annotator.propagate import SupportError
-    from annotator.review import unreviewed
-    from annotator.weights import WeightsError
-    from annotator.workflows import propagate_into_project
+    from annotator.inference.device import available_cores
+    from annotator.inference.propagate import SupportError
+    from annotator.io.weights import WeightsError
+    from annotator.project.review import unreviewed
+    from annotator.project.store import ProjectError
+    from annotator.project.workflows import propagate_into_project
 
     class_id = proj.class_named(args.class_name)
     if class_id is None:
@@ -536,11 +536,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from annotator.imageio import ImageReadError, list_images, read_image, read_mask
-    from annotator.train import labelled_sources, state_path, unlabelled_sources
+    from annotator.io.imageio import ImageReadError, list_images, read_image, read_mask
+    from annotator.io.weights import WeightsError
+    from annotator.project.workflows import train_head
+    from annotator.training.loop import labelled_sources, state_path, unlabelled_sources
     from annotator.utils.sampling import evenly_spaced
-    from annotator.weights import WeightsError
-    from annotator.workflows import train_head
 
     cfg = TrainConfig(**{k: getattr(args, k) for k in vars(TrainConfig())})
     if not (args.images or args.pairs or args.coco):
@@ -612,8 +612,8 @@ def run_train(args: argparse.Namespace) -> int:
 def _coco_items(coco_file: Path, image_root: Path, n: int) -> list:
     """(path, image, category-id map) of up to n of a COCO file's annotated images (later annotations on top),
     read and checked as `import` reads them; CocoImportError or ImageReadError name what is wrong."""
-    from annotator.coco_import import read_coco
-    from annotator.imageio import image_size, read_image
+    from annotator.formats.coco_import import read_coco
+    from annotator.io.imageio import image_size, read_image
 
     def locate(name: str) -> tuple[str, int, int] | None:  # headers only; nothing outside the folder
         path = image_root / name

@@ -100,7 +100,7 @@ def open_folder(app: QApplication, root: Path, n: int) -> tuple[float, float]:
 
 def review_folder(root: Path, n: int) -> tuple[Path, list[float]]:
     """n 640x480 photos, each with a proposed disc of its colour; returns the folder and the scores given."""
-    from annotator.project import Project
+    from annotator.project.store import Project
 
     imgs = root / "images"
     imgs.mkdir(parents=True)
@@ -213,9 +213,9 @@ def event_loop_gaps(app: QApplication, root: Path, n: int) -> tuple[float, float
 
 def propagation_memory(root: Path, n: int, input_size: int) -> list[tuple[int, float]]:
     from annotator.build import build_model
-    from annotator.predictor import Predictor
-    from annotator.project import Project
-    from annotator.workflows import propagate_into_project
+    from annotator.inference.predictor import Predictor
+    from annotator.project.store import Project
+    from annotator.project.workflows import propagate_into_project
 
     imgs = root / "prop"
     imgs.mkdir()
@@ -227,7 +227,7 @@ def propagation_memory(root: Path, n: int, input_size: int) -> list[tuple[int, f
     proj = Project.create(root / "prop.annotator", imgs)
     cid = proj.add_class("ball").id
     first = min(proj.images)
-    from annotator.imageio import read_image
+    from annotator.io.imageio import read_image
 
     sup = read_image(proj.image_path(first))
     mask = (sup[..., 0] > 200) & (sup[..., 1] < 60) & (sup[..., 2] < 60)  # the red ball

@@ -36,11 +36,11 @@ from safetensors.torch import load_file, save_file
 
 from annotator.build import ModelSpec, build_model
 from annotator.config import Model
-from annotator.crf import CRFParams, refine
-from annotator.imageio import image_size, read_image, read_mask
-from annotator.learning import NO_LEARNING, LearningConfig
+from annotator.inference.crf import CRFParams, refine
+from annotator.inference.learning import NO_LEARNING, LearningConfig
+from annotator.inference.predictor import Predictor
+from annotator.io.imageio import image_size, read_image, read_mask
 from annotator.modeling.panet import combine_layers
-from annotator.predictor import Predictor
 from benchmarks import davis
 
 CROSS = ("car", "dog", "person")  # groups whose positives come from other sequences

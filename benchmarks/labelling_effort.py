@@ -15,7 +15,7 @@ first support included), rejects (share of those without it that the person clea
 folder's positives after each round's propagation, and seconds per round by stage.
 
 Rows: today's loop (drawn supports only, averaged; rejections teach nothing and come back), each
-learning piece alone, all of them, and the default (annotator.learning.LearningConfig()).
+learning piece alone, all of them, and the default (annotator.inference.learning.LearningConfig()).
 
 `--speed N` instead times one "propagate again" round of the project workflow over N images whose
 features are cached (copies of 15 DAVIS car frames), fitting included, without the CRF.
@@ -39,10 +39,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from annotator.build import build_model
-from annotator.crf import CRFParams
-from annotator.imageio import image_size, read_image, read_mask
-from annotator.learning import NO_LEARNING, LearningConfig
-from annotator.predictor import Predictor
+from annotator.inference.crf import CRFParams
+from annotator.inference.learning import NO_LEARNING, LearningConfig
+from annotator.inference.predictor import Predictor
+from annotator.io.imageio import image_size, read_image, read_mask
 from annotator.utils.sampling import evenly_spaced
 from benchmarks import davis
 from benchmarks.fewshot_quality import _crf_job, _unpack
@@ -339,10 +339,10 @@ def speed(n: int, negatives: int = 10) -> None:
     import shutil
     import tempfile
 
-    from annotator.feature_cache import FeatureCache
-    from annotator.project import Project
-    from annotator.review import unreviewed
-    from annotator.workflows import propagate_into_project
+    from annotator.inference.feature_cache import FeatureCache
+    from annotator.project.review import unreviewed
+    from annotator.project.store import Project
+    from annotator.project.workflows import propagate_into_project
 
     torch.set_num_threads(os.cpu_count() or 1)
     frames = [f for s in davis.GROUPS["car"] for f in davis.frames(s)][::3][:20]

@@ -20,12 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from annotator.project import Project
+from annotator.project.store import Project
 
 OPEN = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-from annotator.project import Project
+from annotator.project.store import Project
 t1 = time.perf_counter()
 p = Project.open(sys.argv[1])
 t2 = time.perf_counter()

@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 
 from annotator.cli import main
-from annotator.coco import encode_rle
-from annotator.project import Project, ProjectError
+from annotator.formats.coco import encode_rle
+from annotator.project.store import Project, ProjectError
 from tests.processes import held_open
 from tests.synthetic import scene, write_mask, write_rgb
 
@@ -260,7 +260,7 @@ def _(ws):
 
 @case("9 pickles", "a pickle in weights/ is refused without advising weights_only=False")
 def _(ws):
-    from annotator.weights import WeightsError, load_backbone_state
+    from annotator.io.weights import WeightsError, load_backbone_state
 
     (ws / "evil.pth").write_bytes(pickle.dumps({"x": os.getcwd}))
     try:
@@ -302,7 +302,7 @@ def _(ws):
 
 @case("11 CRF and workers", "a CRF worker killed mid-run")
 def _(ws):
-    from annotator.crf import CRFPool
+    from annotator.inference.crf import CRFPool
 
     folder(ws)
     (ws / "out.json").write_text("previous")
@@ -366,7 +366,7 @@ def _(ws):
 
 @case("15 TIFF orientation", "a TIFF turned 90 degrees: one size everywhere")
 def _(ws):
-    from annotator.imageio import image_size, read_image
+    from annotator.io.imageio import image_size, read_image
 
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -380,8 +380,8 @@ def _(ws):
     from safetensors.torch import save_file
 
     from annotator.build import ModelSpec, build_model
-    from annotator.feature_cache import FeatureCache, content_key
-    from annotator.predictor import Predictor
+    from annotator.inference.feature_cache import FeatureCache, content_key
+    from annotator.inference.predictor import Predictor
 
     cache = FeatureCache(ws / "cache")
     predictor = Predictor(build_model(ModelSpec()), "cpu", 65, None, 1, cache=cache)
@@ -432,7 +432,7 @@ def _(ws):
 
 @case("19 tracebacks", "Ctrl+C during propagate")
 def _(ws):
-    from annotator import propagate as mod
+    from annotator.inference import propagate as mod
 
     folder(ws)
     (ws / "out.json").write_text("previous")
@@ -448,7 +448,7 @@ def _(ws):
 
 @case("19 tracebacks", "a full disk under --out")
 def _(ws):
-    from annotator.coco import CocoSpool
+    from annotator.formats.coco import CocoSpool
 
     folder(ws)
     (ws / "out.json").write_text("previous")
@@ -517,7 +517,7 @@ for label, data, words in [
 
 @case("19 tracebacks", "a read-only project")
 def _(ws):
-    from annotator.utils import writer_lock
+    from annotator.project import lock as writer_lock
 
     project(ws)
     with mock.patch.object(writer_lock, "acquire", side_effect=OSError(errno.EROFS, "Read-only file system")):
@@ -547,7 +547,7 @@ def _(ws):
 
 @case("20 smaller points", "the palette does not repeat after 18 classes")
 def _(ws):
-    from annotator.project import class_color
+    from annotator.project.store import class_color
 
     return None if len({class_color(i) for i in range(1, 256)}) == 255 else "repeats"
 

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 from annotator.build import build_model
-from annotator.crf import CRFParams
-from annotator.device import available_cores
-from annotator.feature_cache import FeatureCache
-from annotator.imageio import list_images, read_image, read_mask
-from annotator.loading import load_batches, resize_for_network
-from annotator.predictor import Predictor
-from annotator.propagate import propagate
+from annotator.inference.crf import CRFParams
+from annotator.inference.device import available_cores
+from annotator.inference.feature_cache import FeatureCache
+from annotator.inference.loading import load_batches, resize_for_network
+from annotator.inference.predictor import Predictor
+from annotator.inference.propagate import propagate
+from annotator.io.imageio import list_images, read_image, read_mask
 from benchmarks import davis
 
 REPO = Path(__file__).resolve().parents[1]

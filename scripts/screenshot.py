@@ -22,7 +22,7 @@ from annotator.app.dialogs import ModelSettings  # noqa: E402
 from annotator.app.image_list import Column  # noqa: E402
 from annotator.app.main_window import MainWindow  # noqa: E402
 from annotator.config import State  # noqa: E402
-from annotator.imageio import read_mask  # noqa: E402
+from annotator.io.imageio import read_mask  # noqa: E402
 from benchmarks import davis  # noqa: E402
 
 

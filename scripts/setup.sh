@@ -19,4 +19,4 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp_file" 2>/dev/null)" != "$stam
     echo "$stamp_want" > "$stamp_file"
 fi
 
-"$venv/bin/python" -m annotator.setup_weights
+"$venv/bin/python" -m annotator.io.setup_weights

@@ -15,6 +15,6 @@ os.environ.setdefault("ANNOTATOR_CACHE_DIR", tempfile.mkdtemp(prefix="annotator-
 @pytest.fixture(scope="session")
 def predictor():
     from annotator.build import build_model
-    from annotator.predictor import Predictor
+    from annotator.inference.predictor import Predictor
 
     return Predictor(build_model(), device="cpu", crf=None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 HOLDER = (
-    "import sys, time\nfrom annotator.project import Project\np = Project.open(sys.argv[1])\n"
+    "import sys, time\nfrom annotator.project.store import Project\np = Project.open(sys.argv[1])\n"
     "print('open', flush=True)\ntime.sleep(60)\n"
 )
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings
 from annotator.app.image_list import Column, ImageIdRole
 from annotator.app.main_window import MainWindow, app_data_dir
-from annotator.session import project_dir_for
+from annotator.project.session import project_dir_for
 from tests.synthetic import scene, write_rgb
 
 
@@ -174,7 +174,7 @@ def test_propagation_can_be_cancelled(win, qtbot, folder):
 
 
 def test_export_writes_coco_that_pycocotools_loads(win, tmp_path):
-    from annotator.export import ExportOptions
+    from annotator.formats.export import ExportOptions
 
     _paint_support(win)
     win.export_to(tmp_path / "out.json", "coco-rle", ExportOptions())
@@ -200,7 +200,7 @@ def test_settings_persist(tmp_path):
 
 def test_the_settings_dialog_sets_the_crf_parameters_and_they_persist(tmp_path, qtbot):
     from annotator.app.dialogs import SettingsDialog
-    from annotator.crf import CRFParams
+    from annotator.inference.crf import CRFParams
 
     dlg = SettingsDialog(ModelSettings(crf=True, device="cpu"))
     qtbot.addWidget(dlg)
@@ -241,8 +241,8 @@ def test_dropping_a_folder_opens_it(win, tmp_path):
 
 
 def test_adapt_to_this_folder_trains_a_head_in_the_background_and_propagation_uses_it(win, qtbot, monkeypatch):
-    from annotator import workflows
-    from annotator.train_config import TrainConfig
+    from annotator.project import workflows
+    from annotator.training.config import TrainConfig
 
     monkeypatch.setattr(workflows, "ADAPT_CONFIG", TrainConfig(steps=6, batch=2, input_size=97, checkpoint_every=3))
     _paint_support(win)
@@ -316,7 +316,7 @@ def test_every_shortcut_comes_from_the_one_table_and_none_is_bound_twice(win):
 
 def test_a_project_another_process_writes_opens_read_only_when_the_user_agrees(win, tmp_path, monkeypatch):
     """Reliability defect 2: two writers lost masks; the app now offers to open such a project read-only."""
-    from annotator.project import Project
+    from annotator.project.store import Project
     from tests.processes import held_open
 
     other = tmp_path / "other"

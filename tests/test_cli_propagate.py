@@ -332,7 +332,7 @@ def test_a_negative_image_and_a_negative_region_are_learned_from(folder, capsys)
 
 
 def test_propagate_into_a_project_learns_from_its_masks_and_rejections(folder, capsys, tmp_path):
-    from annotator.project import Project
+    from annotator.project.store import Project
 
     root, truth = folder
     proj_dir = tmp_path / "proj"

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from pycocotools.coco import COCO
 
-from annotator.coco import CocoBuilder, decode_rle
+from annotator.formats.coco import CocoBuilder, decode_rle
 
 
 def test_masks_round_trip_through_pycocotools(tmp_path):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.coco import encode_rle
-from annotator.coco_import import CocoImportError, import_coco
-from annotator.project import Project
+from annotator.formats.coco import encode_rle
+from annotator.formats.coco_import import CocoImportError, import_coco
+from annotator.project.store import Project
 from tests.synthetic import scene, write_rgb
 
 
@@ -170,7 +170,7 @@ def test_crafted_coordinates_and_counts_are_refused(proj, tmp_path, seg, words):
 
 
 def test_more_instances_than_a_label_map_holds_are_refused(proj, tmp_path, monkeypatch):
-    from annotator import coco_import
+    from annotator.formats import coco_import
 
     monkeypatch.setattr(coco_import, "MAX_INSTANCES", 3)  # 65,535 in real life; the rule is the same
     anns = [_ann(i, _mask(slice(i, i + 1), slice(0, 1))) for i in range(4)]

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annotator.project import Project
+from annotator.project.store import Project
 from tests.synthetic import scene, write_rgb
 
 CHILD = textwrap.dedent("""
     import sys
     import numpy as np
-    from annotator.project import Project
+    from annotator.project.store import Project
     proj = Project.open(sys.argv[1])
     ids = sorted(proj.images)
     i = int(sys.argv[2])
@@ -40,8 +40,8 @@ IMPORTER = textwrap.dedent("""
     import contextlib, io, json, sys
     import numpy as np
     from annotator.cli import main
-    from annotator.coco import encode_rle
-    from annotator.project import Project
+    from annotator.formats.coco import encode_rle
+    from annotator.project.store import Project
     with Project.open(sys.argv[1], read_only=True) as p:
         files = [p.images[i].file for i in sorted(p.images)]
     i = int(sys.argv[2])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.crf import CRFParams, refine
+from annotator.inference.crf import CRFParams, refine
 from tests.synthetic import scene
 
 
@@ -45,7 +45,7 @@ def test_crf_refuses_mismatched_sizes():
 
 
 def test_crf_pool_gives_the_same_marginals_as_inline():
-    from annotator.crf import CRFPool
+    from annotator.inference.crf import CRFPool
 
     scenes = [scene(120, 160, (60 + 10 * i, 60), 30, seed=i) for i in range(3)]
     images, probs = [im for im, _ in scenes], [_blurry(m, seed=i) for i, (_, m) in enumerate(scenes)]

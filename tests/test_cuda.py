@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from annotator.build import build_model
-from annotator.predictor import Predictor
+from annotator.inference.predictor import Predictor
 from tests.synthetic import scene
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")

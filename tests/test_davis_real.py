@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.crf import CRFParams, refine
-from annotator.imageio import read_image, read_mask
+from annotator.inference.crf import CRFParams, refine
+from annotator.io.imageio import read_image, read_mask
 from benchmarks import davis
 
 pytestmark = pytest.mark.skipif(not davis.available(), reason=davis.ABSENT)
@@ -66,7 +66,7 @@ def test_presence_ranks_cars_above_other_classes(predictor, car_episode):
 
 def test_a_rejected_frame_comes_back_empty_and_similar_frames_lose_their_false_foreground():
     from annotator.build import build_model
-    from annotator.predictor import Predictor
+    from annotator.inference.predictor import Predictor
 
     predictor = Predictor(build_model(), device="cpu", crf=None)
     support = tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-roundabout")[0]))
@@ -86,8 +86,8 @@ def test_a_rejected_frame_comes_back_empty_and_similar_frames_lose_their_false_f
 
 def test_the_folders_own_presence_gap_empties_class_free_frames_before_any_rejection():
     from annotator.build import build_model
-    from annotator.learning import LearningConfig
-    from annotator.predictor import Predictor
+    from annotator.inference.learning import LearningConfig
+    from annotator.inference.predictor import Predictor
 
     predictor = Predictor(build_model(), device="cpu", crf=None)
     support = tuple(f(p) for f, p in zip((read_image, read_mask), davis.frames("car-roundabout")[0]))
@@ -116,8 +116,8 @@ def test_the_folders_own_presence_gap_empties_class_free_frames_before_any_rejec
 
 def test_from_two_supports_the_fitted_head_alone_segments_the_other_frames_better():
     from annotator.build import build_model
-    from annotator.learning import LearningConfig
-    from annotator.predictor import Predictor
+    from annotator.inference.learning import LearningConfig
+    from annotator.inference.predictor import Predictor
 
     predictor = Predictor(build_model(), device="cpu", crf=None)
     frames = [tuple(f(p) for f, p in zip((read_image, read_mask), fm)) for fm in davis.frames("camel")[::2]]
@@ -141,8 +141,8 @@ def test_from_two_supports_the_fitted_head_alone_segments_the_other_frames_bette
 
 def test_on_another_video_the_regularised_head_corrects_the_prototypes_instead_of_deciding_alone():
     from annotator.build import build_model
-    from annotator.learning import LearningConfig
-    from annotator.predictor import Predictor
+    from annotator.inference.learning import LearningConfig
+    from annotator.inference.predictor import Predictor
 
     predictor = Predictor(build_model(), device="cpu", crf=None)
     read = [tuple(f(p) for f, p in zip((read_image, read_mask), fm)) for fm in davis.frames("libby")[::3]]
@@ -165,8 +165,8 @@ def test_one_drawn_object_keeps_the_others_of_its_kind_out(sequence, floor, gain
     """The parked cars of car-roundabout and the second camel are background in the truth: with one support of
     one part, proposals keep their strongest part only."""
     from annotator.build import build_model
-    from annotator.learning import LearningConfig
-    from annotator.predictor import Predictor
+    from annotator.inference.learning import LearningConfig
+    from annotator.inference.predictor import Predictor
 
     predictor = Predictor(build_model(), device="cpu", crf=None)
     frames = [(read_image(i), read_mask(m)) for i, m in davis.frames(sequence)[::3]]

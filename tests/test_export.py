@@ -12,8 +12,8 @@ from pycocotools.coco import COCO
 
 from annotator.cli import main
 from annotator.config import State
-from annotator.export import ExportError, ExportOptions, export_coco, export_png
-from annotator.project import Project
+from annotator.formats.export import ExportError, ExportOptions, export_coco, export_png
+from annotator.project.store import Project
 from tests.synthetic import mask_cases, scene, write_rgb
 
 H, W = 23, 31

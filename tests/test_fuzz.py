@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotator.coco import encode_rle
-from annotator.coco_import import CocoImportError, import_coco
-from annotator.project import Project, ProjectError
+from annotator.formats.coco import encode_rle
+from annotator.formats.coco_import import CocoImportError, import_coco
+from annotator.project.store import Project, ProjectError
 from tests.synthetic import scene, write_rgb
 
 H, W = 12, 16

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotator.imageio import ImageReadError, list_images, read_image, read_mask
+from annotator.io.imageio import ImageReadError, list_images, read_image, read_mask
 
 
 def test_exif_rotated_jpeg_comes_upright(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from annotator.build import build_model
-from annotator.learning import Cancelled, LearningConfig, gap_floor, learn
-from annotator.predictor import Predictor
+from annotator.inference.learning import Cancelled, LearningConfig, gap_floor, learn
+from annotator.inference.predictor import Predictor
 from tests.synthetic import scene
 
 

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from annotator.learning import LearningConfig
-from annotator.mask_parts import count_parts, strongest_parts
+from annotator.inference.learning import LearningConfig
+from annotator.inference.mask_parts import count_parts, strongest_parts
 from tests.synthetic import scene
 
 

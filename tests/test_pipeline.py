@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.coco import CocoBuilder, CocoSpool, write_coco
-from annotator.feature_cache import FeatureCache, content_key
-from annotator.propagate import propagate
+from annotator.formats.coco import CocoBuilder, CocoSpool, write_coco
+from annotator.inference.feature_cache import FeatureCache, content_key
+from annotator.inference.propagate import propagate
 from tests.synthetic import scene, write_mask, write_rgb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,15 +67,15 @@ def test_keys_follow_content_and_settings_not_names():
 
 def _run(predictor, root: Path, workers: int = 0, batch: int = 2) -> list:
     sup = root / "images" / "a_support.png"
-    from annotator.imageio import read_mask
+    from annotator.io.imageio import read_mask
 
     return list(propagate(predictor, _paths(root), {sup: read_mask(root / "support_mask.png")}, batch, workers))
 
 
 def test_second_pass_reads_the_cache_and_gives_the_same_masks(folder, tmp_path):
     from annotator.build import build_model
-    from annotator.imageio import read_image, read_mask
-    from annotator.predictor import Predictor
+    from annotator.inference.predictor import Predictor
+    from annotator.io.imageio import read_image, read_mask
 
     pred = Predictor(build_model(), device="cpu", crf=None, cache=FeatureCache(tmp_path))
     pred.set_supports([(read_image(folder / "images" / "a_support.png"), read_mask(folder / "support_mask.png"))])
@@ -99,7 +99,7 @@ def test_second_pass_reads_the_cache_and_gives_the_same_masks(folder, tmp_path):
 
 
 def test_decoding_workers_give_the_same_results_in_the_same_order(folder, predictor):
-    from annotator.imageio import read_image, read_mask
+    from annotator.io.imageio import read_image, read_mask
 
     predictor.set_supports([(read_image(folder / "images" / "a_support.png"), read_mask(folder / "support_mask.png"))])
     threaded = _run(predictor, folder, workers=0, batch=3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.device import pick_device
+from annotator.inference.device import pick_device
 from tests.synthetic import scene
 
 
@@ -42,7 +42,7 @@ def test_out_of_memory_halves_the_batch_and_goes_on(predictor, monkeypatch):
 
 def test_predict_before_supports_is_an_error():
     from annotator.build import build_model
-    from annotator.predictor import Predictor
+    from annotator.inference.predictor import Predictor
 
     fresh = Predictor(build_model(), device="cpu", crf=None)
     with pytest.raises(RuntimeError, match="set_supports"):

@@ -9,8 +9,8 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from annotator import project as project_mod
-from annotator.project import AutoSaver, Project, ProjectError, ProjectSaveError
+from annotator.project import store as project_mod
+from annotator.project.store import AutoSaver, Project, ProjectError, ProjectSaveError
 from tests.synthetic import scene, write_rgb
 
 
@@ -216,7 +216,7 @@ def test_setting_a_mask_back_to_earlier_pixels_keeps_its_file(proj):
 
 
 def test_accepted_and_edited_masks_are_supports_and_rejections_negatives_until_taken_out(proj):
-    from annotator.review import unreviewed
+    from annotator.project.review import unreviewed
 
     m = np.zeros((30, 40), bool)
     m[5:10, 5:20] = True

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.project import Project, ProjectError, ProjectLockedError
+from annotator.project.store import Project, ProjectError, ProjectLockedError
 from tests.processes import held_open
 from tests.synthetic import scene, write_rgb
 
@@ -87,7 +87,7 @@ def test_a_second_writer_is_refused_and_may_read(proj, tmp_path, capsys):
 def test_a_lock_whose_pid_was_reused_is_broken_and_one_from_another_host_is_not(proj, capsys):
     import socket
 
-    from annotator.utils.writer_lock import started
+    from annotator.project.lock import started
 
     lock = proj.folder / "project.lock"
     live = os.getppid()  # a live process other than this one (pytest's parent)
@@ -262,7 +262,7 @@ def test_a_dying_crf_worker_ends_the_run_with_a_message(folder, capsys, monkeypa
     """Defect 11: a worker that died left the run hanging forever, and orphaned workers behind."""
     import signal
 
-    from annotator.crf import CRFPool
+    from annotator.inference.crf import CRFPool
 
     submit, seen = CRFPool.submit, []
 
@@ -315,7 +315,7 @@ def test_rotated_tiff_and_jpeg_have_one_size_everywhere(tmp_path):
     """Defect 15: propagate and the project disagreed on a rotated TIFF's size."""
     from PIL import Image
 
-    from annotator.imageio import image_size, read_image
+    from annotator.io.imageio import image_size, read_image
 
     stored = scene(30, 50, (15, 20), 8, seed=3)[0]
     spec = {
@@ -344,8 +344,8 @@ def test_interrupt_full_disk_and_concurrent_runs_keep_the_previous_output(folder
     """Defects 18 and 19: two runs on one --out shared a spool; Ctrl+C and a full disk gave tracebacks."""
     import errno
 
-    from annotator import propagate as propagate_mod
-    from annotator.coco import CocoSpool
+    from annotator.formats.coco import CocoSpool
+    from annotator.inference import propagate as propagate_mod
 
     other = folder / f".out.json.{os.getppid()}.part0.jsonl"  # a live run's spool: not this run's to touch
     other.write_text("theirs")
@@ -393,7 +393,7 @@ def test_bad_options_are_refused_before_any_work(folder, capsys, change, words):
 def test_a_pickle_in_weights_is_refused_without_suggesting_to_unpickle_it(tmp_path):
     import pickle
 
-    from annotator.weights import WeightsError, load_backbone_state
+    from annotator.io.weights import WeightsError, load_backbone_state
 
     class Payload:
         def __reduce__(self):
@@ -411,8 +411,8 @@ def test_a_cache_entry_of_the_wrong_shape_is_a_miss_not_a_lost_proposal(tmp_path
     from safetensors.torch import save_file
 
     from annotator.build import ModelSpec, build_model
-    from annotator.feature_cache import FeatureCache, content_key
-    from annotator.predictor import Predictor
+    from annotator.inference.feature_cache import FeatureCache, content_key
+    from annotator.inference.predictor import Predictor
 
     cache = FeatureCache(tmp_path / "cache")
     predictor = Predictor(build_model(ModelSpec()), "cpu", 65, None, 1, cache=cache)
@@ -432,7 +432,7 @@ def test_a_cache_entry_of_the_wrong_shape_is_a_miss_not_a_lost_proposal(tmp_path
 
 def test_class_colours_do_not_repeat_across_a_png_palette():
     """Defect 20: the PNG palette repeated after 18 classes."""
-    from annotator.project import class_color
+    from annotator.project.store import class_color
 
     assert len({class_color(i) for i in range(1, 256)}) == 255
 
@@ -441,7 +441,7 @@ def test_a_read_only_project_is_said_to_be_so_and_the_command_fails(proj, tmp_pa
     """Defect 19: a read-only project said 'kept in memory' and then the process exited, losing it."""
     import errno
 
-    from annotator.utils import writer_lock
+    from annotator.project import lock as writer_lock
 
     def read_only(*_):
         raise OSError(errno.EROFS, "Read-only file system")
@@ -452,7 +452,7 @@ def test_a_read_only_project_is_said_to_be_so_and_the_command_fails(proj, tmp_pa
     rc, out = _cli(capsys, "import", proj.folder, coco)
     assert rc == 2 and "cannot open" in out and "Read-only file system" in out and "memory" not in out
     monkeypatch.undo()
-    monkeypatch.setattr("annotator.project.atomic_write_bytes", read_only)  # the lock is taken; the save fails
+    monkeypatch.setattr("annotator.project.store.atomic_write_bytes", read_only)  # the lock is taken; the save fails
     rc, out = _cli(capsys, "init", proj.folder / "new", "--images", proj.image_root, "--class", "x")
     assert rc == 2 and "cannot save the project" in out and "memory" not in out and len(out.splitlines()) == 1
 

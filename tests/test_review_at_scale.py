@@ -19,7 +19,7 @@ from annotator.app.image_list import Column
 from annotator.app.main_window import MainWindow
 from annotator.app.thumbnails import load_thumbnail
 from annotator.config import State
-from annotator.project import Project
+from annotator.project.store import Project
 from tests.synthetic import scene, write_rgb
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from annotator.config import State
-from annotator.review import proposals_by_score, state_counts
-from annotator.session import Session, open_or_create, project_dir_for
+from annotator.project.review import proposals_by_score, state_counts
+from annotator.project.session import Session, open_or_create, project_dir_for
 from tests.synthetic import scene, write_rgb
 
 
@@ -150,7 +150,7 @@ def test_a_folder_whose_parent_is_read_only_gets_its_project_in_the_data_folder(
     from unittest import mock
 
     assert project_dir_for(images, tmp_path / "data") == images.parent / "images.annotator"
-    with mock.patch("annotator.session.os.access", return_value=False):  # root can write anywhere: pretend
+    with mock.patch("annotator.project.session.os.access", return_value=False):  # root can write anywhere: pretend
         where = project_dir_for(images, tmp_path / "data")
         proj = open_or_create(images, tmp_path / "data")
     assert where.parent == tmp_path / "data" / "projects" and where.name.startswith("images-")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.episodes import IGNORE, augment, superpixels, usable_regions
 from annotator.modeling.backbones import VGG16OS8
 from annotator.modeling.sgone import SGOne, SGOneHead
-from annotator.train_config import TrainConfig
+from annotator.training.config import TrainConfig
+from annotator.training.episodes import IGNORE, augment, superpixels, usable_regions
 from tests.synthetic import scene, write_rgb
 
 
@@ -54,7 +54,7 @@ def test_augmented_views_keep_labels_aligned_and_mark_the_outside():
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
     """Episodes from four small images of a ball on noise, featurised by the real VGG-16 at 97 px."""
-    from annotator.train import EpisodeBank, build, unlabelled_sources
+    from annotator.training.loop import EpisodeBank, build, unlabelled_sources
 
     cfg = TrainConfig(steps=30, batch=4, lr=1e-2, hidden=16, views=2, input_size=97, superpixels=6, checkpoint_every=4)
     model, predictor = build(cfg, "cpu")
@@ -68,7 +68,7 @@ def bank(tmp_path_factory):
 
 
 def _fixed_loss(model, bank_) -> float:
-    from annotator.train import episode_loss
+    from annotator.training.loop import episode_loss
 
     rng = np.random.default_rng(123)
     batch = [e for e in (bank_.episode(rng) for _ in range(16)) if e is not None]
@@ -77,7 +77,7 @@ def _fixed_loss(model, bank_) -> float:
 
 
 def test_training_steps_lower_the_loss_and_resume_continues_from_the_step(bank, tmp_path):
-    from annotator.train import build, train
+    from annotator.training.loop import build, train
 
     bank_, cfg = bank
     model, _ = build(cfg, "cpu")
@@ -108,8 +108,8 @@ def test_training_steps_lower_the_loss_and_resume_continues_from_the_step(bank, 
 def test_shipped_checkpoint_loads_and_proposes_on_cpu():
     from annotator.build import ModelSpec, build_model
     from annotator.config import Model
-    from annotator.predictor import Predictor
-    from annotator.sgone_weights import default_checkpoint
+    from annotator.inference.predictor import Predictor
+    from annotator.io.sgone_weights import default_checkpoint
 
     assert default_checkpoint().is_file(), "weights/sgone_head.safetensors is shipped with the repository"
     pred = Predictor(build_model(ModelSpec(model=Model.SGONE)), device="cpu", crf=None)
@@ -125,8 +125,8 @@ def test_shipped_checkpoint_loads_and_proposes_on_cpu():
 
 def test_train_command_on_pairs_and_coco_then_resume(tmp_path, capsys):
     from annotator.cli import main
-    from annotator.coco import CocoBuilder
-    from annotator.sgone_weights import load_head
+    from annotator.formats.coco import CocoBuilder
+    from annotator.io.sgone_weights import load_head
     from tests.synthetic import write_mask
 
     (tmp_path / "pairs" / "images").mkdir(parents=True)

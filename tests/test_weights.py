@@ -11,9 +11,8 @@ import pytest
 import torch
 from torchvision.models import vgg16
 
-from annotator.modeling.backbones import VGG16OS8, build_backbone
-from annotator.setup_weights import VGG16_CONV_INDICES, _NumpyOnlyUnpickler, jax_vgg16_to_torchvision
-from annotator.weights import (
+from annotator.io.setup_weights import VGG16_CONV_INDICES, _NumpyOnlyUnpickler, jax_vgg16_to_torchvision
+from annotator.io.weights import (
     VGG16_FILE,
     VGG16_SHA256,
     WEIGHTS_DIR,
@@ -22,6 +21,7 @@ from annotator.weights import (
     load_backbone_state,
     sha256_file,
 )
+from annotator.modeling.backbones import VGG16OS8, build_backbone
 
 
 def test_jax_layout_maps_to_torchvision_conv_indices():

@@ -11,11 +11,11 @@ from pycocotools import mask as mask_utils
 
 from annotator.cli import main
 from annotator.config import State
-from annotator.export import ExportError, ExportOptions
+from annotator.formats.export import ExportError, ExportOptions
 from annotator.formats.importing import ImportFormatError
 from annotator.formats.polygons import outline_polygons
 from annotator.formats.yolo_seg import export_yolo_seg, import_yolo_seg
-from annotator.project import Project
+from annotator.project.store import Project
 from tests.synthetic import mask_cases, scene, write_rgb
 
 H, W = 23, 31

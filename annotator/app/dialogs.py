@@ -19,9 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.config import DEVICES, Model, out_of_range
-from annotator.crf import CRF_RANGES, CRFParams
-from annotator.export import ExportOptions
+from annotator.formats.export import ExportOptions
 from annotator.formats.exporters import EXPORTERS
+from annotator.inference.crf import CRF_RANGES, CRFParams
 
 
 def _add_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:

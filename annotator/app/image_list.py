@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
 
 from annotator.app.thumbnails import STATE_COLORS, STATE_MARK, SUPPORT_MARK, Thumbnails, with_badge
 from annotator.config import State
-from annotator.project import Project
-from annotator.review import state_counts
+from annotator.project.review import state_counts
+from annotator.project.store import Project
 
 ImageIdRole = Qt.ItemDataRole.UserRole + 1
 THUMB = 96

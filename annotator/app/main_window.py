@@ -41,13 +41,13 @@ from annotator.app.review_grid import ReviewGrid
 from annotator.app.thumbnails import Thumbnails
 from annotator.app.workers import AdaptWorker, PropagationWorker
 from annotator.config import Model, State
-from annotator.export import ExportError, left_out_proposals
+from annotator.formats.export import ExportError, left_out_proposals
 from annotator.formats.exporters import EXPORTERS
-from annotator.imageio import ImageReadError, read_image
-from annotator.project import Project, ProjectError, ProjectLockedError
-from annotator.review import unreviewed
-from annotator.session import Session, open_or_create
-from annotator.workflows import adapted_checkpoint
+from annotator.io.imageio import ImageReadError, read_image
+from annotator.project.review import unreviewed
+from annotator.project.session import Session, open_or_create
+from annotator.project.store import Project, ProjectError, ProjectLockedError
+from annotator.project.workflows import adapted_checkpoint
 
 ORG, APP = "annotator", "annotator"
 

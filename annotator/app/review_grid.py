@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
 from annotator.app.image_list import ImageIdRole
 from annotator.app.thumbnails import STATE_COLORS, Thumbnails, with_badge
 from annotator.config import State
-from annotator.review import proposals_by_score, review_queue
-from annotator.session import Session
+from annotator.project.review import proposals_by_score, review_queue
+from annotator.project.session import Session
 
 
 class ReviewPage(QAbstractListModel):

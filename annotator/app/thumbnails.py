@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 
 from annotator.config import State
-from annotator.project import Project, ProjectError
+from annotator.project.store import Project, ProjectError
 
 STATE_COLORS = {
     State.UNLABELLED: QColor(90, 90, 90),

@@ -11,13 +11,13 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from annotator.build import ModelSpec, build_model
 from annotator.config import Model
-from annotator.crf import CRFParams
-from annotator.feature_cache import FeatureCache, default_cache_folder
-from annotator.predictor import Predictor
-from annotator.project import Project, ProjectError
-from annotator.propagate import ImageResult, SupportError
-from annotator.weights import WeightsError
-from annotator.workflows import adapt_to_project, propagate_into_project
+from annotator.inference.crf import CRFParams
+from annotator.inference.feature_cache import FeatureCache, default_cache_folder
+from annotator.inference.predictor import Predictor
+from annotator.inference.propagate import ImageResult, SupportError
+from annotator.io.weights import WeightsError
+from annotator.project.store import Project, ProjectError
+from annotator.project.workflows import adapt_to_project, propagate_into_project
 
 _predictors: dict[tuple, Predictor] = {}
 

@@ -1,2 +1,2 @@
-"""Dataset formats beside COCO (annotator.export, annotator.coco_import): each module writes a project out in one
-format and reads that format back in, under the import rules of `importing`."""
+"""Annotation formats: COCO (coco, coco_import, export) and the others, each module writing a project out in one
+format and reading that format back in, under the import rules of `importing`."""

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotator.export import ExportOptions, export_coco, export_png
+from annotator.formats.export import ExportOptions, export_coco, export_png
 from annotator.formats.yolo_seg import export_yolo_seg
-from annotator.project import Project
+from annotator.project.store import Project
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotator.config import State
-from annotator.project import Project
+from annotator.project.store import Project
 
 
 class ImportFormatError(ValueError):

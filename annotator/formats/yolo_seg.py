@@ -19,7 +19,7 @@ import yaml
 from pycocotools import mask as mask_utils
 
 from annotator.config import State
-from annotator.export import (
+from annotator.formats.export import (
     ExportError,
     ExportOptions,
     background_images,
@@ -29,9 +29,9 @@ from annotator.export import (
 )
 from annotator.formats.importing import ImportFormatError, Planned, image_matcher, is_kept, store
 from annotator.formats.polygons import outline_polygons
-from annotator.imageio import IMAGE_EXTENSIONS, ImageReadError
-from annotator.project import Project
-from annotator.utils.atomic import atomic_write_bytes
+from annotator.io.atomic import atomic_write_bytes
+from annotator.io.imageio import IMAGE_EXTENSIONS, ImageReadError
+from annotator.project.store import Project
 
 MAX_LINES = 65535  # instances of one class on one image (the label maps are 16-bit)
 

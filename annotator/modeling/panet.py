@@ -35,7 +35,7 @@ class PANet(nn.Module):
     """One-way, k-shot PANet over an output-stride-8 backbone; logits are at feature resolution."""
 
     name = Model.PANET
-    learns_from_reviews = True  # supports, negatives and the folder teach it (annotator.learning)
+    learns_from_reviews = True  # supports, negatives and the folder teach it (annotator.inference.learning)
     # float64 matching: BLAS results vary in their last float32 bits with memory alignment, which would let a
     # pixel at p = 0.5 flip between a first pass and a cached second one. The cost is negligible.
     match_dtype = torch.float64

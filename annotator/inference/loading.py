@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from annotator.feature_cache import content_key
-from annotator.imageio import ImageReadError, decode_image, read_file_bytes
+from annotator.inference.feature_cache import content_key
+from annotator.io.imageio import ImageReadError, decode_image, read_file_bytes
 
 # Linux forks workers (fast start); elsewhere fork is unavailable or unsafe.
 _CONTEXT = "fork" if sys.platform.startswith("linux") else "spawn"

@@ -20,8 +20,8 @@ from pycocotools import mask as mask_utils
 
 from annotator.config import State
 from annotator.formats.importing import ImportFormatError, Planned, image_matcher, is_kept, store
-from annotator.imageio import ImageReadError
-from annotator.project import Project
+from annotator.io.imageio import ImageReadError
+from annotator.project.store import Project
 from annotator.utils.sampling import evenly_spaced
 
 

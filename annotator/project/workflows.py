@@ -1,7 +1,7 @@
 """Recipes that both front ends run, so the CLI and the app cannot drift apart: propagating a class into a
 project from its reviews ("Propagate", `annotator propagate --project`), training SG-One's head (`annotator
 train`) and adapting it to a project's folder ("Adapt to this folder"). Export and import are
-annotator.export and coco_import."""
+annotator.formats.export and coco_import."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from annotator.config import State
-from annotator.feature_cache import FeatureCache, default_cache_folder
-from annotator.imageio import ImageReadError, read_image
-from annotator.predictor import Predictor
-from annotator.project import Project
-from annotator.propagate import ImageResult, SupportError, features_of, folder_sample, propagate
-from annotator.sgone_weights import default_checkpoint
-from annotator.train import EpisodeBank, build, state_path, train, unlabelled_sources
-from annotator.train_config import TrainConfig
+from annotator.inference.feature_cache import FeatureCache, default_cache_folder
+from annotator.inference.predictor import Predictor
+from annotator.inference.propagate import ImageResult, SupportError, features_of, folder_sample, propagate
+from annotator.io.imageio import ImageReadError, read_image
+from annotator.io.sgone_weights import default_checkpoint
+from annotator.project.store import Project
+from annotator.training.config import TrainConfig
+from annotator.training.loop import EpisodeBank, build, state_path, train, unlabelled_sources
 from annotator.utils.sampling import evenly_spaced
 
 # Small enough to finish in minutes on a laptop CPU; the features of the views are cached for reruns.
@@ -152,7 +152,7 @@ def propagate_into_project(
     `on_learned(evidence)` is called once fitted, `on_result(image_id, result, stored)` per image. Returns the
     number of images done.
     """
-    from annotator.learning import Cancelled
+    from annotator.inference.learning import Cancelled
 
     try:
         ev = learn_from_project(project, class_id, predictor, image_ids, cancelled)

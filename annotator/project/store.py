@@ -25,12 +25,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from annotator import project_history
 from annotator.config import PROJECT_INDEX as INDEX
 from annotator.config import State
-from annotator.imageio import ImageReadError, image_size, list_image_files
-from annotator.utils import writer_lock
-from annotator.utils.atomic import atomic_write_bytes, compact_json
+from annotator.io.atomic import atomic_write_bytes, compact_json
+from annotator.io.imageio import ImageReadError, image_size, list_image_files
+from annotator.project import history as project_history
+from annotator.project import lock as writer_lock
 
 LOCK = "project.lock"
 MASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.png")  # a plain file name under masks/, nothing else

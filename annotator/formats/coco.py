@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from annotator.utils.atomic import atomic_write_json, atomic_writer, compact_json
-from annotator.utils.writer_lock import pid_alive
+from annotator.io.atomic import atomic_write_json, atomic_writer, compact_json
+from annotator.project.lock import pid_alive
 
 
 def encode_rle(mask: np.ndarray) -> dict:

@@ -3,7 +3,7 @@ for every image.
 
 Decoding runs ahead of the model and the CRF behind it (see `propagate`); only a few batches of
 pixels are ever held, so memory does not grow with the folder. Propagating into a project (learning from its
-reviews, storing proposals) is the recipe annotator.workflows.propagate_into_project.
+reviews, storing proposals) is the recipe annotator.project.workflows.propagate_into_project.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from annotator.imageio import ImageReadError, read_image, read_mask
-from annotator.loading import load_batches
-from annotator.predictor import Predictor
+from annotator.inference.loading import load_batches
+from annotator.inference.predictor import Predictor
+from annotator.io.imageio import ImageReadError, read_image, read_mask
 from annotator.utils.sampling import evenly_spaced
 
 
@@ -125,7 +125,7 @@ def folder_sample(
     """Features [C,h,w] of up to `learning.folder_sample` evenly spaced images of `paths` (unreadable ones left
     out), through the feature cache so that the propagation after it pays no second backbone pass: the folder
     that Tent and the presence gap learn from. Raises learning.Cancelled when `cancelled()`."""
-    from annotator.learning import Cancelled
+    from annotator.inference.learning import Cancelled
 
     if not (predictor.model.learns_from_reviews and predictor.learning.uses_folder):
         return []

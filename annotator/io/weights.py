@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from annotator.config import DEFAULT_BACKBONE
 
-WEIGHTS_DIR = Path(os.environ.get("ANNOTATOR_WEIGHTS", Path(__file__).resolve().parents[1] / "weights"))
+WEIGHTS_DIR = Path(os.environ.get("ANNOTATOR_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
 VGG16_FILE = "vgg16_imagenet.safetensors"
 VGG16_SHA256 = "2744f9877ff4b654a6f47fc9e470d3f0ec0d2e82de75fac7ede628c69b790d7a"
 

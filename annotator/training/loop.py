@@ -19,16 +19,16 @@ from safetensors.torch import load_file, save
 
 from annotator.build import ModelSpec, build_model
 from annotator.config import Model
-from annotator.episodes import IGNORE, augment, superpixels, usable_regions
-from annotator.feature_cache import FeatureCache, content_key
-from annotator.imageio import read_file_bytes
-from annotator.loading import resize_for_network
+from annotator.inference.feature_cache import FeatureCache, content_key
+from annotator.inference.loading import resize_for_network
+from annotator.inference.predictor import Predictor
+from annotator.io.atomic import atomic_write_bytes
+from annotator.io.imageio import read_file_bytes
+from annotator.io.sgone_weights import load_head, save_head
 from annotator.modeling.prototypes import masked_average_pool
 from annotator.modeling.sgone import SGOne, SGOneHead
-from annotator.predictor import Predictor
-from annotator.sgone_weights import load_head, save_head
-from annotator.train_config import TrainConfig
-from annotator.utils.atomic import atomic_write_bytes
+from annotator.training.config import TrainConfig
+from annotator.training.episodes import IGNORE, augment, superpixels, usable_regions
 
 
 @dataclass

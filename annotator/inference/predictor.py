@@ -1,7 +1,7 @@
 """Stateful few-shot predictor: set the supports of one class once, then propose masks for any images.
 
 Takes a network built by annotator.build (PANet or SG-One, which own their matching) and adds what the
-learning loop fitted (annotator.learning), pre-processing, device choice, batching that halves itself on
+learning loop fitted (annotator.inference.learning), pre-processing, device choice, batching that halves itself on
 CUDA out-of-memory, the presence score, dense-CRF refinement and per-stage timings.
 """
 
@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from annotator.config import INPUT_SIZE, Precision
-from annotator.crf import CRFParams, CRFPool, refine
-from annotator.device import describe, pick_device
-from annotator.feature_cache import FeatureCache, Layout
-from annotator.learning import NO_LEARNING, Learned, LearningConfig, gap_floor, learn
-from annotator.loading import resize_for_network
-from annotator.mask_parts import strongest_parts
+from annotator.inference.crf import CRFParams, CRFPool, refine
+from annotator.inference.device import describe, pick_device
+from annotator.inference.feature_cache import FeatureCache, Layout
+from annotator.inference.learning import NO_LEARNING, Learned, LearningConfig, gap_floor, learn
+from annotator.inference.loading import resize_for_network
+from annotator.inference.mask_parts import strongest_parts
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD
 from annotator.modeling.panet import PANet
 from annotator.modeling.prototypes import masked_average_pool
@@ -82,7 +82,7 @@ class Predictor:
     ) -> None:
         """`crf_processes` > 0 runs the CRF in that many worker processes (needed beside a GUI, see CRFPool).
         `precision`: see config.Precision. `learning`: what the supports, negatives and folder teach a model
-        that learns from reviews (see annotator.learning); SG-One takes its supports' mean prototypes only."""
+        that learns from reviews (see annotator.inference.learning); SG-One takes its supports' mean prototypes only."""
         self.device = pick_device(device)
         self.learning = learning if model.learns_from_reviews else NO_LEARNING
         self.model = model.to(self.device).eval()

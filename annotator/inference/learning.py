@@ -15,7 +15,7 @@
   Not on the supports' own scenes, where the close head decides alone: there the user drew the class, and a small
   object (libby, the little dog) scored under a floor set by large animals' frames and came back empty;
 - the supports' count of parts: where each support is one object, a proposal keeps only its strongest part
-  (annotator.mask_parts), so the crowd around the drawn dancer is not proposed.
+  (annotator.inference.mask_parts), so the crowd around the drawn dancer is not proposed.
 Which pieces are on is decided by benchmarks/labelling_effort.py (see LearningConfig).
 """
 
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from annotator.mask_parts import count_parts
+from annotator.inference.mask_parts import count_parts
 from annotator.modeling.pixel_head import PixelHead
 from annotator.modeling.prototypes import (
     masked_average_pool,

@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from annotator.coco import CocoBuilder
 from annotator.config import State
+from annotator.formats.coco import CocoBuilder
 from annotator.formats.polygons import hole_tops, outline_polygons
-from annotator.imageio import ImageReadError
-from annotator.project import MaskRecord, Project
-from annotator.utils.atomic import atomic_write_bytes, atomic_write_json
+from annotator.io.atomic import atomic_write_bytes, atomic_write_json
+from annotator.io.imageio import ImageReadError
+from annotator.project.store import MaskRecord, Project
 
 
 class ExportError(RuntimeError):

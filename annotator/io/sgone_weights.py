@@ -7,9 +7,9 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
+from annotator.io.atomic import atomic_write_bytes
+from annotator.io.weights import WEIGHTS_DIR, WeightsError
 from annotator.modeling.sgone import SGOneHead
-from annotator.utils.atomic import atomic_write_bytes
-from annotator.weights import WEIGHTS_DIR, WeightsError
 
 SHIPPED = "sgone_head.safetensors"
 

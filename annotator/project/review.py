@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from annotator.config import State
-from annotator.project import Project
+from annotator.project.store import Project
 
 
 def review_queue(project: Project, class_id: int) -> list[int]:
