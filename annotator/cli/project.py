@@ -1,0 +1,148 @@
+"""`annotator init`, `export` and `import`: the headless side of the project model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from annotator.cli.common import fail
+from annotator.config import State
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The `init`, `export` and `import` subcommands and their options."""
+    from annotator.formats.exporters import EXPORTERS  # its choices
+
+    p = sub.add_parser("init", help="create a project over a folder of images (the folder is never modified)")
+    p.add_argument("project", type=Path, help="project folder to create")
+    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME", help="add a class")
+    p = sub.add_parser("export", help="export a project as COCO (RLE or polygons), YOLO-seg or index PNGs")
+    p.add_argument("project", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="FILE.json, or a folder for --format png and yolo-seg")
+    p.add_argument("--format", default="coco-rle", choices=list(EXPORTERS))
+    p.add_argument(
+        "--val-fraction", type=float, default=0.0, help="yolo-seg: this share of the images goes to the val split"
+    )
+    p.add_argument("--seed", type=int, default=0, help="yolo-seg: the seed that draws the val split")
+    p.add_argument("--include-proposals", action="store_true", help="also export unreviewed proposals (with score)")
+    p.add_argument("--instances", action="store_true", help="one annotation per instance, not per class")
+    p.add_argument(
+        "--holes",
+        default="rle",
+        choices=["rle", "refuse"],
+        help="coco-polygon: a mask with holes falls back to RLE (default) or stops the export",
+    )
+    p = sub.add_parser("import", help="import a COCO file or a YOLO-seg dataset into a project")
+    p.add_argument("project", type=Path)
+    p.add_argument("source", type=Path, help="a COCO .json file, or a YOLO-seg folder (or its data.yaml)")
+    p.add_argument(
+        "--format", default="auto", choices=["auto", "coco", "yolo-seg"], help="auto: told by the source's name"
+    )
+    p.add_argument("--as", dest="state", type=State, default=State.ACCEPTED, choices=[State.ACCEPTED, State.PROPOSED])
+    p.add_argument("--overwrite", action="store_true", help="replace accepted and edited masks too (kept otherwise)")
+    p.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="instances of a class that overlap: the later one takes the shared pixels (else refused)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse the file if an image matches none of the folder or an annotation has no mask",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`init`, `export` and `import`: the headless side of the project model."""
+    from annotator.formats.coco_import import import_coco
+    from annotator.formats.export import ExportError, ExportOptions, left_out_proposals
+    from annotator.formats.importing import ImportFormatError
+    from annotator.formats.yolo_seg import import_yolo_seg
+    from annotator.io.imageio import ImageReadError
+    from annotator.project.store import Project, ProjectError
+
+    try:
+        if args.command == "init":
+            with Project.create(args.project, args.images) as proj:
+                for note in proj.report.notes():
+                    print(f"warning: {note}", file=sys.stderr)
+                if proj.report.recovered:
+                    print(f"{args.project}: restored the existing project, not created anew", file=sys.stderr)
+                for name in args.classes:
+                    if all(c.name != name.strip() for c in proj.classes.values()):
+                        proj.add_class(name)
+                proj.save()
+                print(f"{args.project}: project over {len(proj.images)} images of {proj.image_root}")
+            return 0
+        with Project.open(args.project, read_only=args.command == "export") as proj:
+            for note in proj.report.notes():
+                print(f"warning: {note}", file=sys.stderr)
+            if args.command == "import":
+                if _import_format(args) == "coco":
+                    n = import_coco(proj, args.source, args.state, args.overwrite, args.allow_overlap, args.strict)
+                else:
+                    n = import_yolo_seg(proj, args.source, args.state, args.overwrite)
+                proj.save()
+                print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
+                if n["kept"]:
+                    print(
+                        f"warning: kept {n['kept']} accepted or edited masks the file would have replaced "
+                        "(--overwrite replaces them)",
+                        file=sys.stderr,
+                    )
+                if n["unusable"]:
+                    print(
+                        f"warning: left out {n['unusable']} annotations without a mask (box only or empty)",
+                        file=sys.stderr,
+                    )
+                if n["unmatched"]:
+                    print(
+                        f"warning: {len(n['unmatched'])} images of the file match no image of the folder, e.g. "
+                        f"{n['unmatched'][0]}; their annotations were left out",
+                        file=sys.stderr,
+                    )
+                return 0
+            from annotator.formats.exporters import EXPORTERS
+
+            exporter = EXPORTERS[args.format]
+            opts = ExportOptions(
+                include_proposals=args.include_proposals,
+                instances=args.instances,
+                polygons=exporter.polygons,
+                holes=args.holes,
+                val_fraction=args.val_fraction,
+                seed=args.seed,
+            )
+            n = exporter.write(proj, args.out, opts)
+            if args.format == "png":
+                print(f"wrote {n['images']} index PNGs and palette.json to {args.out}")
+            elif args.format == "yolo-seg":
+                print(f"wrote {n['images']} images ({n['val']} in val) with {n['lines']} polygons to {args.out}")
+            else:
+                extra = f" ({n['rle_fallbacks']} masks with holes kept as RLE)" if n["rle_fallbacks"] else ""
+                print(f"wrote {n['annotations']} annotations on {n['images']} images to {args.out}{extra}")
+            if n["skipped"]:
+                print(
+                    f"warning: skipped {len(n['skipped'])} images that cannot be read, e.g. {n['skipped'][0]}",
+                    file=sys.stderr,
+                )
+            left = left_out_proposals(proj, opts)
+            if left:
+                print(
+                    f"warning: left out {left} proposals not yet reviewed (--include-proposals exports them)",
+                    file=sys.stderr,
+                )
+        return 0
+    except (ProjectError, ExportError, ImportFormatError, ImageReadError) as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"{exc.filename or ''}: {exc.strerror or exc}")
+
+
+def _import_format(args: argparse.Namespace) -> str:
+    """`import`'s --format, with auto told by the source: a .json file is COCO, a folder or a .yaml is YOLO-seg."""
+    if args.format != "auto":
+        return args.format
+    return "coco" if args.source.suffix.lower() == ".json" else "yolo-seg"
