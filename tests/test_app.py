@@ -184,10 +184,20 @@ def test_export_writes_coco_that_pycocotools_loads(win, tmp_path):
     assert np.array_equal(api.annToMask(ann).astype(bool), truth)
 
 
-def test_help_sheet_lists_every_shortcut(win):
-    dlg = HelpDialog(win.actions(), win)
-    keys = {dlg.table.item(r, 1).text() for r in range(dlg.table.rowCount())}
-    assert {"B", "E", "P", "G", "[", "]", "S", "R", "Return", "Backspace", "F1", "Ctrl+P", "Ctrl+Z"} <= keys
+def test_help_sheet_lists_every_shortcut_by_menu_and_the_mouse(win):
+    from annotator.app.actions import GESTURES
+
+    dlg = HelpDialog(win.named_actions, GESTURES, win)
+    cells = [[dlg.table.item(r, c) for c in (0, 1)] for r in range(dlg.table.rowCount())]
+    titles = [a.text() for a, b in cells if b is None]
+    assert titles == ["File", "Edit", "Tools", "View", "Class", "Propagate", "Review", "Help", "Mouse"]
+    mouse_at = [a.text() for a, _ in cells].index("Mouse")
+    keys = [b.text() for _, b in cells[:mouse_at] if b is not None and b.text()]
+    assert {"B", "E", "P", "G", "[", "]", "S", "R", "Return", "Backspace", "F1", "Ctrl+P", "Ctrl+Z"} <= set(keys)
+    assert len(keys) == len(set(keys))  # no two actions share a shortcut
+    mouse = [a.text() for a, _ in cells[mouse_at + 1 :]]
+    assert "Wheel" in mouse and len(mouse) == len(GESTURES)
+    assert dlg.table.editTriggers() == dlg.table.EditTrigger.NoEditTriggers  # a sheet to read
 
 
 def test_settings_persist(tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QAction, QFont
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from annotator.app.actions import MENUS, Action
 from annotator.config import DEVICES, Model, out_of_range
 from annotator.formats.export import ExportOptions
 from annotator.formats.exporters import EXPORTERS
@@ -166,18 +169,35 @@ class ExportDialog(QDialog):
 
 
 class HelpDialog(QDialog):
-    """Every action with its shortcut, read from the actions themselves so it cannot drift."""
+    """A read-only sheet of every action with its shortcut, grouped by menu (read from the actions themselves, so
+    it cannot drift), then the mouse gestures."""
 
-    def __init__(self, actions, parent=None) -> None:
+    def __init__(self, actions: dict[str, QAction], gestures: Sequence[tuple[str, str]], parent=None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Shortcuts")
-        self.resize(520, 640)
-        rows = [(a.text().replace("&", ""), a.shortcut().toString()) for a in actions if a.shortcut().toString()]
+        self.setWindowTitle("Shortcuts and mouse")
+        self.resize(560, 720)
+        rows: list[tuple[str, str] | str] = []  # (what, how) or a group's title
+        for title, entries in MENUS.items():
+            shown = [actions[e.name] for e in entries if isinstance(e, Action) and e.name in actions]
+            rows.append(title.replace("&", ""))
+            rows += [(a.text().replace("&", ""), a.shortcut().toString()) for a in shown]
+        rows.append("Mouse")
+        rows += list(gestures)
         table = QTableWidget(len(rows), 2)
         table.setHorizontalHeaderLabels(["Action", "Shortcut"])
-        for r, (text, key) in enumerate(rows):
-            table.setItem(r, 0, QTableWidgetItem(text))
-            table.setItem(r, 1, QTableWidgetItem(key))
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        table.verticalHeader().hide()
+        bold = QFont()
+        bold.setBold(True)
+        for r, row in enumerate(rows):
+            if isinstance(row, str):
+                item = QTableWidgetItem(row)
+                item.setFont(bold)
+                table.setItem(r, 0, item)
+                table.setSpan(r, 0, 1, 2)
+                continue
+            for c, text in enumerate(row):
+                table.setItem(r, c, QTableWidgetItem(text))
         table.resizeColumnsToContents()
         self.table = table
         layout = QVBoxLayout(self)

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
-from annotator.app.actions import KEYS
+from annotator.app.actions import GESTURES, MENUS, RECENT, SEPARATOR, TOOLS, Action
 from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
 from annotator.app.image_list import ImageIdRole, ImageList, ImageTableModel
@@ -164,15 +164,15 @@ class MainWindow(QMainWindow):
             sb.addPermanentWidget(w)
         sb.showMessage("Open a folder of images (Ctrl+O)")
 
-    def _act(self, menu, text: str, shortcut, slot, checkable: bool = False) -> QAction:
-        a = QAction(text, self)
-        if shortcut:
-            a.setShortcut(QKeySequence(shortcut))
-        a.setCheckable(checkable)
+    def _act(self, menu, entry: Action) -> QAction:
+        a = QAction(entry.text, self)
+        if entry.key:
+            a.setShortcut(QKeySequence(entry.key))
+        a.setCheckable(entry.checkable)
 
         def run() -> None:  # every slot reads what it needs itself (a checkable one, its action's state)
             try:
-                slot()
+                entry.slot(self)
             except ProjectError as exc:  # e.g. an edit of a project open read-only: said, not raised into Qt
                 self.statusBar().showMessage(str(exc))
 
@@ -182,85 +182,24 @@ class MainWindow(QMainWindow):
         return a
 
     def _build_actions(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        self._act(m, "&Open folder…", KEYS["open_folder"], self.choose_folder)
-        self._act(m, "Open &project…", KEYS["open_project"], self.choose_project)
-        self.recent_menu = m.addMenu("Recent")
-        self._fill_recent()
-        self._act(m, "&Export…", KEYS["export"], self.export)
-        self._act(m, "&Save now", KEYS["save"], self.save_now)
-        self._act(m, "&Quit", KEYS["quit"], self.close)
-        m = mb.addMenu("&Edit")
-        self._act(m, "&Undo", KEYS["undo"], self.undo)
-        self._act(m, "&Redo", KEYS["redo"], self.canvas.redo)
-        self._act(
-            m, "&Clear mask", KEYS["clear_mask"], lambda: self.canvas.replace_mask(np.zeros_like(self.canvas.mask))
-        )
-        self._act(m, "&Invert mask", KEYS["invert_mask"], lambda: self.canvas.replace_mask(~self.canvas.mask))
-        m = mb.addMenu("&Tools")
+        """The menus from the one action table (actions.MENUS), then the toolbar."""
+        self.named_actions: dict[str, QAction] = {}
+        for title, entries in MENUS.items():
+            m = self.menuBar().addMenu(title)
+            for entry in entries:
+                if entry == SEPARATOR:
+                    m.addSeparator()
+                elif entry == RECENT:
+                    self.recent_menu = m.addMenu("Recent")
+                    self._fill_recent()
+                else:
+                    self.named_actions[entry.name] = self._act(m, entry)
         group = QActionGroup(self)
-        self.tool_actions = {}
-        for tool in ("brush", "eraser", "polygon", "fill"):
-            a = self._act(
-                m,
-                f"{tool.capitalize()}" if tool != "polygon" else "Polygon / lasso",
-                KEYS[tool],
-                lambda _=False, t=tool: self.canvas.set_tool(t),
-                checkable=True,
-            )
+        self.tool_actions = {tool: self.named_actions[tool] for tool in TOOLS}
+        for a in self.tool_actions.values():
             group.addAction(a)
-            self.tool_actions[tool] = a
         self.tool_actions["brush"].setChecked(True)
-        m.addSeparator()
-        self._act(
-            m, "Bigger brush", KEYS["bigger_brush"], lambda: self.canvas.set_brush(round(self.canvas.brush * 1.25) + 1)
-        )
-        self._act(
-            m, "Smaller brush", KEYS["smaller_brush"], lambda: self.canvas.set_brush(round(self.canvas.brush / 1.25))
-        )
-        m = mb.addMenu("&View")
-        self._act(m, "Zoom to &fit", KEYS["zoom_fit"], self.canvas.fit)
-        self._act(m, "&Actual size (1:1)", KEYS["actual_size"], self.canvas.actual_size)
-        self._act(m, "Zoom &in", KEYS["zoom_in"], lambda: self.canvas.zoom(1.25))
-        self._act(m, "Zoom &out", KEYS["zoom_out"], lambda: self.canvas.zoom(0.8))
-        self._act(m, "More opaque overlay", KEYS["more_opaque"], lambda: self._opacity(0.1))
-        self._act(m, "More transparent overlay", KEYS["more_transparent"], lambda: self._opacity(-0.1))
-        self._act(m, "Toggle &outline", KEYS["outline"], self._toggle_outline)
-        m = mb.addMenu("&Class")
-        self._act(m, "&New class…", KEYS["new_class"], self.add_class)
-        self._act(m, "&Rename class…", KEYS["rename_class"], self.rename_class)
-        self._act(m, "Re&colour class…", KEYS["recolor_class"], self.recolor_class)
-        self._act(m, "&Delete class", KEYS["delete_class"], self.delete_class)
-        self._act(m, "Use this mask as a &support", KEYS["add_support"], self.add_support)
-        self._act(m, "&Not a support (propagation ignores this mask)", KEYS["remove_support"], self.remove_support)
-        m = mb.addMenu("&Propagate")
-        self._act(m, "Propagate to &all images", KEYS["propagate_all"], lambda: self.propagate("all"))
-        self._act(m, "Propagate to the &selection", KEYS["propagate_selection"], lambda: self.propagate("selection"))
-        self._act(
-            m, "Propagate again (not yet &accepted)", KEYS["propagate_again"], lambda: self.propagate("unreviewed")
-        )
-        self._act(
-            m,
-            "Propagate again, &including rejected",
-            KEYS["propagate_again_rejected"],
-            lambda: self.propagate("unreviewed", include_rejected=True),
-        )
-        self._act(m, "&Cancel propagation", KEYS["cancel"], self.cancel_propagation)
-        self._act(m, "A&dapt SG-One to this folder (self-supervised)", KEYS["adapt"], self.adapt_to_folder)
-        self._act(m, "&Settings…", KEYS["settings"], self.edit_settings)
-        m = mb.addMenu("&Review")
-        self.review_action = self._act(
-            m, "&Review proposals (least confident first)", KEYS["review"], self.toggle_review, checkable=True
-        )
-        self._act(m, "&Accept", KEYS["accept"], self.accept_current)
-        self._act(m, "Re&ject", KEYS["reject"], self.reject_current)
-        self._act(m, "Review &grid (a page of proposals at a time)", KEYS["review_grid"], self.toggle_grid)
-        self._act(m, "&Mark / unmark to reject (review grid)", KEYS["mark_reject"], self.reject_current)
-        self._act(m, "&Next image", KEYS["next"], lambda: self.step(1))
-        self._act(m, "&Previous image", KEYS["previous"], lambda: self.step(-1))
-        m = mb.addMenu("&Help")
-        self._act(m, "&Shortcuts", KEYS["help"], self.show_help)
+        self.review_action = self.named_actions["review"]
         tb = QToolBar("Tools", self)
         tb.setObjectName("tools")
         for a in self.tool_actions.values():
@@ -295,10 +234,12 @@ class MainWindow(QMainWindow):
             return True
         return super().eventFilter(obj, event)
 
-    def _opacity(self, delta: float) -> None:
+    def change_opacity(self, delta: float) -> None:
+        """The mask overlay's opacity up or down by `delta` (0-1)."""
         self.opacity.setValue(int(self.opacity.value() + 100 * delta))
 
-    def _toggle_outline(self) -> None:
+    def toggle_outline(self) -> None:
+        """Show or hide the mask's outline."""
         self.canvas.show_outline = not self.canvas.show_outline
         self.canvas.update_outline()
 
@@ -810,7 +751,7 @@ class MainWindow(QMainWindow):
             QApplication.restoreOverrideCursor()
 
     def show_help(self) -> None:
-        HelpDialog(self.actions(), self).exec()
+        HelpDialog(self.named_actions, GESTURES, self).exec()
 
     def closeEvent(self, event) -> None:
         self.jobs.cancel()
