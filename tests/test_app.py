@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
@@ -167,7 +169,7 @@ def test_propagation_can_be_cancelled(win, qtbot, folder):
         assert win.worker is None  # a new run waits for it instead of sharing the predictor beside it
         qtbot.waitUntil(lambda: win.worker is not None, timeout=60000)  # ...and starts once it has stopped
         assert not old_thread.isRunning()
-        win.cancel_propagation()
+        win.cancel_job()
     win.wait_for_worker()
     proposed = sum(win.project.record(i, win.class_id).state == "proposed" for i in win.project.images)
     assert 1 <= proposed < 11
@@ -178,6 +180,10 @@ def test_export_writes_coco_that_pycocotools_loads(win, tmp_path):
 
     _paint_support(win)
     win.export_to(tmp_path / "out.json", "coco-rle", ExportOptions())
+    said = win.statusBar().currentMessage()  # in words, and what was left out
+    images = len(json.loads((tmp_path / "out.json").read_text())["images"])
+    assert said.startswith(f"Exported {images} images, 1 annotation to {tmp_path / 'out.json'}"), said
+    assert "left out" not in said
     api = COCO(str(tmp_path / "out.json"))
     (ann,) = api.loadAnns(api.getAnnIds())
     truth = scene(120, 160, (60, 50), 22, seed=50)[1]
@@ -358,3 +364,21 @@ def test_export_dialog_offers_every_format_and_the_holes_policy_only_for_coco_po
         dlg.format.setCurrentIndex(i)
         assert dlg.holes.isEnabled() == (key == "coco-polygon")
         assert dlg.value()[0] == key and dlg.value()[1].polygons == (key == "coco-polygon")
+
+
+def test_cancelling_adapt_says_so_and_clears_its_progress(win, qtbot, monkeypatch):
+    from annotator.project import workflows
+    from annotator.training.config import TrainConfig
+
+    monkeypatch.setattr(workflows, "ADAPT_CONFIG", TrainConfig(steps=400, batch=2, input_size=97, checkpoint_every=50))
+    _paint_support(win)
+    win.adapt_to_folder()
+    worker = win.worker
+    assert win.eta.text().startswith("adapting")
+    with qtbot.waitSignal(worker.finished, timeout=180000) as done:  # listening before it can stop
+        QTest.keyClick(win, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
+        assert win.statusBar().currentMessage().startswith("Adaptation cancelled")
+        assert win.eta.text() == "" and not win.progress.isVisible() and win.worker is None
+    assert done.args[0] is True  # the worker saw the cancel
+    win.wait_for_worker()
+    assert win.statusBar().currentMessage().startswith("Adaptation cancelled")  # its end did not overwrite it

@@ -86,7 +86,7 @@ MENUS: dict[str, tuple[Action | str, ...]] = {
             "Ctrl+Alt+Shift+P",
             lambda w: w.propagate("unreviewed", include_rejected=True),
         ),
-        Action("cancel", "&Cancel propagation", "Ctrl+.", lambda w: w.cancel_propagation()),
+        Action("cancel", "&Cancel propagation or adaptation", "Ctrl+.", lambda w: w.cancel_job()),
         Action("adapt", "A&dapt SG-One to this folder (self-supervised)", "Ctrl+Alt+A", lambda w: w.adapt_to_folder()),
         Action("settings", "&Settings…", "Ctrl+,", lambda w: w.edit_settings()),
     ),

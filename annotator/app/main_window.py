@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
         self.eta = QLabel("")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
-        self.cancel_button.clicked.connect(self.cancel_propagation)
+        self.cancel_button.clicked.connect(self.cancel_job)
         for w in (self.progress, self.eta, self.cancel_button, self.zoom_label, self.device_label):
             sb.addPermanentWidget(w)
         sb.showMessage("Open a folder of images (Ctrl+O)")
@@ -572,9 +572,11 @@ class MainWindow(QMainWindow):
         if stored and image_id == self.image_id:
             self.show_image(image_id)
 
-    def cancel_propagation(self) -> None:
+    def cancel_job(self) -> None:
+        """Stop the running propagation or adaptation, and say which."""
+        adapting = isinstance(self.worker, AdaptWorker)
         if self.jobs.cancel():
-            self._end_job("Propagation cancelled")
+            self._end_job("Adaptation cancelled; run it again to continue" if adapting else "Propagation cancelled")
 
     def _propagation_done(self, done: int, _cancelled: bool, error: str) -> None:
         if self.jobs.end(self.sender()):  # else it was cancelled, and the window already said so
@@ -739,12 +741,11 @@ class MainWindow(QMainWindow):
         try:
             n = EXPORTERS[fmt].write(self.project, out, opts)
             left = left_out_proposals(self.project, opts)
-            note = (
-                f"; left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')"
-                if left
-                else ""
+            notes = [f"skipped {len(n['skipped'])} unreadable images"] * bool(n["skipped"])
+            notes += [f"left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')"] * bool(
+                left
             )
-            self.statusBar().showMessage(f"Exported {n['images']} images to {out}{note}")
+            self.statusBar().showMessage("; ".join([f"Exported {EXPORTERS[fmt].summary(n, out)}", *notes]))
         except (ExportError, ProjectError, OSError) as exc:
             QMessageBox.warning(self, "Export failed", str(exc))
         finally:

@@ -116,13 +116,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
             )
             n = exporter.write(proj, args.out, opts)
-            if args.format == "png":
-                print(f"wrote {n['images']} index PNGs and palette.json to {args.out}")
-            elif args.format == "yolo-seg":
-                print(f"wrote {n['images']} images ({n['val']} in val) with {n['lines']} polygons to {args.out}")
-            else:
-                extra = f" ({n['rle_fallbacks']} masks with holes kept as RLE)" if n["rle_fallbacks"] else ""
-                print(f"wrote {n['annotations']} annotations on {n['images']} images to {args.out}{extra}")
+            print(f"wrote {exporter.summary(n, args.out)}")
             if n["skipped"]:
                 print(
                     f"warning: skipped {len(n['skipped'])} images that cannot be read, e.g. {n['skipped'][0]}",

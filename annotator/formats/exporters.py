@@ -17,11 +17,32 @@ class Exporter:
     folder: bool  # writes a folder (else one file)
     write: Callable[[Project, Path, ExportOptions], dict]  # returns counts, with 'images' and 'skipped'
     polygons: bool = False  # COCO with polygons rather than RLE
+    counts: Callable[[dict], str] = lambda n: f"{count(n['images'], 'image')}, {count(n['annotations'], 'annotation')}"
+
+    def summary(self, n: dict, out: Path) -> str:
+        """What an export wrote, in words, as the CLI and the app report it: "28 images, 6 annotations to OUT"."""
+        extra = f" ({count(n['rle_fallbacks'], 'mask')} with holes kept as RLE)" if n.get("rle_fallbacks") else ""
+        return f"{self.counts(n)} to {out}{extra}"
+
+
+def count(n: int, noun: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 EXPORTERS: dict[str, Exporter] = {
     "coco-rle": Exporter("COCO, RLE masks (lossless)", False, export_coco),
     "coco-polygon": Exporter("COCO, polygons", False, export_coco, polygons=True),
-    "yolo-seg": Exporter("YOLO segmentation (Ultralytics layout)", True, export_yolo_seg),
-    "png": Exporter("PNG index masks + palette", True, export_png),
+    "yolo-seg": Exporter(
+        "YOLO segmentation (Ultralytics layout)",
+        True,
+        export_yolo_seg,
+        counts=lambda n: f"{count(n['images'], 'image')} ({n['val']} in val), {count(n['lines'], 'polygon')}",
+    ),
+    "png": Exporter(
+        "PNG index masks + palette",
+        True,
+        export_png,
+        counts=lambda n: f"{count(n['images'], 'index PNG')} and palette.json",
+    ),
 }
