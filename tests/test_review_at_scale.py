@@ -197,6 +197,11 @@ def test_title_says_where_and_the_brush_box_hands_the_keys_back(win):
         assert win.image_id == shown and win.canvas.brush == 17  # ...and Enter set the size, accepting nothing
     QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Right)  # the review keys work again
     assert win.image_id == sorted(win.project.images)[3]
+    win.tolerance_spin.setFocus()  # the fill tolerance's box too
+    win.tolerance_spin.selectAll()
+    QTest.keyClicks(win.tolerance_spin, "30")
+    QTest.keyClick(win.tolerance_spin, Qt.Key.Key_Return)
+    assert QApplication.focusWidget() is win.canvas and win.canvas.fill_tolerance == 30
 
 
 def test_last_image_class_and_filter_are_remembered_per_project(qtbot, folder, tmp_path):
@@ -213,12 +218,42 @@ def test_last_image_class_and_filter_are_remembered_per_project(qtbot, folder, t
     w.image_list.search.setText("0")
     w.image_list.state_box.setCurrentIndex(w.image_list.state_box.findData(State.ACCEPTED))
     chosen = w.class_id
+    w.brush_spin.setValue(37)
+    w.opacity.setValue(80)
+    w.tolerance_spin.setValue(40)
+    assert (w.canvas.brush, w.canvas.fill_tolerance) == (37, 40)
     w.close()
     again = MainWindow(folder, settings=qs)
     qtbot.addWidget(again)
     assert again.image_id == target and again.class_id == chosen
     assert again.image_list.search.text() == "0" and again.image_list.state_box.currentData() == State.ACCEPTED
+    assert (again.canvas.brush, again.opacity.value(), again.canvas.fill_tolerance) == (37, 80, 40)
     again.close()
+    other = tmp_path / "other"  # another project keeps its own
+    other.mkdir()
+    write_rgb(other / "a.png", scene(40, 50, None, 0, seed=1)[0])
+    fresh = MainWindow(other, settings=qs)
+    qtbot.addWidget(fresh)
+    assert fresh.canvas.brush != 37 and fresh.canvas.fill_tolerance != 40
+    fresh.close()
+
+
+def test_file_dialogs_start_in_the_last_folder_used(qtbot, folder, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    w = MainWindow(folder, settings=_settings(tmp_path))
+    qtbot.addWidget(w)
+    asked = []
+
+    def pick(parent, caption, start=""):
+        asked.append(start)
+        return str(folder)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", pick)
+    w.choose_folder()
+    w.choose_project()
+    assert asked[1] == str(folder)  # the second dialog starts where the first one ended
+    w.close()
 
 
 def test_quitting_during_a_propagation_closes_within_a_second(qtbot, tmp_path):

@@ -220,16 +220,25 @@ class MainWindow(QMainWindow):
         self.opacity.setMaximumWidth(120)
         self.opacity.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
         tb.addWidget(self.opacity)
+        tb.addWidget(QLabel(" Fill tolerance "))
+        self.tolerance_spin = QSpinBox()
+        self.tolerance_spin.setRange(0, 255)
+        self.tolerance_spin.setValue(self.canvas.fill_tolerance)
+        self.tolerance_spin.setToolTip("Fill: how far (0-255 per channel) a pixel's colour may be from the clicked one")
+        self.tolerance_spin.valueChanged.connect(lambda v: setattr(self.canvas, "fill_tolerance", v))
+        self.tolerance_spin.installEventFilter(self)
+        tb.addWidget(self.tolerance_spin)
         self.addToolBar(tb)
 
     def eventFilter(self, obj, event) -> bool:
-        """The brush-size box gives the focus back after Enter or Escape, so no widget traps the shortcuts."""
+        """The toolbar's number boxes give the focus back after Enter or Escape, so no widget traps the shortcuts."""
         ends = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape)
-        if obj is self.brush_spin and event.type() == QEvent.Type.ShortcutOverride and event.key() in ends:
+        boxes = isinstance(obj, QSpinBox)  # the filter is on the toolbar's boxes only
+        if boxes and event.type() == QEvent.Type.ShortcutOverride and event.key() in ends:
             event.accept()  # the box takes this key (Enter must not also accept the image), then hands focus back
             return True
-        if obj is self.brush_spin and event.type() == QEvent.Type.KeyPress and event.key() in ends:
-            self.brush_spin.interpretText()
+        if boxes and event.type() == QEvent.Type.KeyPress and event.key() in ends:
+            obj.interpretText()
             self.canvas.setFocus()
             return True
         return super().eventFilter(obj, event)
@@ -256,14 +265,22 @@ class MainWindow(QMainWindow):
             self.open_path(folders[0])
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._last_dir())
         if folder:
+            self._last_dir(folder)
             self.open_path(Path(folder))
 
     def choose_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a project folder (*.annotator)")
+        folder = QFileDialog.getExistingDirectory(self, "Open a project folder (*.annotator)", self._last_dir())
         if folder:
+            self._last_dir(folder)
             self.open_path(Path(folder))
+
+    def _last_dir(self, chosen: str | None = None) -> str:
+        """The folder file dialogs start in: the last one used (stored when `chosen` is given), else the home."""
+        if chosen:
+            self.qs.setValue("last_dir", str(Path(chosen).parent if Path(chosen).is_file() else chosen))
+        return self.qs.value("last_dir", str(Path.home()), str)
 
     def open_path(self, path: Path) -> None:
         """A project folder opens as it is; an image folder opens (or starts) its project."""
@@ -301,6 +318,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(self._title())
         last = self._last_seen()
         self.image_list.restore_filter(last.get("filter") or {})
+        for box, key in ((self.brush_spin, "brush"), (self.opacity, "opacity"), (self.tolerance_spin, "tolerance")):
+            if isinstance(last.get(key), int):
+                box.setValue(last[key])  # clamped to the box's range
         self._fill_classes(select=last.get("class"))
         if not proj.classes and not proj.read_only:
             self._add_class_named("object")
@@ -312,7 +332,8 @@ class MainWindow(QMainWindow):
         return "projects/" + hashlib.sha1(str(self.project.folder.resolve()).encode()).hexdigest()[:16]
 
     def _last_seen(self) -> dict:
-        """What was shown when this project was last closed: image, class, the list's filter (or {})."""
+        """What was shown when this project was last closed: image, class, the list's filter, the brush size, the
+        overlay's opacity and the fill tolerance (or {})."""
         try:
             last = json.loads(self.qs.value(self._project_key(), "{}", str))
         except ValueError:
@@ -320,10 +341,17 @@ class MainWindow(QMainWindow):
         return last if isinstance(last, dict) else {}
 
     def _close_session(self) -> None:
-        """Save and close the project shown, remembering its last image, class and list filter."""
+        """Save and close the project shown, remembering what _last_seen restores."""
         if not self.session:
             return
-        last = {"image": self.image_id, "class": self.class_id, "filter": self.image_list.filter_state()}
+        last = {
+            "image": self.image_id,
+            "class": self.class_id,
+            "filter": self.image_list.filter_state(),
+            "brush": self.brush_spin.value(),
+            "opacity": self.opacity.value(),
+            "tolerance": self.tolerance_spin.value(),
+        }
         self.qs.setValue(self._project_key(), json.dumps(last))
         if not self.session.close():
             QMessageBox.warning(self, "Not saved", self.session.saver.last_error or "The project could not be saved.")
@@ -726,13 +754,15 @@ class MainWindow(QMainWindow):
         if not dlg.exec():
             return
         fmt, opts = dlg.value()
+        start = self.qs.value("last_export_dir", str(self.project.folder), str)
         if EXPORTERS[fmt].folder:
-            out = QFileDialog.getExistingDirectory(self, f"Export {EXPORTERS[fmt].label} into")
+            out = QFileDialog.getExistingDirectory(self, f"Export {EXPORTERS[fmt].label} into", start)
         else:
             out, _ = QFileDialog.getSaveFileName(
-                self, "Export COCO", str(self.project.folder / "annotations.json"), "COCO JSON (*.json)"
+                self, "Export COCO", str(Path(start) / "annotations.json"), "COCO JSON (*.json)"
             )
         if out:
+            self.qs.setValue("last_export_dir", str(Path(out).parent if not EXPORTERS[fmt].folder else Path(out)))
             self.export_to(Path(out), fmt, opts)
 
     def export_to(self, out: Path, fmt: str, opts) -> None:
