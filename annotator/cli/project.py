@@ -34,11 +34,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         choices=["rle", "refuse"],
         help="coco-polygon: a mask with holes falls back to RLE (default) or stops the export",
     )
-    p = sub.add_parser("import", help="import a COCO file or a YOLO-seg dataset into a project")
+    p = sub.add_parser("import", help="import a COCO file, a YOLO-seg dataset or labelme files into a project")
     p.add_argument("project", type=Path)
-    p.add_argument("source", type=Path, help="a COCO .json file, or a YOLO-seg folder (or its data.yaml)")
     p.add_argument(
-        "--format", default="auto", choices=["auto", "coco", "yolo-seg"], help="auto: told by the source's name"
+        "source", type=Path, help="a COCO .json file, a YOLO-seg folder (or its data.yaml), or labelme files (a folder)"
+    )
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "coco", "yolo-seg", "labelme"],
+        help="auto: a .json file is COCO, a folder with data.yaml (or the .yaml) YOLO-seg, another folder labelme",
     )
     p.add_argument("--as", dest="state", type=State, default=State.ACCEPTED, choices=[State.ACCEPTED, State.PROPOSED])
     p.add_argument("--overwrite", action="store_true", help="replace accepted and edited masks too (kept otherwise)")
@@ -59,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from annotator.formats.coco_import import import_coco
     from annotator.formats.export import ExportError, ExportOptions, left_out_proposals
     from annotator.formats.importing import ImportFormatError
+    from annotator.formats.labelme import import_labelme
     from annotator.formats.yolo_seg import import_yolo_seg
     from annotator.io.imageio import ImageReadError
     from annotator.project.store import Project, ProjectError
@@ -80,10 +86,12 @@ def run(args: argparse.Namespace) -> int:
             for note in proj.report.notes():
                 print(f"warning: {note}", file=sys.stderr)
             if args.command == "import":
-                if _import_format(args) == "coco":
+                fmt = _import_format(args)
+                if fmt == "coco":
                     n = import_coco(proj, args.source, args.state, args.overwrite, args.allow_overlap, args.strict)
                 else:
-                    n = import_yolo_seg(proj, args.source, args.state, args.overwrite)
+                    importer = import_yolo_seg if fmt == "yolo-seg" else import_labelme
+                    n = importer(proj, args.source, args.state, args.overwrite)
                 proj.save()
                 print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
                 if n["kept"]:
@@ -136,7 +144,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _import_format(args: argparse.Namespace) -> str:
-    """`import`'s --format, with auto told by the source: a .json file is COCO, a folder or a .yaml is YOLO-seg."""
+    """`import`'s --format, with auto told by the source: a .json file is COCO, a folder with data.yaml (or a .yaml)
+    is YOLO-seg, another folder holds labelme files."""
     if args.format != "auto":
         return args.format
-    return "coco" if args.source.suffix.lower() == ".json" else "yolo-seg"
+    if args.source.suffix.lower() == ".json":
+        return "coco"
+    yolo = args.source.suffix.lower() in (".yaml", ".yml") or (args.source / "data.yaml").is_file()
+    return "yolo-seg" if yolo else "labelme"

@@ -98,7 +98,7 @@ class CocoMasks:
 def _shape_problem(data: object) -> str | None:
     """Why parsed JSON is not a COCO instances file (naming what it is, where it can tell), or None."""
     if isinstance(data, dict) and "shapes" in data and "imagePath" in data:
-        return "a labelme JSON file, not COCO instances (convert it, or export COCO from labelme)"
+        return "a labelme JSON file, not COCO instances (import it with --format labelme)"
     if not isinstance(data, dict):
         return "not a COCO file (the top level is not an object)"
     for key in ("images", "annotations", "categories"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annotator.formats.export import ExportOptions, export_coco, export_png
+from annotator.formats.labelme import export_labelme
 from annotator.formats.yolo_seg import export_yolo_seg
 from annotator.project.store import Project
 
@@ -38,6 +39,12 @@ EXPORTERS: dict[str, Exporter] = {
         True,
         export_yolo_seg,
         counts=lambda n: f"{count(n['images'], 'image')} ({n['val']} in val), {count(n['lines'], 'polygon')}",
+    ),
+    "labelme": Exporter(
+        "labelme JSON (a file per image)",
+        True,
+        export_labelme,
+        counts=lambda n: f"{count(n['images'], 'labelme file')}, {count(n['shapes'], 'shape')}",
     ),
     "png": Exporter(
         "PNG index masks + palette",

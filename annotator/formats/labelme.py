@@ -1,0 +1,242 @@
+"""labelme's JSON, out and in: one file per image (`<relative path without extension>.json`), its `shapes` each a
+labelled polygon (also read: rectangles, circles and labelme's bitmap `mask` shapes), `group_id` tying the shapes of
+one instance together, `imagePath` relative to the JSON file.
+
+A polygon cannot hold a hole, so a mask is written as `outline_polygons` gives it: its bands share the instance's
+`group_id`. Read back, the shapes of one (label, group_id) are one instance (a shape without a group_id is its own)
+and the union of a class's shapes is the mask written, pixel for pixel; a later instance takes pixels shared with
+an earlier one. labelme's `imageData` is left out (null): the image stays where it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from annotator.config import State
+from annotator.formats.export import (
+    ExportError,
+    ExportOptions,
+    background_images,
+    exported_records,
+    image_size_or_skip,
+    instance_masks,
+)
+from annotator.formats.importing import ImportFormatError, Planned, image_matcher, is_kept, store
+from annotator.formats.polygons import outline_polygons
+from annotator.io.atomic import atomic_write_bytes
+from annotator.io.imageio import ImageReadError
+from annotator.project.store import Project
+
+LABELME_VERSION = "5.4.1"  # the file layout written (labelme reads older and newer ones alike)
+MAX_INSTANCES = 65535  # of one class on one image (the label maps are 16-bit)
+MAX_FILE_BYTES = 256 * 2**20  # a labelme file is one image's shapes; larger is not one
+
+
+def json_name(file: str) -> str:
+    """The labelme file of an image: its relative path with `.json` for the extension, as labelme names it."""
+    return f"{file.rsplit('.', 1)[0]}.json"
+
+
+def export_labelme(project: Project, out_dir: Path | str, opts: ExportOptions | None = None) -> dict:
+    """Write a labelme JSON per image with an exported mask (or rejected for every class: no shapes) into
+    `out_dir`, mirroring subfolders, `imagePath` pointing at the project's image. Returns the counts."""
+    out_dir, opts = Path(out_dir), opts or ExportOptions()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = exported_records(project, opts)
+    chosen = sorted(set(records) | background_images(project))
+    names: dict[str, str] = {}
+    for i in chosen:  # a.jpg and a.png would share a.json: say so before writing anything
+        file = project.images[i].file
+        if json_name(file) in names:
+            raise ExportError(
+                f"{names[json_name(file)]} and {file}: labelme names its file by the image's name without its "
+                "extension, so these two would share one; rename one of them"
+            )
+        names[json_name(file)] = file
+    written, shapes_written, skipped = 0, 0, []
+    for i in chosen:
+        size = image_size_or_skip(project, i, skipped)
+        if size is None:
+            continue
+        h, w = size
+        out = out_dir / json_name(project.images[i].file)
+        shapes = []
+        for class_id, _ in records.get(i, []):
+            label = project.classes[class_id].name
+            for group, m in enumerate(instance_masks(project.labels(i, class_id), opts.instances), start=1):
+                for poly in outline_polygons(m):
+                    shapes.append(
+                        {
+                            "label": label,
+                            "points": [[round(float(x), 3), round(float(y), 3)] for x, y in poly],
+                            "group_id": group,
+                            "description": "",
+                            "shape_type": "polygon",
+                            "flags": {},
+                            "mask": None,
+                        }
+                    )
+        doc = {
+            "version": LABELME_VERSION,
+            "flags": {},
+            "shapes": shapes,
+            "imagePath": Path(os.path.relpath(project.image_path(i), out.parent)).as_posix(),
+            "imageData": None,
+            "imageHeight": h,
+            "imageWidth": w,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, json.dumps(doc, ensure_ascii=False, indent=1).encode())
+        written += 1
+        shapes_written += len(shapes)
+    return {"images": written, "shapes": shapes_written, "skipped": skipped}
+
+
+def _points(shape: dict, where: str) -> np.ndarray:
+    """A shape's points [K,2], checked: finite numbers."""
+    pts = shape.get("points")
+    try:
+        xy = np.asarray(pts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ImportFormatError(f"{where}: 'points' must be a list of [x, y] pairs") from None
+    if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+        raise ImportFormatError(f"{where}: 'points' must be a list of [x, y] pairs of finite numbers")
+    return xy
+
+
+def shape_mask(shape: dict, h: int, w: int, where: str) -> np.ndarray | None:
+    """The pixels of one labelme shape on an h x w image; None for a shape without an area (line, point)."""
+    kind = shape.get("shape_type") or "polygon"
+    xy = _points(shape, where)
+    if kind == "polygon":
+        if len(xy) < 3:
+            raise ImportFormatError(f"{where}: a polygon needs at least 3 points")
+    elif kind == "rectangle":
+        if len(xy) != 2:
+            raise ImportFormatError(f"{where}: a rectangle has 2 points")
+        (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
+        xy = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    elif kind == "circle":
+        if len(xy) != 2:
+            raise ImportFormatError(f"{where}: a circle has 2 points (centre, a point on it)")
+        r = float(np.hypot(*(xy[1] - xy[0])))
+        t = np.linspace(0, 2 * math.pi, max(16, min(720, int(4 * r))), endpoint=False)
+        xy = xy[0] + r * np.stack([np.cos(t), np.sin(t)], 1)
+    elif kind == "mask":
+        return _bitmap(shape, xy, h, w, where)
+    else:
+        return None  # line, linestrip, point: no area
+    rle = mask_utils.frPyObjects([xy.reshape(-1).tolist()], h, w)
+    return mask_utils.decode(rle)[..., 0] > 0
+
+
+def _bitmap(shape: dict, xy: np.ndarray, h: int, w: int, where: str) -> np.ndarray:
+    """labelme's `mask` shape: a base64 PNG covering the box of its two points."""
+    try:
+        png = base64.b64decode(shape.get("mask") or "", validate=True)
+        small = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    except (ValueError, TypeError, cv2.error):
+        small = None
+    if small is None:
+        raise ImportFormatError(f"{where}: 'mask' is not a base64 PNG")
+    x0, y0 = (int(round(v)) for v in xy.min(0))
+    out = np.zeros((h, w), bool)
+    ys, xs = slice(max(y0, 0), min(y0 + small.shape[0], h)), slice(max(x0, 0), min(x0 + small.shape[1], w))
+    if ys.start < ys.stop and xs.start < xs.stop:
+        out[ys, xs] = small[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] > 0
+    return out
+
+
+def _read(path: Path) -> dict:
+    """One labelme file, checked to be one: a JSON object with a list of shapes and an imagePath."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ImportFormatError(f"{path}: {path.stat().st_size:,} bytes, too large for a labelme file")
+        doc = json.loads(path.read_bytes())
+    except (OSError, UnicodeError, json.JSONDecodeError) as exc:
+        raise ImportFormatError(f"{path}: not a readable labelme file ({exc})") from None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("shapes"), list)
+        or not isinstance(doc.get("imagePath"), str)
+    ):
+        raise ImportFormatError(f"{path}: not a labelme file (needs 'shapes' and 'imagePath')")
+    return doc
+
+
+def import_labelme(
+    project: Project, source: Path | str, state: State = State.ACCEPTED, overwrite: bool = False
+) -> dict:
+    """Add labelme files (one, or a folder of them, searched recursively) to the project: the classes by label,
+    the shapes of one (label, group_id) as an instance. Everything is read and checked before anything is stored;
+    accepted and edited masks are kept unless `overwrite`. Returns the counts of what was done and left out."""
+    source = Path(source)
+    files = [source] if source.is_file() else sorted(source.rglob("*.json"))
+    if not files:
+        raise ImportFormatError(f"{source}: no labelme .json files in it")
+    match_image = image_matcher(project)
+    planned: list[Planned] = []
+    unmatched: list[str] = []
+    kept = unusable = annotations = found = 0
+    for path in files:
+        doc = _read(path)
+        given = doc["imagePath"].replace("\\", "/")
+        beside = os.path.normpath((path.resolve().parent / given).as_posix())  # relative to the file, as labelme
+        pid = match_image(Path(beside).as_posix())
+        if pid is None:
+            pid = match_image(given)  # else as other tools write it: relative to the image folder, or a base name
+        if pid is None:
+            unmatched.append(doc["imagePath"])
+            continue
+        found += 1
+        try:
+            h, w = project.size_of(pid)
+        except ImageReadError as exc:
+            raise ImportFormatError(f"{path}: image {doc['imagePath']}: {exc}") from None
+        if (doc.get("imageHeight"), doc.get("imageWidth")) not in ((h, w), (None, None)):
+            raise ImportFormatError(
+                f"{path}: imageHeight x imageWidth {doc.get('imageHeight')} x {doc.get('imageWidth')} differ from "
+                f"the image's {h} x {w}"
+            )
+        instances: dict[str, dict[object, np.ndarray]] = {}  # label -> instance key -> pixels, in file order
+        for n, shape in enumerate(doc["shapes"]):
+            where = f"{path}: shape {n}"
+            label = shape.get("label") if isinstance(shape, dict) else None
+            if not isinstance(label, str) or not label.strip():
+                raise ImportFormatError(f"{where}: needs a 'label'")
+            m = shape_mask(shape, h, w, where)
+            if m is None or not m.any():
+                unusable += 1
+                continue
+            group = shape.get("group_id")
+            key = ("group", group) if isinstance(group, int) else ("shape", n)
+            per = instances.setdefault(label.strip(), {})
+            per[key] = per[key] | m if key in per else m
+            annotations += 1
+        for label, masks in instances.items():
+            if len(masks) > MAX_INSTANCES:
+                raise ImportFormatError(f"{path}: {len(masks)} instances of '{label}', more than {MAX_INSTANCES}")
+            if is_kept(project, pid, label, overwrite):
+                kept += 1
+                continue
+            labels = np.zeros((h, w), np.uint16 if len(masks) > 254 else np.uint8)
+            for k, m in enumerate(masks.values(), start=1):
+                labels[m] = k
+            planned.append(Planned(pid, label, labels))
+    store(project, planned, state, overwrite, source.name)
+    return {
+        "images": found,
+        "masks": len(planned),
+        "annotations": annotations,
+        "kept": kept,
+        "unusable": unusable,
+        "unmatched": unmatched,
+    }
