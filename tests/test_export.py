@@ -123,7 +123,7 @@ def test_export_command(proj, tmp_path, capsys):
     proj.set_mask(proj.image_id("x.png"), 1, _two_blobs(False))
     proj.save()
     assert main(["export", str(proj.folder), "--out", str(tmp_path / "e.json")]) == 0
-    assert "1 annotations" in capsys.readouterr().out
+    assert "wrote 1 image, 1 annotation to" in capsys.readouterr().out
     COCO(str(tmp_path / "e.json"))
     assert main(["export", str(proj.folder), "--out", str(tmp_path / "pp"), "--format", "png"]) == 0
     assert (tmp_path / "pp" / "x.png.png").exists()
