@@ -279,7 +279,7 @@ class MainWindow(QMainWindow):
     def _last_dir(self, chosen: str | None = None) -> str:
         """The folder file dialogs start in: the last one used (stored when `chosen` is given), else the home."""
         if chosen:
-            self.qs.setValue("last_dir", str(Path(chosen).parent if Path(chosen).is_file() else chosen))
+            self.qs.setValue("last_dir", chosen)
         return self.qs.value("last_dir", str(Path.home()), str)
 
     def open_path(self, path: Path) -> None:
