@@ -61,3 +61,17 @@ def mask_cases(draw, h: int, w: int) -> np.ndarray:
     elif kind == "full":
         m[:] = True
     return m
+
+
+def cat_dog_project(root: Path, h: int, w: int, files: tuple[str, ...] = ("a.png", "sub/b.png", "c.png")):
+    """A project over `root`/images (clutter images of h x w named `files`, subfolders made) at `root`/proj, with
+    the classes cat (1) and dog (2): what the format tests export from and import into."""
+    from annotator.project.store import Project
+
+    for k, f in enumerate(files):
+        (root / "images" / f).parent.mkdir(parents=True, exist_ok=True)
+        write_rgb(root / "images" / f, scene(h, w, None, 0, seed=k)[0])
+    p = Project.create(root / "proj", root / "images")
+    p.add_class("cat")
+    p.add_class("dog")
+    return p

@@ -16,20 +16,13 @@ from annotator.formats.export import ExportError, ExportOptions
 from annotator.formats.importing import ImportFormatError
 from annotator.formats.labelme import export_labelme, import_labelme
 from annotator.project.store import Project
-from tests.synthetic import mask_cases, scene, write_rgb
+from tests.synthetic import cat_dog_project, mask_cases
 
 H, W = 23, 31
 
 
 def _project(root, files=("a.png", "sub/b.png", "c.png")):
-    (root / "images").mkdir(parents=True)
-    for k, f in enumerate(files):
-        (root / "images" / f).parent.mkdir(parents=True, exist_ok=True)
-        write_rgb(root / "images" / f, scene(H, W, None, 0, seed=k)[0])
-    p = Project.create(root / "proj", root / "images")
-    p.add_class("cat")
-    p.add_class("dog")
-    return p
+    return cat_dog_project(root, H, W, files)
 
 
 @pytest.fixture(scope="module")

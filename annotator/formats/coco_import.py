@@ -19,7 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from annotator.config import State
-from annotator.formats.importing import ImportFormatError, Planned, image_matcher, is_kept, store
+from annotator.formats.importing import MAX_INSTANCES, ImportFormatError, Planned, image_matcher, is_kept, store
 from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
 from annotator.utils.sampling import evenly_spaced
@@ -30,7 +30,6 @@ class CocoImportError(ImportFormatError):
 
 
 MAX_COORD = 1e6  # a polygon vertex further out than this is not an annotation of an image
-MAX_INSTANCES = 65535  # instances of one class on one image (the label maps are 16-bit)
 
 
 def _decode(seg, h: int, w: int, where: str) -> np.ndarray:

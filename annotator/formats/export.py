@@ -78,6 +78,24 @@ def image_size_or_skip(project: Project, image_id: int, skipped: list[str]) -> t
         return None
 
 
+def stem_names(project: Project, ids: list[int], suffix: str, tool: str, what: str) -> dict[int, str]:
+    """Each image's output as `tool` names `what`: its relative path with `suffix` for the extension. Two images
+    that would share one (a.jpg, a.png) are an ExportError, raised before anything is written."""
+    names: dict[int, str] = {}
+    taken: dict[str, str] = {}
+    for i in ids:
+        file = project.images[i].file
+        name = f"{file.rsplit('.', 1)[0]}{suffix}"
+        if name in taken:
+            raise ExportError(
+                f"{taken[name]} and {file}: {tool} names {what} by the image's name without its extension, so "
+                "these two would share one; rename one of them"
+            )
+        taken[name] = file
+        names[i] = name
+    return names
+
+
 def png_name(file: str) -> str:
     """The index PNG of an image: its relative path and full name plus `.png` (a.jpg -> a.jpg.png), so that
     images sharing a stem (a.jpg, a.png) never share an output, and subfolders are mirrored."""

@@ -3,13 +3,15 @@ names onto its classes (new ones are added), and an accepted or edited mask is k
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from annotator.config import State
 from annotator.project.store import Project
+
+MAX_INSTANCES = 65535  # instances of one class on one image (the label maps are 16-bit)
 
 
 class ImportFormatError(ValueError):
@@ -48,6 +50,15 @@ class Planned:
     name: str
     labels: np.ndarray
     score: float | None = None
+
+
+def label_map(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """Instance masks of one class on one image as a label map (0 = background, k = the k-th mask; a later mask
+    takes the pixels it shares with an earlier one), 8-bit up to 254 instances, else 16-bit."""
+    labels = np.zeros(masks[0].shape, np.uint16 if len(masks) > 254 else np.uint8)
+    for k, m in enumerate(masks, start=1):
+        labels[m] = k
+    return labels
 
 
 def is_kept(project: Project, image: int, name: str, overwrite: bool) -> bool:

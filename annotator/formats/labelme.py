@@ -22,27 +22,29 @@ from pycocotools import mask as mask_utils
 
 from annotator.config import State
 from annotator.formats.export import (
-    ExportError,
     ExportOptions,
     background_images,
     exported_records,
     image_size_or_skip,
     instance_masks,
+    stem_names,
 )
-from annotator.formats.importing import ImportFormatError, Planned, image_matcher, is_kept, store
+from annotator.formats.importing import (
+    MAX_INSTANCES,
+    ImportFormatError,
+    Planned,
+    image_matcher,
+    is_kept,
+    label_map,
+    store,
+)
 from annotator.formats.polygons import outline_polygons
 from annotator.io.atomic import atomic_write_bytes
 from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
 
 LABELME_VERSION = "5.4.1"  # the file layout written (labelme reads older and newer ones alike)
-MAX_INSTANCES = 65535  # of one class on one image (the label maps are 16-bit)
 MAX_FILE_BYTES = 256 * 2**20  # a labelme file is one image's shapes; larger is not one
-
-
-def json_name(file: str) -> str:
-    """The labelme file of an image: its relative path with `.json` for the extension, as labelme names it."""
-    return f"{file.rsplit('.', 1)[0]}.json"
 
 
 def export_labelme(project: Project, out_dir: Path | str, opts: ExportOptions | None = None) -> dict:
@@ -52,22 +54,14 @@ def export_labelme(project: Project, out_dir: Path | str, opts: ExportOptions | 
     out_dir.mkdir(parents=True, exist_ok=True)
     records = exported_records(project, opts)
     chosen = sorted(set(records) | background_images(project))
-    names: dict[str, str] = {}
-    for i in chosen:  # a.jpg and a.png would share a.json: say so before writing anything
-        file = project.images[i].file
-        if json_name(file) in names:
-            raise ExportError(
-                f"{names[json_name(file)]} and {file}: labelme names its file by the image's name without its "
-                "extension, so these two would share one; rename one of them"
-            )
-        names[json_name(file)] = file
+    json_of = stem_names(project, chosen, ".json", "labelme", "its file")
     written, shapes_written, skipped = 0, 0, []
     for i in chosen:
         size = image_size_or_skip(project, i, skipped)
         if size is None:
             continue
         h, w = size
-        out = out_dir / json_name(project.images[i].file)
+        out = out_dir / json_of[i]
         shapes = []
         for class_id, _ in records.get(i, []):
             label = project.classes[class_id].name
@@ -227,10 +221,7 @@ def import_labelme(
             if is_kept(project, pid, label, overwrite):
                 kept += 1
                 continue
-            labels = np.zeros((h, w), np.uint16 if len(masks) > 254 else np.uint8)
-            for k, m in enumerate(masks.values(), start=1):
-                labels[m] = k
-            planned.append(Planned(pid, label, labels))
+            planned.append(Planned(pid, label, label_map(list(masks.values()))))
     store(project, planned, state, overwrite, source.name)
     return {
         "images": found,

@@ -26,19 +26,21 @@ from annotator.formats.export import (
     exported_records,
     image_size_or_skip,
     instance_masks,
+    stem_names,
 )
-from annotator.formats.importing import ImportFormatError, Planned, image_matcher, is_kept, store
+from annotator.formats.importing import (
+    MAX_INSTANCES,
+    ImportFormatError,
+    Planned,
+    image_matcher,
+    is_kept,
+    label_map,
+    store,
+)
 from annotator.formats.polygons import outline_polygons
 from annotator.io.atomic import atomic_write_bytes
 from annotator.io.imageio import IMAGE_EXTENSIONS, ImageReadError
 from annotator.project.store import Project
-
-MAX_LINES = 65535  # instances of one class on one image (the label maps are 16-bit)
-
-
-def _label_name(file: str) -> str:
-    """The label file of an image, relative to its split: its relative path with `.txt` for the extension."""
-    return f"{file.rsplit('.', 1)[0]}.txt"
 
 
 def _line(index: int, poly: np.ndarray, h: int, w: int) -> str:
@@ -64,16 +66,7 @@ def export_yolo_seg(
     index = {c: i for i, c in enumerate(classes)}
     records = exported_records(project, opts)
     chosen = sorted(set(records) | background_images(project))
-    by_label: dict[str, str] = {}
-    for i in chosen:
-        file = project.images[i].file
-        label = _label_name(file)
-        if label in by_label:
-            raise ExportError(
-                f"{by_label[label]} and {file}: YOLO names a label file by the image's name without its "
-                "extension, so these two would share one; rename one of them"
-            )
-        by_label[label] = file
+    label_of = stem_names(project, chosen, ".txt", "YOLO", "a label file")  # relative to its split
     n_val = round(opts.val_fraction * len(chosen))
     val = set(random.Random(opts.seed).sample(chosen, n_val))
     written, lines, skipped = 0, 0, []
@@ -84,7 +77,7 @@ def export_yolo_seg(
         h, w = size
         file = project.images[i].file
         split = "val" if i in val else "train"
-        label = _label_name(file)
+        label = label_of[i]
         other = "train" if split == "val" else "val"
         for stale in (out_dir / "images" / other / file, out_dir / "labels" / other / label):
             stale.unlink(missing_ok=True)  # an earlier export into this folder put the image in the other split
@@ -195,17 +188,14 @@ def import_yolo_seg(
             per_class.setdefault(cls, []).append(mask_utils.decode(mask_utils.frPyObjects([pixels], h, w))[..., 0] > 0)
             annotations += 1
         for cls, masks in per_class.items():
-            if len(masks) > MAX_LINES:
+            if len(masks) > MAX_INSTANCES:
                 raise ImportFormatError(
-                    f"{label_file}: {len(masks)} lines of class '{names[cls]}', more than {MAX_LINES}"
+                    f"{label_file}: {len(masks)} lines of class '{names[cls]}', more than {MAX_INSTANCES}"
                 )
             if is_kept(project, pid, names[cls], overwrite):
                 kept += 1
                 continue
-            labels = np.zeros((h, w), np.uint16 if len(masks) > 254 else np.uint8)
-            for k, m in enumerate(masks, start=1):
-                labels[m] = k
-            planned.append(Planned(pid, names[cls], labels))
+            planned.append(Planned(pid, names[cls], label_map(masks)))
     store(project, planned, state, overwrite, data_yaml.parent.name)
     return {
         "images": found,
