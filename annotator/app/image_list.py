@@ -296,9 +296,8 @@ class ImageList(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.counts = QLabel()
         self.counts.setWordWrap(True)
-        self._counts_later = QTimer(
-            self
-        )  # one row's change (each proposal's arrival) recounts at most 5 times a second
+        # one row's change (each proposal's arrival) recounts at most 5 times a second
+        self._counts_later = QTimer(self)
         self._counts_later.setSingleShot(True)
         self._counts_later.setInterval(200)
         self._counts_later.timeout.connect(self.update_counts)

@@ -242,9 +242,9 @@ class ReviewGrid(QWidget):
         ids = list(self.model.ids)
         if not ids:
             return
-        marked = self.model.marked
+        marked = self.model.marked & set(ids)
         n = self.session.decide({i: State.REJECTED if i in marked else State.ACCEPTED for i in ids})
-        self.message.emit(f"{n - len(marked & set(ids))} accepted, {len(marked & set(ids))} rejected")
+        self.message.emit(f"{n - len(marked)} accepted, {len(marked)} rejected")
         self.reload()
         self.decided.emit(ids)
 

@@ -66,17 +66,7 @@ def load_support(spec: str) -> tuple[Path, np.ndarray, np.ndarray]:
         if mask.all():
             raise SupportError(f"support '{mask_path}': the box covers the whole image, so there is no background")
         return image_path, image, mask
-    try:
-        mask = read_mask(mask_path)
-    except ImageReadError as exc:
-        raise SupportError(f"support mask {exc}") from None
-    if mask.shape != image.shape[:2]:
-        raise SupportError(
-            f"support mask {mask_path}: size {mask.shape[1]}x{mask.shape[0]} differs from its image "
-            f"{image_path} ({image.shape[1]}x{image.shape[0]} after EXIF rotation)"
-        )
-    if not mask.any():
-        raise SupportError(f"support mask {mask_path}: empty (no pixel above 127)")
+    mask = _mask_of(image, image_path, mask_path, "support")
     if mask.all():
         raise SupportError(f"support mask {mask_path}: covers the whole image, so there is no background to learn from")
     return image_path, image, mask
@@ -93,18 +83,24 @@ def load_negative(spec: str) -> tuple[Path, np.ndarray, np.ndarray]:
         raise SupportError(f"negative image {exc}") from None
     if mask_path is None:
         return image_path, image, np.ones(image.shape[:2], bool)
+    return image_path, image, _mask_of(image, image_path, mask_path, "negative")
+
+
+def _mask_of(image: np.ndarray, image_path: Path, mask_path: Path, kind: str) -> np.ndarray:
+    """The boolean mask file of a support or negative (`kind`), read and checked against its image: readable,
+    the image's size, not empty; else SupportError naming it."""
     try:
-        region = read_mask(mask_path)
+        mask = read_mask(mask_path)
     except ImageReadError as exc:
-        raise SupportError(f"negative mask {exc}") from None
-    if region.shape != image.shape[:2]:
+        raise SupportError(f"{kind} mask {exc}") from None
+    if mask.shape != image.shape[:2]:
         raise SupportError(
-            f"negative mask {mask_path}: size {region.shape[1]}x{region.shape[0]} differs from its "
-            f"image {image_path} ({image.shape[1]}x{image.shape[0]} after EXIF rotation)"
+            f"{kind} mask {mask_path}: size {mask.shape[1]}x{mask.shape[0]} differs from its image "
+            f"{image_path} ({image.shape[1]}x{image.shape[0]} after EXIF rotation)"
         )
-    if not region.any():
-        raise SupportError(f"negative mask {mask_path}: empty (no pixel above 127)")
-    return image_path, image, region
+    if not mask.any():
+        raise SupportError(f"{kind} mask {mask_path}: empty (no pixel above 127)")
+    return mask
 
 
 def features_of(predictor: Predictor, paths: Sequence[Path]) -> torch.Tensor:
