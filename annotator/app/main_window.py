@@ -762,7 +762,7 @@ class MainWindow(QMainWindow):
                 self, "Export COCO", str(Path(start) / "annotations.json"), "COCO JSON (*.json)"
             )
         if out:
-            self.qs.setValue("last_export_dir", str(Path(out).parent if not EXPORTERS[fmt].folder else Path(out)))
+            self.qs.setValue("last_export_dir", out if EXPORTERS[fmt].folder else str(Path(out).parent))
             self.export_to(Path(out), fmt, opts)
 
     def export_to(self, out: Path, fmt: str, opts) -> None:
@@ -771,11 +771,12 @@ class MainWindow(QMainWindow):
         try:
             n = EXPORTERS[fmt].write(self.project, out, opts)
             left = left_out_proposals(self.project, opts)
-            notes = [f"skipped {len(n['skipped'])} unreadable images"] * bool(n["skipped"])
-            notes += [f"left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')"] * bool(
-                left
-            )
-            self.statusBar().showMessage("; ".join([f"Exported {EXPORTERS[fmt].summary(n, out)}", *notes]))
+            parts = [f"Exported {EXPORTERS[fmt].summary(n, out)}"]
+            if n["skipped"]:
+                parts.append(f"skipped {len(n['skipped'])} unreadable images, e.g. {n['skipped'][0]}")
+            if left:
+                parts.append(f"left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')")
+            self.statusBar().showMessage("; ".join(parts))
         except (ExportError, ProjectError, OSError) as exc:
             QMessageBox.warning(self, "Export failed", str(exc))
         finally:
