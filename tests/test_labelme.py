@@ -178,3 +178,21 @@ def test_not_labelme_at_all(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImportFormatError, match="no labelme"):
         import_labelme(p, tmp_path / "empty")
+
+
+def test_many_shapes_on_a_large_image_are_drawn_one_instance_at_a_time(tmp_path):
+    """300 instances of a 1,000 x 1,000 image: the map holds them, not 300 full-size masks side by side."""
+    import tracemalloc
+
+    p = cat_dog_project(tmp_path, 1000, 1000, files=("a.png",))
+    shapes = [
+        {"label": "cat", "points": [[x, 100], [x + 2, 900]], "shape_type": "rectangle"}
+        for x in np.linspace(0, 990, 300).tolist()
+    ]
+    (tmp_path / "a.json").write_text(json.dumps({"shapes": shapes, "imagePath": "a.png"}))
+    tracemalloc.start()
+    n = import_labelme(p, tmp_path / "a.json")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n["annotations"] == 300 and p.labels(p.image_id("a.png"), 1).max() >= 290
+    assert peak < 40e6, peak  # 300 boolean masks side by side were 300 MB

@@ -177,3 +177,18 @@ def test_cli_export_and_import_keep_accepted_masks(tmp_path, capsys):
     assert main(["import", proj, str(tmp_path / "ds"), "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "a.txt:1: a polygon needs x y pairs" in err and len(err.strip().splitlines()) == 1
+
+
+def test_many_lines_on_a_large_image_are_drawn_one_at_a_time(tmp_path):
+    """300 instances of a 1,000 x 1,000 image: the map holds them, not 300 full-size masks side by side."""
+    import tracemalloc
+
+    p = cat_dog_project(tmp_path, 1000, 1000, files=("a.png",))
+    lines = [f"0 {x:.3f} 0.1 {x + 0.002:.3f} 0.1 {x + 0.002:.3f} 0.9" for x in np.linspace(0.0, 0.99, 300)]
+    ds = _dataset(tmp_path / "ds", lines)
+    tracemalloc.start()
+    n = import_yolo_seg(p, ds)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n["annotations"] == 300 and p.labels(p.image_id("a.png"), 1).max() >= 290
+    assert peak < 40e6, peak  # 300 boolean masks side by side were 300 MB

@@ -3,7 +3,7 @@ names onto its classes (new ones are added), and an accepted or edited mask is k
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,12 +52,16 @@ class Planned:
     score: float | None = None
 
 
-def label_map(masks: Sequence[np.ndarray]) -> np.ndarray:
-    """Instance masks of one class on one image as a label map (0 = background, k = the k-th mask; a later mask
-    takes the pixels it shares with an earlier one), 8-bit up to 254 instances, else 16-bit."""
-    labels = np.zeros(masks[0].shape, np.uint16 if len(masks) > 254 else np.uint8)
-    for k, m in enumerate(masks, start=1):
-        labels[m] = k
+def label_map(masks: Iterable[np.ndarray], count: int, shape: tuple[int, int]) -> np.ndarray:
+    """Instance masks of one class on one image, taken one at a time (memory holds one beside the map), as a label
+    map: 0 = background, k = the k-th mask with pixels (a later one takes the pixels it shares with an earlier
+    one). `count` bounds their number: 8-bit up to 254, else 16-bit."""
+    labels = np.zeros(shape, np.uint16 if count > 254 else np.uint8)
+    k = 0
+    for m in masks:
+        if m.any():
+            k += 1
+            labels[m] = k
     return labels
 
 

@@ -14,6 +14,8 @@ import base64
 import json
 import math
 import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -106,47 +108,61 @@ def _points(shape: dict, where: str) -> np.ndarray:
     return xy
 
 
-def shape_mask(shape: dict, h: int, w: int, where: str) -> np.ndarray | None:
-    """The pixels of one labelme shape on an h x w image; None for a shape without an area (line, point)."""
+def shape_outline(shape: dict, where: str) -> np.ndarray | tuple[int, int, np.ndarray] | None:
+    """One labelme shape, checked, as what rasterise() draws: a polygon [K,2] (rectangles and circles become
+    one), or a bitmap mask's (x0, y0, pixels); None for a shape without an area (line, linestrip, point)."""
     kind = shape.get("shape_type") or "polygon"
     xy = _points(shape, where)
     if kind == "polygon":
         if len(xy) < 3:
             raise ImportFormatError(f"{where}: a polygon needs at least 3 points")
-    elif kind == "rectangle":
+        return xy
+    if kind == "rectangle":
         if len(xy) != 2:
             raise ImportFormatError(f"{where}: a rectangle has 2 points")
         (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
-        xy = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-    elif kind == "circle":
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    if kind == "circle":
         if len(xy) != 2:
             raise ImportFormatError(f"{where}: a circle has 2 points (centre, a point on it)")
         r = float(np.hypot(*(xy[1] - xy[0])))
         t = np.linspace(0, 2 * math.pi, max(16, min(720, int(4 * r))), endpoint=False)
-        xy = xy[0] + r * np.stack([np.cos(t), np.sin(t)], 1)
-    elif kind == "mask":
-        return _bitmap(shape, xy, h, w, where)
-    else:
-        return None  # line, linestrip, point: no area
-    rle = mask_utils.frPyObjects([xy.reshape(-1).tolist()], h, w)
-    return mask_utils.decode(rle)[..., 0] > 0
+        return xy[0] + r * np.stack([np.cos(t), np.sin(t)], 1)
+    if kind == "mask":  # a base64 PNG covering the box of its two points
+        try:
+            png = base64.b64decode(shape.get("mask") or "", validate=True)
+            small = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+        except (ValueError, TypeError, cv2.error):
+            small = None
+        if small is None:
+            raise ImportFormatError(f"{where}: 'mask' is not a base64 PNG")
+        x0, y0 = (int(round(v)) for v in xy.min(0))
+        return x0, y0, small > 0
+    return None
 
 
-def _bitmap(shape: dict, xy: np.ndarray, h: int, w: int, where: str) -> np.ndarray:
-    """labelme's `mask` shape: a base64 PNG covering the box of its two points."""
-    try:
-        png = base64.b64decode(shape.get("mask") or "", validate=True)
-        small = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
-    except (ValueError, TypeError, cv2.error):
-        small = None
-    if small is None:
-        raise ImportFormatError(f"{where}: 'mask' is not a base64 PNG")
-    x0, y0 = (int(round(v)) for v in xy.min(0))
-    out = np.zeros((h, w), bool)
-    ys, xs = slice(max(y0, 0), min(y0 + small.shape[0], h)), slice(max(x0, 0), min(x0 + small.shape[1], w))
-    if ys.start < ys.stop and xs.start < xs.stop:
-        out[ys, xs] = small[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] > 0
-    return out
+def rasterise(outline: np.ndarray | tuple[int, int, np.ndarray], h: int, w: int) -> np.ndarray:
+    """The pixels of a shape_outline on an h x w image (a bitmap clipped to it)."""
+    if isinstance(outline, tuple):
+        x0, y0, small = outline
+        out = np.zeros((h, w), bool)
+        ys, xs = slice(max(y0, 0), min(y0 + small.shape[0], h)), slice(max(x0, 0), min(x0 + small.shape[1], w))
+        if ys.start < ys.stop and xs.start < xs.stop:
+            out[ys, xs] = small[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+        return out
+    return mask_utils.decode(mask_utils.frPyObjects([outline.reshape(-1).tolist()], h, w))[..., 0] > 0
+
+
+def _instance_masks(instances: Iterable[list], h: int, w: int, tally: Counter[str]) -> Iterator[np.ndarray]:
+    """Each instance's pixels (the union of its shapes' outlines), drawn one instance at a time; `tally` counts the
+    shapes drawn and those that cover no pixel."""
+    for outlines in instances:
+        union = np.zeros((h, w), bool)
+        for o in outlines:
+            m = rasterise(o, h, w)
+            tally["drawn" if m.any() else "empty"] += 1
+            union |= m
+        yield union
 
 
 def _read(path: Path) -> dict:
@@ -200,28 +216,33 @@ def import_labelme(
                 f"{path}: imageHeight x imageWidth {doc.get('imageHeight')} x {doc.get('imageWidth')} differ from "
                 f"the image's {h} x {w}"
             )
-        instances: dict[str, dict[object, np.ndarray]] = {}  # label -> instance key -> pixels, in file order
+        # label -> instance key -> its shapes' outlines, in file order; all checked before any is drawn
+        instances: dict[str, dict[object, list]] = {}
         for n, shape in enumerate(doc["shapes"]):
             where = f"{path}: shape {n}"
             label = shape.get("label") if isinstance(shape, dict) else None
             if not isinstance(label, str) or not label.strip():
                 raise ImportFormatError(f"{where}: needs a 'label'")
-            m = shape_mask(shape, h, w, where)
-            if m is None or not m.any():
+            outline = shape_outline(shape, where)
+            if outline is None:
                 unusable += 1
                 continue
             group = shape.get("group_id")
             key = ("group", group) if isinstance(group, int) else ("shape", n)
-            per = instances.setdefault(label.strip(), {})
-            per[key] = per[key] | m if key in per else m
-            annotations += 1
-        for label, masks in instances.items():
-            if len(masks) > MAX_INSTANCES:
-                raise ImportFormatError(f"{path}: {len(masks)} instances of '{label}', more than {MAX_INSTANCES}")
+            instances.setdefault(label.strip(), {}).setdefault(key, []).append(outline)
+        for label, shapes in instances.items():
+            if len(shapes) > MAX_INSTANCES:
+                raise ImportFormatError(f"{path}: {len(shapes)} instances of '{label}', more than {MAX_INSTANCES}")
+            tally: Counter[str] = Counter()
+            labels = label_map(_instance_masks(shapes.values(), h, w, tally), len(shapes), (h, w))
+            annotations += tally["drawn"]
+            unusable += tally["empty"]  # a shape that covers no pixel
+            if not labels.any():  # every shape of the label was such
+                continue
             if is_kept(project, pid, label, overwrite):
                 kept += 1
                 continue
-            planned.append(Planned(pid, label, label_map(list(masks.values()))))
+            planned.append(Planned(pid, label, labels))
     store(project, planned, state, overwrite, source.name)
     return {
         "images": found,

@@ -175,7 +175,7 @@ def import_yolo_seg(
             raise ImportFormatError(f"{label_file}: image {name}: {exc}") from None
         except (OSError, UnicodeError) as exc:
             raise ImportFormatError(f"{label_file}: not a readable label file ({exc})") from None
-        per_class: dict[int, list[np.ndarray]] = {}
+        per_class: dict[int, list[list[float]]] = {}  # polygons in pixels; rasterised one at a time below
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -184,18 +184,18 @@ def import_yolo_seg(
                 unusable += 1
                 continue
             cls, xy = got
-            pixels = (np.asarray(xy).reshape(-1, 2) * [w, h]).reshape(-1).tolist()
-            per_class.setdefault(cls, []).append(mask_utils.decode(mask_utils.frPyObjects([pixels], h, w))[..., 0] > 0)
+            per_class.setdefault(cls, []).append((np.asarray(xy).reshape(-1, 2) * [w, h]).reshape(-1).tolist())
             annotations += 1
-        for cls, masks in per_class.items():
-            if len(masks) > MAX_INSTANCES:
+        for cls, polys in per_class.items():
+            if len(polys) > MAX_INSTANCES:
                 raise ImportFormatError(
-                    f"{label_file}: {len(masks)} lines of class '{names[cls]}', more than {MAX_INSTANCES}"
+                    f"{label_file}: {len(polys)} lines of class '{names[cls]}', more than {MAX_INSTANCES}"
                 )
             if is_kept(project, pid, names[cls], overwrite):
                 kept += 1
                 continue
-            planned.append(Planned(pid, names[cls], label_map(masks)))
+            masks = (mask_utils.decode(mask_utils.frPyObjects([p], h, w))[..., 0] > 0 for p in polys)
+            planned.append(Planned(pid, names[cls], label_map(masks, len(polys), (h, w))))
     store(project, planned, state, overwrite, data_yaml.parent.name)
     return {
         "images": found,
