@@ -35,12 +35,13 @@ class Model(StrEnum):
 
 
 class Precision(StrEnum):
-    """Backbone arithmetic: auto = bf16 (else fp16) on CUDA, fp32 elsewhere."""
+    """Backbone arithmetic: auto = bf16 (else fp16) on CUDA, int8 on an x86 CPU (the shipped VGG-16), else fp32."""
 
     AUTO = "auto"
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
+    INT8 = "int8"
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the choices offered; the CLI also takes cuda:N

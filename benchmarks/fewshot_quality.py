@@ -35,7 +35,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from annotator.build import ModelSpec, build_model
-from annotator.config import Model
+from annotator.config import Model, Precision
 from annotator.inference.crf import CRFParams, refine
 from annotator.inference.learning import NO_LEARNING, LearningConfig
 from annotator.inference.predictor import Predictor
@@ -209,14 +209,19 @@ def run(args) -> None:
         else:
             methods["SG-One, adapted head"][0]["checkpoint"] = args.adapted
     encoder = Predictor(
-        build_model(ModelSpec(model=Model.SGONE)), device=args.device, input_size=args.input_size, crf=None
+        build_model(ModelSpec(model=Model.SGONE)),
+        device=args.device,
+        input_size=args.input_size,
+        crf=None,
+        precision=args.precision,
     )
+    precision = encoder.model_tag.rsplit("-", 1)[1]
     eps = {k: episodes(k) for k in args.shots}
     needed = sorted(
         {p for es in eps.values() for e in es for p, _ in e.support + e.positives}
         | {p for es in eps.values() for e in es for p in e.negatives}
     )
-    name = f"feats45_{encoder.model.weights_name}_{args.input_size}.safetensors"
+    name = f"feats45_{encoder.model.weights_name}_{args.input_size}_{precision}.safetensors"
     cache = Path(args.cache) / name if args.cache else None
     if cache and cache.exists():
         stored = load_file(str(cache))
@@ -296,7 +301,7 @@ def run(args) -> None:
     classes = list(davis.GROUPS)
     print(
         f"\nFew-shot quality on DAVIS 2016 ({len(needed)} frames, input {args.input_size}px, "
-        f"{encoder.device_name}); mIoU over {', '.join(CROSS)} (other sequences) and over all 7 classes\n"
+        f"{encoder.device_name}, {precision}); mIoU over {', '.join(CROSS)} (other sequences) and over all 7 classes\n"
     )
     head = (
         "| method | shots | mIoU cross-seq | mIoU all | FB-IoU | false fg on negatives % | presence AUROC "
@@ -321,6 +326,7 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=417)
     ap.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto", choices=Precision.values(), help=Precision.__doc__)
     ap.add_argument("--no-crf", dest="crf", action="store_false", help="skip the CRF rows (faster)")
     ap.add_argument("--cache", help="folder to keep backbone features in between runs")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), help="rows to run (names as in the table)")

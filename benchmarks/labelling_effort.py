@@ -39,6 +39,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from annotator.build import build_model
+from annotator.config import Precision
 from annotator.inference.crf import CRFParams
 from annotator.inference.learning import NO_LEARNING, LearningConfig
 from annotator.inference.predictor import Predictor
@@ -280,7 +281,9 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     fs = [f for f in folders(args.negatives) if f.cls in args.classes]
-    predictor = Predictor(build_model(), device=args.device, input_size=args.input_size, crf=None)
+    predictor = Predictor(
+        build_model(), device=args.device, input_size=args.input_size, crf=None, precision=args.precision
+    )
     paths = sorted({p for f in fs for p, _ in f.positives} | {p for f in fs for p in f.negatives})
     feats, backbone_s = features(paths, predictor, Path(args.cache) / f"effort_{predictor.model_tag}.safetensors")
     rows = []
@@ -293,9 +296,10 @@ def run(args) -> None:
             print(file=sys.stderr)
             rows.append((name, outs))
     crf = "with" if args.crf else "without"
+    precision = predictor.model_tag.rsplit("-", 1)[1]
     print(
         f"\nLabelling effort on DAVIS 2016 ({len(fs)} folders of up to {POSITIVES}+{NEGATIVES} images, input "
-        f"{args.input_size}px, {crf} CRF, {predictor.device_name}; backbone {backbone_s:.2f} s/img, "
+        f"{args.input_size}px, {crf} CRF, {predictor.device_name}, {precision}; backbone {backbone_s:.2f} s/img, "
         "once per image)\n"
     )
     head = (
@@ -402,6 +406,7 @@ def main() -> None:
         help="class-free frames per folder (0: folders where every image has the class)",
     )
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto", choices=Precision.values(), help=Precision.__doc__)
     ap.add_argument("--cache", default="benchmarks/.cache", help="folder for the backbone features")
     ap.add_argument("--speed", type=int, metavar="N", help="time one cached round over N images instead")
     args = ap.parse_args()

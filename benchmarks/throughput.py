@@ -5,7 +5,11 @@ All rows are measured in one run on one folder (made from DAVIS frames, or `--fo
 - the plain loop: read one image, predict it, next (the baseline);
 - the pipeline (workers decode ahead, CRF behind) without CRF, cold cache; then again with the features
   in memory, and again from the disk cache alone (a new session); then with the CRF;
-- with `--bf16`: the CPU bf16 backbone, with the IoU of its masks against fp32's.
+- the backbone-only rows and the plain loop in fp32 (today's path), the pipeline rows at the default precision
+  (auto: int8 on an x86 CPU, bf16 on CUDA) with its masks' IoU against the fp32 plain loop's;
+- with `--bf16`: the CPU bf16 backbone, with the IoU of its masks against fp32's;
+- with `--cli`: `annotator propagate --no-feature-cache --no-crf` over the folder in fp32 and at the default
+  precision, each in a child process: the images/s of its own summary and its peak RSS.
 `--memory 2000 20000` also runs `annotator propagate` over that many small images in child processes
 and reports each one's peak RSS.
 
@@ -108,7 +112,7 @@ def run(args) -> None:
     workers = args.workers if args.workers is not None else min(4, max(0, cores - 1))
     rows: list[tuple[str, float, str]] = []
 
-    def make(crf: bool = False, cache: FeatureCache | None = None, precision: str = "auto") -> Predictor:
+    def make(crf: bool = False, cache: FeatureCache | None = None, precision: str = "fp32") -> Predictor:
         p = Predictor(
             build_model(),
             device=args.device,
@@ -145,7 +149,18 @@ def run(args) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize()
     backbone_ips = n / (time.perf_counter() - t0)
-    rows.append(("backbone only (pixels in memory)", backbone_ips, ""))
+    rows.append(("backbone only (pixels in memory), fp32", backbone_ips, ""))
+    default = make(precision="auto")
+    default_backbone_ips = backbone_ips
+    if default.model_tag != plain.model_tag:
+        default.encode_pixels(pixels[: args.batch_size])
+        t0 = time.perf_counter()
+        default.encode_pixels(pixels)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        default_backbone_ips = n / (time.perf_counter() - t0)
+        name = f"backbone only (pixels in memory), {_precision(default)}"
+        rows.append((name, default_backbone_ips, f"{default_backbone_ips / backbone_ips:.2f}x fp32"))
     del pixels
 
     one = make()
@@ -153,18 +168,28 @@ def run(args) -> None:
     t0 = time.perf_counter()
     base_masks = [one.predict([read_image(p)])[0].mask for p in paths]
     base_ips = n / (time.perf_counter() - t0)
-    rows.append(("plain loop, one image at a time (baseline)", base_ips, "1.00x baseline"))
+    rows.append(("plain loop, one image at a time, fp32 (baseline)", base_ips, "1.00x baseline"))
+    plain_default_ips = base_ips
+    if default.model_tag != plain.model_tag:
+        one = make(precision="auto")
+        one.batch_size = 1
+        t0 = time.perf_counter()
+        for p in paths:
+            one.predict([read_image(p)])
+        plain_default_ips = n / (time.perf_counter() - t0)
+        rows.append((f"plain loop, one image at a time, {_precision(one)}", plain_default_ips, ""))
 
     cache = FeatureCache(tmp / "cache")
-    cached = make(cache=cache)
+    cached = make(cache=cache, precision="auto")
     cold_s, cold_masks = _timed_run(cached, paths, args.batch_size, workers)
     tm = cached.timings
     breakdown = f"decode {decode_s / n:.4f} | backbone {tm.backbone / n:.4f} | matching {tm.matching / n:.4f} | CRF 0"
     rows.append(
         (
-            "pipeline, no CRF, cold cache",
+            f"pipeline, no CRF, cold cache, {_precision(cached)}",
             n / cold_s,
-            f"{n / cold_s / backbone_ips:.0%} of backbone-only; {n / cold_s / base_ips:.2f}x baseline; "
+            f"{n / cold_s / default_backbone_ips:.0%} of backbone-only; {n / cold_s / base_ips:.2f}x baseline; "
+            f"{n / cold_s / plain_default_ips:.2f}x the plain loop at its precision; "
             f"masks vs baseline IoU {_iou(cold_masks, base_masks):.2f}",
         )
     )
@@ -177,14 +202,14 @@ def run(args) -> None:
             f"{cold_s / warm_s:.1f}x the cold pass; masks identical: {identical}",
         )
     )
-    disk = make(cache=FeatureCache(tmp / "cache", memory_bytes=0))
+    disk = make(cache=FeatureCache(tmp / "cache", memory_bytes=0), precision="auto")
     disk_s, _ = _timed_run(disk, paths, args.batch_size, workers)
     rows.append(
         ("pipeline, no CRF, features from disk (new session)", n / disk_s, f"{cold_s / disk_s:.1f}x the cold pass")
     )
 
     if args.crf:
-        with_crf = make(crf=True, cache=cache)
+        with_crf = make(crf=True, cache=cache, precision="auto")
         crf_s, _ = _timed_run(with_crf, paths, args.batch_size, workers)
         with_crf.close()
         rows.append(
@@ -201,7 +226,7 @@ def run(args) -> None:
             (
                 "pipeline, no CRF, bf16 backbone",
                 n / bf_s,
-                f"{cold_s / bf_s:.2f}x fp32's speed; masks vs fp32 IoU {_iou(bf_masks, cold_masks):.2f}",
+                f"{n / bf_s / base_ips:.2f}x baseline; masks vs fp32 baseline IoU {_iou(bf_masks, base_masks):.2f}",
             )
         )
 
@@ -214,6 +239,32 @@ def run(args) -> None:
     for name, ips, note in rows:
         print(f"| {name} | {ips:.2f} | {note} |")
     print(f"\nBreakdown of the cold pass, s/img: {breakdown}")
+    if args.cli:
+        cli_rows(folder, support, mask, args)
+
+
+def _precision(predictor: Predictor) -> str:
+    return predictor.model_tag.rsplit("-", 1)[1]
+
+
+def cli_rows(folder: Path, support: Path, mask: Path, args) -> None:
+    """`annotator propagate --no-feature-cache --no-crf` in fp32 and at the default precision, each in a child
+    process: the images/s its summary reports, and its peak RSS."""
+    print("\n| CLI first pass (--no-feature-cache --no-crf) | images/s (its summary) | ratio | peak RSS MB |")
+    print("|---|---|---|---|")
+    first = None
+    for precision in ("fp32", "auto"):
+        out = Path(tempfile.mkdtemp(prefix="cli-")) / "out.json"
+        cmd = [sys.executable, "-c", _CHILD, "propagate", "--images", str(folder), "--support", f"{support}:{mask}"]
+        cmd += ["--label", "car", "--out", str(out), "--no-crf", "--no-feature-cache", "--precision", precision]
+        cmd += ["--device", args.device, "--batch-size", str(args.batch_size)]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"propagate --precision {precision} failed: {proc.stderr[-2000:]}")
+        summary, hwm = proc.stdout.strip().rsplit("\n", 1)
+        ips = float(summary.split(" img/s")[0].rsplit("(", 1)[1])
+        first = first or ips
+        print(f"| --precision {precision} | {ips:.2f} | {ips / first:.2f}x | {int(hwm) / 1024:.0f} |")
 
 
 # The child prints its own peak RSS (VmHWM, which exec resets; a child's ru_maxrss carries the parent's).
@@ -272,6 +323,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-crf", dest="crf", action="store_false")
     ap.add_argument("--bf16", action="store_true", help="add the bf16-backbone row")
+    ap.add_argument("--cli", action="store_true", help="add the CLI's first pass in fp32 and at the default precision")
     ap.add_argument("--memory", type=int, nargs="*", default=[], help="also measure peak RSS over N small images")
     ap.add_argument("--memory-input-size", type=int, default=33)
     ap.add_argument("--skip-throughput", action="store_true")

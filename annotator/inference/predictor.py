@@ -27,9 +27,12 @@ from annotator.inference.feature_cache import FeatureCache, Layout
 from annotator.inference.learning import NO_LEARNING, Learned, LearningConfig, gap_floor, learn
 from annotator.inference.loading import resize_for_network
 from annotator.inference.mask_parts import strongest_parts
-from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD
+from annotator.io.int8_ranges import load_ranges
+from annotator.io.weights import WeightsError
+from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, VGG16OS8
 from annotator.modeling.panet import PANet
 from annotator.modeling.prototypes import masked_average_pool
+from annotator.modeling.quantized import QuantizedVGG16OS8, int8_supported, quantize
 from annotator.modeling.sgone import SGOne
 from annotator.utils.sampling import evenly_spaced
 
@@ -81,16 +84,22 @@ class Predictor:
         learning: LearningConfig = LearningConfig(),
     ) -> None:
         """`crf_processes` > 0 runs the CRF in that many worker processes (needed beside a GUI, see CRFPool).
-        `precision`: see config.Precision. `learning`: what the supports, negatives and folder teach a model
-        that learns from reviews (see annotator.inference.learning); SG-One takes its supports' mean prototypes only."""
+        `precision`: see config.Precision; in int8 the model's float backbone is replaced by its int8 version.
+        `learning`: what the supports, negatives and folder teach a model that learns from reviews (see
+        annotator.inference.learning); SG-One takes its supports' mean prototypes only."""
         self.device = pick_device(device)
         self.learning = learning if model.learns_from_reviews else NO_LEARNING
         self.model = model.to(self.device).eval()
+        self.input_size = input_size
+        int8 = self._int8_backbone(Precision(precision))
+        self.int8 = int8 is not None
+        if int8 is not None:
+            _ = self.feature_layout  # worked out on the float backbone, before the int8 one replaces it (memory)
+            self.model.backbone = int8
         self.precision = self._pick_precision(Precision(precision))
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.cache = cache
-        self.input_size = input_size
         self.crf = crf
         self.batch_size = max(1, batch_size)
         self._crf_pool = CRFPool(crf_processes) if crf and crf_processes > 0 else None
@@ -101,11 +110,38 @@ class Predictor:
         self._mean, self._std = mean.view(1, 3, 1, 1).to(self.device), std.view(1, 3, 1, 1).to(self.device)
 
     def _pick_precision(self, precision: Precision) -> torch.dtype:
+        """The backbone's float arithmetic (float32 under the int8 backbone, whose outputs are float32)."""
+        if self.int8 or precision == Precision.FP32:
+            return torch.float32
         if precision == Precision.AUTO:
             if self.device.type != "cuda":
                 return torch.float32
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
+        return {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
+
+    def _int8_backbone(self, precision: Precision) -> QuantizedVGG16OS8 | None:
+        """The int8 version of the model's backbone where `precision` asks for it, or is auto on a CPU that has
+        the int8 engine and a backbone with calibrated ranges (the shipped VGG-16); else None. ValueError if int8
+        was asked for and cannot be had."""
+        if precision not in (Precision.INT8, Precision.AUTO):
+            return None
+        why = None
+        if self.device.type != "cpu":
+            why = f"it runs on the CPU only, not on {self.device.type}"
+        elif not int8_supported():
+            why = "this PyTorch has no x86 int8 engine (an x86-64 CPU is needed)"
+        elif not isinstance(self.model.backbone, VGG16OS8):
+            why = "only the VGG-16 backbone has an int8 version"
+        else:
+            try:
+                ranges = load_ranges(self.model.weights_name)
+            except WeightsError as exc:
+                why = str(exc)
+        if why:
+            if precision == Precision.INT8:
+                raise ValueError(f"precision int8: {why}")
+            return None
+        return quantize(self.model.backbone, ranges)
 
     @property
     def device_name(self) -> str:
@@ -114,7 +150,7 @@ class Predictor:
     @property
     def model_tag(self) -> str:
         """What the features depend on besides the pixels: the feature cache's namespace."""
-        precision = str(self.precision).removeprefix("torch.")
+        precision = "int8" if self.int8 else str(self.precision).removeprefix("torch.")
         return f"{self.model.tag}-{self.model.weights_name}-{self.input_size}-{precision}"
 
     def settings(self) -> dict:

@@ -1,0 +1,112 @@
+"""VGG-16 at output stride 8 in int8: the CPU backbone (issue 16; benchmarks/throughput.py measures it).
+
+PyTorch's eager static quantisation on its x86 engine (fbgemm and oneDNN kernels, which use AVX-512 VNNI where
+the CPU has it): each conv is fused with its ReLU, weights are quantised per output channel, activations per
+tensor over ranges calibrated once on real photos (annotator.io.int8_ranges stores them). The last conv
+(conv5_3, signed, with a wide lopsided range) stays float: its int8 version cost mask agreement for little speed.
+It returns the same float conv4_3 and conv5_3 as VGG16OS8, so everything after the backbone (prototypes, the
+fitted head, the cache layout) is unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterable
+
+import torch
+import torch.ao.quantization as tq
+from torch import nn
+
+from annotator.modeling.backbones import VGG16OS8
+
+Ranges = dict[str, tuple[float, float]]  # quantisation point -> (min, max) of its float activations
+CONV4_3_POOL, CONV5_3 = 22, 28  # indices in VGG16OS8.features: after pool4 (stride 1), and the last conv
+
+
+def int8_supported() -> bool:
+    """Whether this PyTorch build has the x86 int8 engine (x86-64 CPUs; not ARM Macs)."""
+    return "x86" in torch.backends.quantized.supported_engines
+
+
+class _Stack(nn.Module):
+    """VGG16OS8's layers between a quantise point and two dequantise points (the unit quantisation works on)."""
+
+    def __init__(self, features: nn.Sequential) -> None:
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.features = features
+        self.dequant4 = tq.DeQuantStub()
+        self.dequant5 = tq.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.quant(x)
+        for idx, layer in enumerate(self.features):
+            if idx == CONV5_3:
+                x = self.dequant5(x)
+            x = layer(x)
+            if idx == CONV4_3_POOL:
+                conv4 = self.dequant4(x)
+        return {"conv4_3": conv4, "conv5_3": x}
+
+
+def _prepared(backbone: VGG16OS8) -> _Stack:
+    """A fused copy of the backbone's layers with a min/max observer at every quantisation point."""
+    stack = _Stack(copy.deepcopy(backbone.features)).eval()
+    layers = stack.features
+    pairs = [
+        [f"features.{i}", f"features.{i + 1}"]
+        for i in range(len(layers) - 1)
+        if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.ReLU)
+    ]
+    tq.fuse_modules(stack, pairs, inplace=True)  # in place: no copy beyond the one above (memory)
+    stack.qconfig = tq.QConfig(
+        activation=tq.MinMaxObserver.with_args(dtype=torch.quint8),
+        weight=tq.default_per_channel_weight_observer,
+    )
+    stack.features[CONV5_3].qconfig = None
+    with warnings.catch_warnings():  # eager quantisation is marked deprecated in favour of torchao
+        warnings.simplefilter("ignore")
+        return tq.prepare(stack, inplace=True)
+
+
+def _observers(stack: nn.Module) -> dict[str, tq.ObserverBase]:
+    suffix = ".activation_post_process"
+    return {name.removesuffix(suffix): m for name, m in stack.named_modules() if name.endswith(suffix)}
+
+
+def calibrate(backbone: VGG16OS8, batches: Iterable[torch.Tensor]) -> Ranges:
+    """The activation ranges (min, max seen) at each quantisation point over normalised image batches [N,3,H,W]:
+    what `quantize` takes. (A histogram observer, which clips outliers, agreed less with fp32's masks.)"""
+    stack = _prepared(backbone)
+    with torch.inference_mode():
+        for x in batches:
+            stack(x)
+    return {name: (float(obs.min_val), float(obs.max_val)) for name, obs in _observers(stack).items()}
+
+
+class QuantizedVGG16OS8(nn.Module):
+    """An int8 VGG16OS8 (CPU only): normalised images [N,3,H,W] -> float conv4_3 and conv5_3."""
+
+    out_channels = VGG16OS8.out_channels
+    layers = VGG16OS8.layers
+
+    def __init__(self, stack: nn.Module) -> None:
+        super().__init__()
+        self.stack = stack
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.stack(x.float().contiguous())
+
+
+def quantize(backbone: VGG16OS8, ranges: Ranges) -> QuantizedVGG16OS8:
+    """The int8 backbone of a float one over calibrated `ranges` (KeyError naming a point that has none)."""
+    torch.backends.quantized.engine = "x86"
+    stack = _prepared(backbone)
+    for name, obs in _observers(stack).items():
+        lo, hi = ranges[name]
+        obs.min_val.fill_(lo)
+        obs.max_val.fill_(hi)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return QuantizedVGG16OS8(tq.convert(stack, inplace=True)).eval()

@@ -1,0 +1,85 @@
+"""The int8 CPU backbone: chosen by auto on a CPU, agreeing with fp32 on real photos, refused where it cannot run,
+built only from the shipped, checked ranges."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from annotator.build import build_model
+from annotator.inference.predictor import Predictor
+from annotator.io.int8_ranges import RANGES_FILE, load_ranges
+from annotator.io.weights import WEIGHTS_DIR, WeightsError
+from annotator.modeling.backbones import VGG16OS8, build_backbone
+from annotator.modeling.panet import PANet
+from annotator.modeling.quantized import QuantizedVGG16OS8, int8_supported
+from benchmarks import davis
+from tests.synthetic import scene
+
+needs_int8 = pytest.mark.skipif(not int8_supported(), reason="this PyTorch has no x86 int8 engine")
+
+
+@needs_int8
+def test_auto_on_a_cpu_is_int8_and_keys_the_feature_cache_apart():
+    auto = Predictor(build_model(), device="cpu", crf=None)
+    fp32 = Predictor(build_model(), device="cpu", crf=None, precision="fp32")
+    assert isinstance(auto.model.backbone, QuantizedVGG16OS8) and auto.int8
+    assert isinstance(fp32.model.backbone, VGG16OS8) and not fp32.int8
+    assert auto.model_tag.endswith("-int8") and fp32.model_tag.endswith("-float32")
+    img = scene(96, 128, (60, 40), 20, seed=3)[0]
+    a, b = auto.encode([img]), fp32.encode([img])
+    assert a.shape == b.shape and a.dtype == b.dtype == torch.float16
+    assert not torch.equal(a, b)  # a different computation, hence the cache's separate namespace
+    assert torch.equal(a, Predictor(build_model(), device="cpu", crf=None).encode([img]))  # deterministic
+    assert auto.feature_layout == fp32.feature_layout
+
+
+@needs_int8
+def test_int8_is_refused_with_its_reason_where_it_cannot_run():
+    resnet = PANet(build_backbone("resnet50"))
+    with pytest.raises(ValueError, match="int8: only the VGG-16 backbone"):
+        Predictor(resnet, device="cpu", crf=None, precision="int8")
+    assert not Predictor(resnet, device="cpu", crf=None).int8  # auto falls back to fp32
+    mine = build_model()
+    mine.weights_name = "my_vgg16"
+    with pytest.raises(ValueError, match="only vgg16_imagenet has"):
+        Predictor(mine, device="cpu", crf=None, precision="int8")
+
+
+def test_the_ranges_file_must_be_the_shipped_one(tmp_path):
+    assert len(load_ranges("vgg16_imagenet")) == 13
+    shutil.copy(WEIGHTS_DIR / RANGES_FILE, tmp_path / RANGES_FILE)
+    doc = json.loads((tmp_path / RANGES_FILE).read_text())
+    doc["ranges"]["quant"] = [-1000.0, 1000.0]
+    (tmp_path / RANGES_FILE).write_text(json.dumps(doc))
+    with pytest.raises(WeightsError, match="sha256"):
+        load_ranges("vgg16_imagenet", tmp_path)
+    (tmp_path / RANGES_FILE).unlink()
+    with pytest.raises(WeightsError, match="missing"):
+        load_ranges("vgg16_imagenet", tmp_path)
+
+
+@needs_int8
+@pytest.mark.skipif(not davis.available(), reason=davis.ABSENT)
+def test_int8_masks_agree_with_fp32_on_real_frames():
+    """Car frames from the four car videos, one support: the int8 masks' IoU with fp32's (measured 0.993)."""
+    from annotator.io.imageio import read_image, read_mask
+
+    frames = [f for s in davis.GROUPS["car"] for f in davis.frames(s)[::6]]
+    support = [(read_image(frames[0][0]), read_mask(frames[0][1]))]
+    images = [read_image(p) for p, _ in frames[1:]]
+    masks = []
+    for precision in ("fp32", "int8"):
+        p = Predictor(build_model(), device="cpu", crf=None, precision=precision)
+        p.set_supports(support)
+        masks.append([r.mask for r in p.predict(images)])
+    inter = sum(int((a & b).sum()) for a, b in zip(*masks))
+    union = sum(int((a | b).sum()) for a, b in zip(*masks))
+    assert inter / union >= 0.95
+    truth = [read_mask(m) for _, m in frames[1:]]
+    for got in masks:  # and both find the cars
+        assert np.mean([(g & t).sum() / max((g | t).sum(), 1) for g, t in zip(got, truth)]) >= 0.6
