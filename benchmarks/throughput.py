@@ -31,7 +31,7 @@ import torch
 
 from annotator.build import build_model
 from annotator.inference.crf import CRFParams
-from annotator.inference.device import available_cores
+from annotator.inference.device import available_cores, decode_workers
 from annotator.inference.feature_cache import FeatureCache
 from annotator.inference.loading import load_batches, resize_for_network
 from annotator.inference.predictor import Predictor
@@ -109,7 +109,7 @@ def run(args) -> None:
     supports = [(read_image(support), read_mask(mask))]
     cores = available_cores()
     torch.set_num_threads(cores)
-    workers = args.workers if args.workers is not None else min(4, max(0, cores - 1))
+    workers = args.workers if args.workers is not None else decode_workers(cores)
     rows: list[tuple[str, float, str]] = []
 
     def make(crf: bool = False, cache: FeatureCache | None = None, precision: str = "fp32") -> Predictor:

@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from annotator.formats.coco import CocoSpool, stale_spools, write_coco
-    from annotator.inference.device import available_cores
+    from annotator.inference.device import available_cores, decode_workers
     from annotator.inference.distributed import close_world, init_world
     from annotator.inference.propagate import SupportError, folder_sample, load_negative, load_support, propagate
     from annotator.io.atomic import unwritable_reason
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     world = init_world()
     cores = max(1, available_cores() // world.size)
     torch.set_num_threads(cores)
-    workers = args.workers if args.workers is not None else min(4, max(0, cores - 1))
+    workers = args.workers if args.workers is not None else decode_workers(cores)
     try:
         predictor = build_predictor(args, world.device(args.device), cores)
         taught = {p.resolve() for p, _, _ in supports} | {p.resolve() for p, _, _ in negatives}
