@@ -36,6 +36,10 @@ def test_auto_on_a_cpu_is_int8_and_keys_the_feature_cache_apart():
     assert not torch.equal(a, b)  # a different computation, hence the cache's separate namespace
     assert torch.equal(a, Predictor(build_model(), device="cpu", crf=None).encode([img]))  # deterministic
     assert auto.feature_layout == fp32.feature_layout
+    again = Predictor(auto.model, device="cpu", crf=None)  # a model already made int8 stays int8, so tagged
+    assert again.model_tag == auto.model_tag and torch.equal(again.encode([img]), a)
+    with pytest.raises(ValueError, match="already int8"):
+        Predictor(auto.model, device="cpu", crf=None, precision="fp32")
 
 
 @needs_int8

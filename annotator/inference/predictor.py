@@ -123,6 +123,10 @@ class Predictor:
         """The int8 version of the model's backbone where `precision` asks for it, or is auto on a CPU that has
         the int8 engine and a backbone with calibrated ranges (the shipped VGG-16); else None. ValueError if int8
         was asked for and cannot be had."""
+        if isinstance(self.model.backbone, QuantizedVGG16OS8):  # a model another predictor made int8
+            if precision not in (Precision.INT8, Precision.AUTO):
+                raise ValueError(f"precision {precision}: the model's backbone is already int8; build a new model")
+            return self.model.backbone
         if precision not in (Precision.INT8, Precision.AUTO):
             return None
         why = None
