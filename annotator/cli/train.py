@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator.cli.common import fail
-from annotator.config import DEVICES
+from annotator.config import DEVICES, Precision
 from annotator.training.config import TrainConfig
 
 
@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT's saved step")
     p.add_argument("--max-images", type=int, default=300, help="evenly spaced subset of each source")
     p.add_argument("--device", default=DEVICES[0], help=" | ".join(DEVICES) + " | cuda:N")
+    p.add_argument(
+        "--precision", type=Precision, default=Precision.AUTO, choices=list(Precision), help=Precision.__doc__
+    )
     p.add_argument("--feature-cache", type=Path, default=None)
     for name, default in vars(TrainConfig()).items():
         p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             stop=lambda: bool(stopping),
             on_features=lambda _: bars[0].update(1),
             on_step=on_step,
+            precision=args.precision,
         )
     except (WeightsError, ValueError) as exc:
         return fail(str(exc))

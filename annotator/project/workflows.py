@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.config import State
+from annotator.config import Precision, State
 from annotator.inference.feature_cache import FeatureCache, default_cache_folder
 from annotator.inference.predictor import Predictor
 from annotator.inference.propagate import ImageResult, SupportError, features_of, folder_sample, propagate
@@ -38,11 +38,12 @@ def train_head(
     stop: Callable[[], bool] = lambda: False,
     on_features: Callable[[int], None] = lambda _: None,
     on_step: Callable[[int, float], None] = lambda *_: None,
+    precision: Precision | str = Precision.AUTO,
 ) -> tuple[int, str]:
-    """Featurise the sources' views once (through the feature cache), then train SG-One's head into `out`
-    (from `init`'s weights, or resumed from OUT's state); `stop()` ends it after the current step, saved.
+    """Featurise the sources' views once (through the feature cache, in `precision`), then train SG-One's head
+    into `out` (from `init`'s weights, or resumed from OUT's state); `stop()` ends it after the current step, saved.
     Returns the last step and the device's name. WeightsError or ValueError say what is wrong."""
-    model, predictor = build(cfg, device, init, FeatureCache(cache or default_cache_folder()))
+    model, predictor = build(cfg, device, init, FeatureCache(cache or default_cache_folder()), precision)
     bank = EpisodeBank(predictor, sources, cfg, progress=on_features)
     return train(bank, model, out, cfg, resume=resume, stop=stop, progress=on_step), predictor.device_name
 

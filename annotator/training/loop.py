@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from annotator.build import ModelSpec, build_model
-from annotator.config import Model
+from annotator.config import Model, Precision
 from annotator.inference.feature_cache import FeatureCache, content_key
 from annotator.inference.loading import resize_for_network
 from annotator.inference.predictor import Predictor
@@ -214,10 +214,14 @@ def train(
 
 
 def build(
-    cfg: TrainConfig, device: str = "auto", init: Path | None = None, cache: FeatureCache | None = None
+    cfg: TrainConfig,
+    device: str = "auto",
+    init: Path | None = None,
+    cache: FeatureCache | None = None,
+    precision: Precision | str = Precision.AUTO,
 ) -> tuple[SGOne, Predictor]:
-    """A predictor whose SG-One trunk featurises the views, and the model whose head will be trained
-    (from `init`'s weights when given, else fresh)."""
+    """A predictor whose SG-One trunk featurises the views (in `precision`), and the model whose head will be
+    trained (from `init`'s weights when given, else fresh)."""
     torch.manual_seed(cfg.seed)
     head = load_head(init) if init else SGOneHead(cfg.hidden)
     pred = Predictor(
@@ -227,5 +231,6 @@ def build(
         crf=None,
         batch_size=1,
         cache=cache,
+        precision=precision,
     )
     return pred.model, pred
