@@ -183,8 +183,9 @@ class Predictor:
             shape = copy.deepcopy(self.model).to("meta").features(x).shape
         return {"features": (tuple(shape[1:]), torch.float16)}
 
-    def _to_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Network-sized uint8 pixels [N,s,s,3] (pinned or not) -> normalised float input on the device."""
+    def network_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Network-sized uint8 pixels [N,s,s,3] (pinned or not) -> normalised float input on the device (what the
+        backbone sees; the int8 calibration sees the same)."""
         x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
         x = (x - self._mean) / self._std
         return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
@@ -312,7 +313,7 @@ class Predictor:
         while i < len(pixels):
             chunk = pixels[i : i + self.batch_size]
             try:
-                out.append(self._features(self._to_tensor(chunk)))
+                out.append(self._features(self.network_input(chunk)))
             except torch.OutOfMemoryError:
                 if self.batch_size == 1:
                     raise

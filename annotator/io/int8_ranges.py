@@ -42,19 +42,19 @@ def load_ranges(backbone: str, weights_dir: Path = WEIGHTS_DIR) -> Ranges:
     return {name: (float(lo), float(hi)) for name, (lo, hi) in doc["ranges"].items()}
 
 
-def _batches(paths: list[Path], batch: int = 8):
+def _batches(paths: list[Path], predictor, batch: int = 8):
+    """The images as the fp32 `predictor` feeds its backbone (network size, normalised), `batch` at a time."""
     from annotator.inference.loading import resize_for_network
     from annotator.io.imageio import read_image
-    from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD
 
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     for i in range(0, len(paths), batch):
         px = np.stack([resize_for_network(read_image(p), INPUT_SIZE) for p in paths[i : i + batch]])
-        yield (torch.from_numpy(px).permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+        yield predictor.network_input(torch.from_numpy(px))
 
 
 def main(argv: list[str] | None = None) -> int:
     from annotator.build import build_model
+    from annotator.inference.predictor import Predictor
     from annotator.io.imageio import list_images
     from annotator.modeling.quantized import calibrate
 
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print("no images in the folders given", file=sys.stderr)
         return 2
-    ranges = calibrate(build_model().backbone, _batches(paths))
+    predictor = Predictor(build_model(), device="cpu", input_size=INPUT_SIZE, crf=None, precision="fp32")
+    ranges = calibrate(predictor.model.backbone, _batches(paths, predictor))
     if not all(math.isfinite(v) for r in ranges.values() for v in r):
         print("calibration gave a non-finite range", file=sys.stderr)
         return 2
