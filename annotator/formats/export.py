@@ -7,6 +7,7 @@ connected components). Polygons cannot hold holes: such a mask falls back to RLE
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -111,6 +112,17 @@ def instance_masks(labels: np.ndarray, instances: bool) -> list[np.ndarray]:
         return [labels == i for i in ids]
     n, comp = cv2.connectedComponents((labels > 0).astype(np.uint8), connectivity=8)
     return [comp == i for i in range(1, n)]
+
+
+def instance_polygons(
+    project: Project, image_id: int, records: list[tuple[int, MaskRecord]], instances: bool
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(class id, instance number from 1, outline polygon [K,2]) of each exported instance of one image, in the
+    order of its `records`: what the polygon formats (YOLO-seg, labelme) write."""
+    for class_id, _ in records:
+        for n, m in enumerate(instance_masks(project.labels(image_id, class_id), instances), start=1):
+            for poly in outline_polygons(m):
+                yield class_id, n, poly
 
 
 def polygons_of(mask: np.ndarray) -> list[list[float]] | None:

@@ -28,7 +28,7 @@ from annotator.formats.export import (
     background_images,
     exported_records,
     image_size_or_skip,
-    instance_masks,
+    instance_polygons,
     stem_names,
 )
 from annotator.formats.importing import (
@@ -40,7 +40,6 @@ from annotator.formats.importing import (
     label_map,
     store,
 )
-from annotator.formats.polygons import outline_polygons
 from annotator.io.atomic import atomic_write_bytes
 from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
@@ -64,22 +63,18 @@ def export_labelme(project: Project, out_dir: Path | str, opts: ExportOptions | 
             continue
         h, w = size
         out = out_dir / json_of[i]
-        shapes = []
-        for class_id, _ in records.get(i, []):
-            label = project.classes[class_id].name
-            for group, m in enumerate(instance_masks(project.labels(i, class_id), opts.instances), start=1):
-                for poly in outline_polygons(m):
-                    shapes.append(
-                        {
-                            "label": label,
-                            "points": [[round(float(x), 3), round(float(y), 3)] for x, y in poly],
-                            "group_id": group,
-                            "description": "",
-                            "shape_type": "polygon",
-                            "flags": {},
-                            "mask": None,
-                        }
-                    )
+        shapes = [
+            {
+                "label": project.classes[class_id].name,
+                "points": [[round(float(x), 3), round(float(y), 3)] for x, y in poly],
+                "group_id": group,
+                "description": "",
+                "shape_type": "polygon",
+                "flags": {},
+                "mask": None,
+            }
+            for class_id, group, poly in instance_polygons(project, i, records.get(i, []), opts.instances)
+        ]
         doc = {
             "version": LABELME_VERSION,
             "flags": {},

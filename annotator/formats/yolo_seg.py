@@ -25,7 +25,7 @@ from annotator.formats.export import (
     background_images,
     exported_records,
     image_size_or_skip,
-    instance_masks,
+    instance_polygons,
     stem_names,
 )
 from annotator.formats.importing import (
@@ -37,7 +37,6 @@ from annotator.formats.importing import (
     label_map,
     store,
 )
-from annotator.formats.polygons import outline_polygons
 from annotator.io.atomic import atomic_write_bytes
 from annotator.io.imageio import IMAGE_EXTENSIONS, ImageReadError
 from annotator.project.store import Project
@@ -81,10 +80,10 @@ def export_yolo_seg(
         other = "train" if split == "val" else "val"
         for stale in (out_dir / "images" / other / file, out_dir / "labels" / other / label):
             stale.unlink(missing_ok=True)  # an earlier export into this folder put the image in the other split
-        text = []
-        for class_id, _ in records.get(i, []):
-            for m in instance_masks(project.labels(i, class_id), opts.instances):
-                text += [_line(index[class_id], p, h, w) for p in outline_polygons(m)]
+        text = [
+            _line(index[class_id], p, h, w)
+            for class_id, _, p in instance_polygons(project, i, records.get(i, []), opts.instances)
+        ]
         image_out = out_dir / "images" / split / file
         image_out.parent.mkdir(parents=True, exist_ok=True)
         tmp = image_out.with_name(f".{image_out.name}.tmp")
