@@ -215,7 +215,7 @@ def run(args) -> None:
         crf=None,
         precision=args.precision,
     )
-    precision = encoder.model_tag.rsplit("-", 1)[1]
+    precision = encoder.precision_name
     eps = {k: episodes(k) for k in args.shots}
     needed = sorted(
         {p for es in eps.values() for e in es for p, _ in e.support + e.positives}

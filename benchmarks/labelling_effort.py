@@ -296,7 +296,7 @@ def run(args) -> None:
             print(file=sys.stderr)
             rows.append((name, outs))
     crf = "with" if args.crf else "without"
-    precision = predictor.model_tag.rsplit("-", 1)[1]
+    precision = predictor.precision_name
     print(
         f"\nLabelling effort on DAVIS 2016 ({len(fs)} folders of up to {POSITIVES}+{NEGATIVES} images, input "
         f"{args.input_size}px, {crf} CRF, {predictor.device_name}, {precision}; backbone {backbone_s:.2f} s/img, "

@@ -141,43 +141,39 @@ def run(args) -> None:
     rows.append(("decode only (workers)", n / decode_s, ""))
 
     pixels = torch.from_numpy(np.stack([resize_for_network(read_image(p), args.input_size) for p in paths]))
-    plain.encode_pixels(pixels[: args.batch_size])  # warm-up (cuDNN autotune, allocator)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    plain.encode_pixels(pixels)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    backbone_ips = n / (time.perf_counter() - t0)
-    rows.append(("backbone only (pixels in memory), fp32", backbone_ips, ""))
-    default = make(precision="auto")
-    default_backbone_ips = backbone_ips
-    if default.model_tag != plain.model_tag:
-        default.encode_pixels(pixels[: args.batch_size])
-        t0 = time.perf_counter()
-        default.encode_pixels(pixels)
+
+    def backbone_rate(predictor: Predictor, pixels: torch.Tensor) -> float:
+        predictor.encode_pixels(pixels[: args.batch_size])  # warm-up (cuDNN autotune, allocator)
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        default_backbone_ips = n / (time.perf_counter() - t0)
-        name = f"backbone only (pixels in memory), {_precision(default)}"
+        t0 = time.perf_counter()
+        predictor.encode_pixels(pixels)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return n / (time.perf_counter() - t0)
+
+    def plain_loop(precision: str) -> tuple[float, list]:
+        one = make(precision=precision)
+        one.batch_size = 1
+        t0 = time.perf_counter()
+        masks = [one.predict([read_image(p)])[0].mask for p in paths]
+        return n / (time.perf_counter() - t0), masks
+
+    backbone_ips = backbone_rate(plain, pixels)
+    rows.append(("backbone only (pixels in memory), fp32", backbone_ips, ""))
+    default = make(precision="auto")
+    other = default.precision_name != plain.precision_name  # else the rows at the default would repeat fp32's
+    default_backbone_ips = backbone_rate(default, pixels) if other else backbone_ips
+    if other:
+        name = f"backbone only (pixels in memory), {default.precision_name}"
         rows.append((name, default_backbone_ips, f"{default_backbone_ips / backbone_ips:.2f}x fp32"))
     del pixels
 
-    one = make()
-    one.batch_size = 1
-    t0 = time.perf_counter()
-    base_masks = [one.predict([read_image(p)])[0].mask for p in paths]
-    base_ips = n / (time.perf_counter() - t0)
+    base_ips, base_masks = plain_loop("fp32")
     rows.append(("plain loop, one image at a time, fp32 (baseline)", base_ips, "1.00x baseline"))
-    plain_default_ips = base_ips
-    if default.model_tag != plain.model_tag:
-        one = make(precision="auto")
-        one.batch_size = 1
-        t0 = time.perf_counter()
-        for p in paths:
-            one.predict([read_image(p)])
-        plain_default_ips = n / (time.perf_counter() - t0)
-        rows.append((f"plain loop, one image at a time, {_precision(one)}", plain_default_ips, ""))
+    plain_default_ips = plain_loop("auto")[0] if other else base_ips
+    if other:
+        rows.append((f"plain loop, one image at a time, {default.precision_name}", plain_default_ips, ""))
 
     cache = FeatureCache(tmp / "cache")
     cached = make(cache=cache, precision="auto")
@@ -186,7 +182,7 @@ def run(args) -> None:
     breakdown = f"decode {decode_s / n:.4f} | backbone {tm.backbone / n:.4f} | matching {tm.matching / n:.4f} | CRF 0"
     rows.append(
         (
-            f"pipeline, no CRF, cold cache, {_precision(cached)}",
+            f"pipeline, no CRF, cold cache, {cached.precision_name}",
             n / cold_s,
             f"{n / cold_s / default_backbone_ips:.0%} of backbone-only; {n / cold_s / base_ips:.2f}x baseline; "
             f"{n / cold_s / plain_default_ips:.2f}x the plain loop at its precision; "
@@ -241,10 +237,6 @@ def run(args) -> None:
     print(f"\nBreakdown of the cold pass, s/img: {breakdown}")
     if args.cli:
         cli_rows(folder, support, mask, args)
-
-
-def _precision(predictor: Predictor) -> str:
-    return predictor.model_tag.rsplit("-", 1)[1]
 
 
 def cli_rows(folder: Path, support: Path, mask: Path, args) -> None:

@@ -151,10 +151,14 @@ class Predictor:
         return describe(self.device)
 
     @property
+    def precision_name(self) -> str:
+        """The backbone's arithmetic as reports name it: "int8", "float32", "bfloat16" or "float16"."""
+        return "int8" if self.int8 else str(self.precision).removeprefix("torch.")
+
+    @property
     def model_tag(self) -> str:
         """What the features depend on besides the pixels: the feature cache's namespace."""
-        precision = "int8" if self.int8 else str(self.precision).removeprefix("torch.")
-        return f"{self.model.tag}-{self.model.weights_name}-{self.input_size}-{precision}"
+        return f"{self.model.tag}-{self.model.weights_name}-{self.input_size}-{self.precision_name}"
 
     def settings(self) -> dict:
         """The settings that make a proposal, recorded beside it."""
