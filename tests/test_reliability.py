@@ -277,6 +277,8 @@ def test_a_dying_crf_worker_ends_the_run_with_a_message(folder, capsys, monkeypa
     rc, out = _cli(capsys, *_propagate(folder, "--batch-size", "2"))
     assert rc == 2 and "a CRF worker process died" in out and out.count("annotator: error") == 1
     assert _previous_kept(folder)
+    for p in seen:  # a SIGKILL is delivered asynchronously: a killed worker may take a moment to be reaped
+        p.join(timeout=5)
     assert seen and not any(p.is_alive() for p in seen)
 
 
