@@ -16,6 +16,8 @@ import json
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -273,7 +275,7 @@ def _(ws):
 # ---- 10-20: crashes, hangs, wrong results ----------------------------------------------------------------
 for label, seg, words in [
     ("coordinates >= 1e9", [[0, 0, 1e9, 0, 5, 5]], "within"),
-    ("NaN coordinates", [[0, 0, float("nan"), 0, 5, 5]], "within"),
+    ("NaN coordinates", [[0, 0, float("nan"), 0, 5, 5]], "not a readable COCO file"),  # JSON has no NaN
     ("float RLE counts", {"size": [H, W], "counts": [1000.0, 2072.0]}, "whole numbers"),
     ("RLE counts not adding up", {"size": [H, W], "counts": [5, 5]}, "add up"),
 ]:
@@ -291,7 +293,43 @@ def _(ws):
     data["annotations"] = [
         {"id": i, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 2, 0, 2, 2]]} for i in range(66_000)
     ]
-    return refused(*cli("import", ws / "proj", coco_file(ws, data)), "more than the 65535")
+    return refused(*cli("import", ws / "proj", coco_file(ws, data)), "more than 65535 instances")
+
+
+def import_peak_mb(ws: Path, path: Path) -> float:
+    """Peak RSS (MB) of a fresh process that imports the COCO file into the project at ws/proj."""
+    code = (
+        "import resource, sys; from annotator.cli import main; rc = main(sys.argv[1:]); "
+        "print(rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    argv = [sys.executable, "-c", code, "import", ws / "proj", path, "--allow-overlap", "--overwrite"]
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False)
+    rc, mb = done.stdout.split()[-2:] if done.stdout.strip() else ("-1", "0")
+    return float(mb) if rc == "0" else float("inf")
+
+
+@case("10 crafted COCO", "a 120 MB file: memory bounded (streamed)")
+def _(ws):
+    project(ws)
+    tiny = coco_file(ws, one_ann([[0, 0, 5, 0, 5, 5]]))
+    ring = [
+        round(v, 2)
+        for t in np.linspace(0, 2 * np.pi, 600, endpoint=False)
+        for v in (32 + 20 * np.cos(t), 24 + 20 * np.sin(t))
+    ]
+    ann = json.dumps({"image_id": 1, "category_id": 1, "segmentation": [ring]})[1:-1]
+    big = ws / "big.json"
+    with big.open("w") as f:  # written piece by piece: the benchmark's own memory stays small
+        head = one_ann([])
+        f.write(json.dumps({"images": head["images"], "categories": head["categories"]})[:-1] + ', "annotations": [')
+        n = 0
+        while f.tell() < 120e6:
+            f.write(("," if n else "") + "{" + f'"id": {n}, ' + ann + "}")
+            n += 1
+        f.write("]}")
+    small_mb, big_mb = import_peak_mb(ws, tiny), import_peak_mb(ws, big)
+    print(f"    COCO import peak RSS: {small_mb:.0f} MB for one annotation, {big_mb:.0f} MB for 120 MB ({n} polygons)")
+    return None if big_mb - small_mb < 100 else f"peak RSS {small_mb:.0f} MB -> {big_mb:.0f} MB"
 
 
 @case("11 CRF and workers", "--crf-bilateral-srgb 0")

@@ -8,18 +8,27 @@ name, and annotations without a mask are left out and counted (unless strict).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+import ijson
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from annotator.config import State
-from annotator.formats.importing import MAX_INSTANCES, ImportFormatError, Planned, image_matcher, is_kept, store
+from annotator.formats.importing import (
+    MAX_INSTANCES,
+    ImportFormatError,
+    Planned,
+    image_matcher,
+    is_kept,
+    label_map,
+    store,
+)
 from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
 from annotator.utils.sampling import evenly_spaced
@@ -94,34 +103,66 @@ class CocoMasks:
     unmatched: list[str] = field(default_factory=list)
 
 
-def _shape_problem(data: object) -> str | None:
-    """Why parsed JSON is not a COCO instances file (naming what it is, where it can tell), or None."""
-    if isinstance(data, dict) and "shapes" in data and "imagePath" in data:
+_MISSING = object()
+
+
+def _values(path: Path, prefix: str) -> Iterator[object]:
+    """The JSON values at `prefix` (ijson's notation: "annotations.item" is each annotation), parsed one at a time
+    so that memory holds one, not the file; CocoImportError when the file is not readable JSON."""
+    try:
+        with path.open("rb") as f:
+            yield from ijson.items(f, prefix, use_float=True)
+    except (OSError, ValueError, ijson.JSONError) as exc:  # yajl's message goes on to quote the file: one line
+        raise CocoImportError(f"{path}: not a readable COCO file ({str(exc).splitlines()[0]})") from None
+
+
+def _first(path: Path, prefix: str) -> object:
+    """The first value at `prefix`, or _MISSING."""
+    values = _values(path, prefix)
+    try:
+        return next(values, _MISSING)
+    finally:
+        values.close()
+
+
+def _not_coco(path: Path) -> str:
+    """Why a file without an 'images' entry is not COCO instances, naming what it is where it can tell."""
+    if _first(path, "shapes") is not _MISSING and _first(path, "imagePath") is not _MISSING:
         return "a labelme JSON file, not COCO instances (import it with --format labelme)"
-    if not isinstance(data, dict):
-        return "not a COCO file (the top level is not an object)"
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key, []), list):
+    try:
+        with path.open("rb") as f:
+            top = next(ijson.parse(f), ("", "", None))[1]
+    except (OSError, ValueError, ijson.JSONError) as exc:
+        return f"not a readable COCO file ({str(exc).splitlines()[0]})"
+    return "not a COCO file (the top level is not an object)" if top != "start_map" else "no 'images' list"
+
+
+def _images_problem(images: object, categories: object) -> str | None:
+    """Why the images and categories lists are not COCO instances', or None."""
+    for key, value in (("images", images), ("categories", categories)):
+        if not isinstance(value, list):
             return f"'{key}' is not a list"
-    if "images" not in data:
-        return "no 'images' list"
-    if any(isinstance(a, dict) and "segments_info" in a for a in data.get("annotations", [])):
-        return "a COCO panoptic file, not COCO instances"
-    for i, im in enumerate(data["images"]):
+    for i, im in enumerate(images):
         if not isinstance(im, dict) or not isinstance(im.get("id"), (int, str)):
             return f"image #{i} is not an object with an id"
         for key in ("height", "width"):
             if not (isinstance(im.get(key), int) and im[key] > 0):
                 return f"image '{im.get('file_name')}' has no valid {key}"
-    for i, a in enumerate(data.get("annotations", [])):
-        if not isinstance(a, dict):
-            return f"annotation #{i} is not an object"
-        if not all(isinstance(a.get(k), (int, str)) for k in ("image_id", "category_id")):
-            return f"annotation {a.get('id', f'#{i}')!r:.40} has no image_id or category_id"
-    for c in data.get("categories", []):
+    for c in categories:
         named = isinstance(c, dict) and isinstance(c.get("name"), str) and c["name"].strip()
         if not named or not isinstance(c.get("id"), (int, str)):
             return f"category {c.get('id') if isinstance(c, dict) else c!r} has no name"
+    return None
+
+
+def _annotation_problem(a: object, i: int) -> str | None:
+    """Why the i-th annotation is not one of COCO instances, or None."""
+    if not isinstance(a, dict):
+        return f"annotation #{i} is not an object"
+    if "segments_info" in a:
+        return "a COCO panoptic file, not COCO instances"
+    if not all(isinstance(a.get(k), (int, str)) for k in ("image_id", "category_id")):
+        return f"annotation {a.get('id', f'#{i}')!r:.40} has no image_id or category_id"
     return None
 
 
@@ -136,20 +177,21 @@ def read_coco(
     max_images: int | None = None,
     strict: bool = False,
 ) -> CocoMasks:
-    """The masks of a COCO instances file, every entry checked before anything is returned.
+    """The masks of a COCO instances file, every entry checked before anything is returned. Its annotations are
+    streamed, each kept as RLE once decoded, so a large file's memory is its masks', not its JSON's.
     `locate(file_name)` gives an image's key and its (height, width) on disk, or None if no image matches it;
     `max_images` keeps that many evenly spaced images. Unmatched images and annotations without a mask are
     left out and counted; with `strict` either is an error."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CocoImportError(f"{path}: not a readable COCO file ({exc})") from None
-    problem = _shape_problem(data)
+    images = _first(path, "images")
+    if images is _MISSING:
+        raise CocoImportError(f"{path}: {_not_coco(path)}")
+    categories = _first(path, "categories")
+    categories = [] if categories is _MISSING else categories
+    problem = _images_problem(images, categories)
     if problem:
         raise CocoImportError(f"{path}: {problem}")
-    images, anns = data["images"], data.get("annotations", [])
-    cat_map: dict[int, str] = {c["id"]: c["name"].strip() for c in data.get("categories", [])}
+    cat_map: dict[int, str] = {c["id"]: c["name"].strip() for c in categories}
     ids = [im["id"] for im in images]
     left_out = set(ids) - set(evenly_spaced(sorted(ids, key=str), max_images)) if max_images is not None else set()
     img_map: dict[object, tuple[Hashable, int, int]] = {}
@@ -169,36 +211,60 @@ def read_coco(
         if (im["height"], im["width"]) != (h, w):
             raise CocoImportError(f"{path}: image '{name}' is {w}x{h}, the file says {im['width']}x{im['height']}")
         img_map[im["id"]] = (key, h, w)
-    per_group = Counter(
-        (a.get("image_id"), cat_map.get(a.get("category_id"))) for a in anns if _usable(a.get("segmentation"))
-    )  # categories named alike become one mask
-    crowded = next(((i, c) for (i, c), n in per_group.items() if n > MAX_INSTANCES and i not in left_out), None)
-    if crowded:  # refused before any mask is decoded
-        raise CocoImportError(
-            f"{path.name}: image {crowded[0]} has {per_group[crowded]} instances of category "
-            f"'{crowded[1]}', more than the {MAX_INSTANCES} a mask holds"
-        )
+    del images
     grouped: dict[tuple[Hashable, int], list[Instance]] = {}
-    unusable = 0
-    for a in anns:
+    per_group: Counter = Counter()  # categories named alike become one mask
+    unusable = seen = 0
+    for seen, a in enumerate(_values(path, "annotations.item"), start=1):
+        problem = _annotation_problem(a, seen - 1)
+        if problem:
+            raise CocoImportError(f"{path}: {problem}")
         where = f"{path.name}: annotation {a.get('id')}"
-        if a.get("image_id") in left_out:
+        if a["image_id"] in left_out:
             continue
-        if a.get("image_id") not in img_map:
-            raise CocoImportError(f"{where}: unknown image_id {a.get('image_id')}")
-        if a.get("category_id") not in cat_map:
-            raise CocoImportError(f"{where}: unknown category_id {a.get('category_id')}")
+        if a["image_id"] not in img_map:
+            raise CocoImportError(f"{where}: unknown image_id {a['image_id']}")
+        if a["category_id"] not in cat_map:
+            raise CocoImportError(f"{where}: unknown category_id {a['category_id']}")
         if not _usable(a.get("segmentation")):
             if strict:
                 raise CocoImportError(f"{where}: no mask (box only, or an empty segmentation)")
             unusable += 1
             continue
+        group = (a["image_id"], cat_map[a["category_id"]])
+        per_group[group] += 1
+        if per_group[group] > MAX_INSTANCES:
+            raise CocoImportError(
+                f"{path.name}: image {group[0]} has more than {MAX_INSTANCES} instances of category "
+                f"'{group[1]}', the most a mask holds"
+            )
         key, h, w = img_map[a["image_id"]]
         score = a.get("score")
         score = float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
-        rle = mask_utils.encode(np.asfortranarray(_decode(a.get("segmentation"), h, w, where).astype(np.uint8)))
+        rle = mask_utils.encode(np.asfortranarray(_decode(a["segmentation"], h, w, where).astype(np.uint8)))
         grouped.setdefault((key, a["category_id"]), []).append(Instance(a.get("id"), rle, score))
+    whole = _first(path, "annotations") if not seen else []  # small: it holds no annotation
+    if whole is not _MISSING and not isinstance(whole, list):
+        raise CocoImportError(f"{path}: 'annotations' is not a list")
     return CocoMasks(grouped, cat_map, len(img_map), sum(len(m) for m in grouped.values()), unusable, unmatched)
+
+
+def _refuse_overlap(path: Path, instances: list[Instance], name: str, image: str) -> None:
+    """CocoImportError naming the first instance that shares pixels with earlier ones; decoded only if the RLEs'
+    areas say that one does."""
+    rles = [inst.rle for inst in instances]
+    if int(mask_utils.area(mask_utils.merge(rles))) == int(mask_utils.area(rles).sum()):
+        return
+    seen = np.zeros(tuple(rles[0]["size"]), np.int32)
+    for i, inst in enumerate(instances, start=1):
+        m = inst.mask
+        if seen[m].any():
+            others = sorted({str(instances[k - 1].id) for k in np.unique(seen[m]) if k})
+            raise CocoImportError(
+                f"{path}: annotation {inst.id} overlaps annotation {', '.join(others)} of '{name}' on {image}; a "
+                "mask holds one instance per pixel (--allow-overlap: the later one takes the shared pixels)"
+            )
+        seen[m] = i
 
 
 def import_coco(
@@ -235,18 +301,11 @@ def import_coco(
         if is_kept(project, pid, name, overwrite):
             skipped += 1
             continue
-        labels = np.zeros(tuple(instances[0].rle["size"]), np.uint16 if len(instances) > 254 else np.uint8)
-        for i, inst in enumerate(instances, start=1):
-            m = inst.mask
-            if not allow_overlap and labels[m].any():
-                others = sorted({str(instances[k - 1].id) for k in np.unique(labels[m]) if k})
-                raise CocoImportError(
-                    f"{path}: annotation {inst.id} overlaps annotation {', '.join(others)} of '{name}' on "
-                    f"{project.images[pid].file}; a mask holds one instance per pixel (--allow-overlap: the later "
-                    "one takes the shared pixels)"
-                )
-            labels[m] = i
+        if not allow_overlap:
+            _refuse_overlap(path, instances, name, project.images[pid].file)
         scores = [inst.score for inst in instances if inst.score is not None]
+        shape = tuple(instances[0].rle["size"])
+        labels = partial(label_map, (inst.mask for inst in instances), len(instances), shape)
         planned.append(Planned(pid, name, labels, float(np.mean(scores)) if scores else None))
     store(project, planned, state, overwrite, path.name)
     return {

@@ -44,11 +44,12 @@ def image_matcher(project: Project) -> Callable[[str], int | None]:
 
 @dataclass
 class Planned:
-    """One (image, class) mask an import will store: an instance label map (0 = background) and its score."""
+    """One (image, class) mask an import will store: an instance label map (0 = background), or a function that
+    makes it when it is stored (a large import then holds one map at a time), and its score."""
 
     image: int
     name: str
-    labels: np.ndarray
+    labels: np.ndarray | Callable[[], np.ndarray]
     score: float | None = None
 
 
@@ -82,7 +83,8 @@ def store(project: Project, planned: list[Planned], state: State, overwrite: boo
     for name in sorted({p.name for p in planned} - set(by_name)):
         by_name[name] = project.add_class(name).id
     for p in planned:
+        labels = p.labels() if callable(p.labels) else p.labels
         if state == State.PROPOSED:
-            project.set_proposal(p.image, by_name[p.name], p.labels, p.score, {"imported": source}, force=overwrite)
+            project.set_proposal(p.image, by_name[p.name], labels, p.score, {"imported": source}, force=overwrite)
         else:
-            project.set_mask(p.image, by_name[p.name], p.labels, state=state)
+            project.set_mask(p.image, by_name[p.name], labels, state=state)
