@@ -93,6 +93,7 @@ ROWS: dict[str, Loop] = {
     "default + a second look at small proposals' boxes": Loop(LearningConfig(), second_look=0.3),
     "default without the supports' count of parts": Loop(LearningConfig(parts=False)),
     "default with the presence floor on the supports' own scenes too": Loop(LearningConfig(floor_own_scenes=True)),
+    "default without the supports' colours": Loop(LearningConfig(colour=0.0)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 
@@ -213,6 +214,14 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
     if look:
         predictor.learning = loop.learning.changed(head_alone_from=2 * loop.learning.head_alone_from)
     current: dict[Path, np.ndarray] = {}
+    colour = loop.learning.colour > 0 and not look  # the supports' colours need full images, not a look's crops
+    pixels: dict[Path, np.ndarray] = {}
+
+    def image(p: Path) -> np.ndarray | None:
+        if colour and p not in pixels:
+            pixels[p] = read_image(p)
+        return pixels.get(p)
+
     for _ in range(ROUNDS):
         supports = [p for p in accepted if p in drawn or (loop.accepted_as_supports and accepted[p].any())]
         negs = []
@@ -233,10 +242,11 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
             torch.stack([f for f, _ in neg]) if neg else None,
             [r for _, r in neg],
             folder=[feats[p] for p in evenly_spaced(queries, loop.learning.folder_sample)],
+            images=[image(p) for p in supports] if colour else (),
         )
         out.fitting.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        matched = {p: predictor.match(feats[p], sizes[p]) for p in queries}
+        matched = {p: predictor.match(feats[p], sizes[p], image(p)) for p in queries}
         if look:
             matched = {p: (look.rematch(p, prob), score) for p, (prob, score) in matched.items()}
         out.matching.append(time.perf_counter() - t0)

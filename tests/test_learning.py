@@ -9,6 +9,7 @@ import torch
 from annotator.build import build_model
 from annotator.inference.learning import Cancelled, LearningConfig, gap_floor, learn
 from annotator.inference.predictor import Predictor
+from annotator.modeling.prototypes import scene_descriptor
 from tests.synthetic import scene
 
 
@@ -102,12 +103,12 @@ def test_the_close_head_decides_on_the_supports_scenes_and_the_regularised_one_e
     assert learned.head is not learned.other_head and len(learned.bg)  # both heads, and prototypes to add one to
     # the stronger L2 of the other head keeps its weights smaller
     assert learned.other_head.conv.weight.norm() < learned.head.conv.weight.norm()
-    assert learned.head_for(feats[:1]) == (learned.head, True)  # a support's own scene
+    assert learned.head_for(scene_descriptor(feats[:1])[0]) == (learned.head, True)  # a support's own scene
     other = torch.nn.functional.normalize(torch.randn(1, 64, 12, 12, generator=torch.Generator().manual_seed(5)), dim=1)
     other[:, 8:16] += 1.0  # another scene: another mean direction
-    assert learned.head_for(other) == (learned.other_head, False)
+    assert learned.head_for(scene_descriptor(other)[0]) == (learned.other_head, False)
     everywhere = learn(feats[:2], masks[:2], LearningConfig(entropy=False, same_scene=0.0))
-    assert everywhere.other_head is None and everywhere.head_for(other) == (everywhere.head, True)
+    assert everywhere.other_head is None and everywhere.head_for(scene_descriptor(other)[0]) == (everywhere.head, True)
 
 
 def test_the_presence_floor_spares_the_supports_own_scenes_where_the_close_head_decides():
@@ -117,11 +118,11 @@ def test_the_presence_floor_spares_the_supports_own_scenes_where_the_close_head_
     other = torch.nn.functional.normalize(torch.randn(1, 64, 12, 12, generator=torch.Generator().manual_seed(5)), dim=1)
     other[:, 8:16] += 1.0
     # a video's other frame, where the user drew the class: its close head decides, not the negatives' floor
-    assert learned.floor_for(learned.head_for(feats[:1])[1]) == 0.0
-    assert learned.floor_for(learned.head_for(other)[1]) == 0.9  # another scene keeps the floor
+    assert learned.floor_for(learned.head_for(scene_descriptor(feats[:1])[0])[1]) == 0.0
+    assert learned.floor_for(learned.head_for(scene_descriptor(other)[0])[1]) == 0.9  # another scene keeps the floor
     kept = learn(feats[:2], masks[:2], LearningConfig(entropy=False, floor_own_scenes=True))
     kept.presence_floor = 0.9
-    assert kept.floor_for(kept.head_for(feats[:1])[1]) == 0.9
+    assert kept.floor_for(kept.head_for(scene_descriptor(feats[:1])[0])[1]) == 0.9
     single = learn(feats[:2], masks[:2], LearningConfig(entropy=False, same_scene=0.0))  # no scenes: floor everywhere
     single.presence_floor = 0.9
     assert single.floor_for(True) == 0.9

@@ -15,7 +15,8 @@
   Not on the supports' own scenes, where the close head decides alone: there the user drew the class, and a small
   object (libby, the little dog) scored under a floor set by large animals' frames and came back empty;
 - the supports' count of parts: where each support is one object, a proposal keeps only its strongest part
-  (annotator.inference.mask_parts), so the crowd around the drawn dancer is not proposed.
+  (annotator.inference.mask_parts), so the crowd around the drawn dancer is not proposed;
+- the supports' colours (annotator.inference.colour_model), on queries of their own scenes.
 Which pieces are on is decided by benchmarks/labelling_effort.py (see LearningConfig).
 """
 
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from annotator.inference.colour_model import ColourModel
 from annotator.inference.mask_parts import count_parts
 from annotator.modeling.pixel_head import PixelHead
 from annotator.modeling.prototypes import (
@@ -59,6 +61,7 @@ class LearningConfig:
     presence_gap: float = 0.05  # ... and in the folder's widest gap in presence scores of at least this (0: off)
     floor_own_scenes: bool = False  # the floor also applies where the close head decides alone (a support's scene)
     parts: bool = True  # a proposal keeps only as many connected parts (its strongest) as a support has at most
+    colour: float = 0.5  # weight of the own-scene supports' colour log ratio in the foreground logit (0: off)
     folder_sample: int = 32  # the folder's images the transductive pieces look at (Tent, the presence gap)
     bg_prototypes: int = 5  # k-means prototypes of the supports' background
     max_fg_prototypes: int = 8  # beyond this many supports, their prototypes are clustered
@@ -83,7 +86,7 @@ class LearningConfig:
 
 
 NO_LEARNING = LearningConfig(
-    per_support=False, negatives=False, head=False, entropy=False, presence=False, bg_prototypes=1
+    per_support=False, negatives=False, head=False, entropy=False, presence=False, bg_prototypes=1, colour=0.0
 )  # plain PANet: one averaged prototype per side, nothing fitted (SG-One's guidance; the benchmarks' baselines)
 
 
@@ -103,19 +106,21 @@ class Learned:
     other_head: PixelHead | None = None  # more regularised, added to PANet's logits on queries of other scenes
     parts: int = 0  # the most parts a support's mask has: a proposal keeps that many (0: all)
     floor_own_scenes: bool = True  # the presence floor applies where the close head decides alone (hand-built: yes)
+    colours: ColourModel | None = None  # the supports' colours, for queries of their scenes (set by the predictor)
 
     def floor_for(self, alone: bool) -> float:
         """The presence floor of a query whose head decides `alone` (learning.LearningConfig.floor_own_scenes)."""
         own_scene = alone and self.scenes is not None
         return 0.0 if own_scene and not self.floor_own_scenes else self.presence_floor
 
-    def head_for(self, feats: torch.Tensor) -> tuple[PixelHead | None, bool]:
-        """The head for a query [1,C,h,w] and whether it decides alone. A head fitted closely to the supports is
-        best on their own scenes (a video's other frames) but overfits them: on another scene (another video, a
-        varied photo) a more regularised one corrects PANet's prototypes instead (benchmarks/fewshot_quality.py)."""
+    def head_for(self, scene: torch.Tensor) -> tuple[PixelHead | None, bool]:
+        """The head for a query (its scene descriptor [C]) and whether it decides alone. A head fitted closely to
+        the supports is best on their own scenes (a video's other frames) but overfits them: on another scene
+        (another video, a varied photo) a more regularised one corrects PANet's prototypes instead
+        (benchmarks/fewshot_quality.py)."""
         if self.scenes is None:
             return self.head, self.head_alone
-        alike = float((self.scenes.to(feats.device) @ scene_descriptor(feats)[0].to(self.scenes.dtype)).max())
+        alike = float((self.scenes @ scene.to(self.scenes.device, self.scenes.dtype)).max())
         return (self.head, self.head_alone) if alike >= self.same_scene else (self.other_head, False)
 
     def summary(self) -> str:

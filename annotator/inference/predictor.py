@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from annotator.config import INPUT_SIZE, Precision
+from annotator.inference.colour_model import ColourModel
 from annotator.inference.crf import CRFParams, CRFPool, refine
 from annotator.inference.device import describe, pick_device
 from annotator.inference.feature_cache import FeatureCache, Layout
@@ -31,7 +32,7 @@ from annotator.io.int8_ranges import load_ranges
 from annotator.io.weights import WeightsError
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, VGG16OS8
 from annotator.modeling.panet import PANet
-from annotator.modeling.prototypes import masked_average_pool
+from annotator.modeling.prototypes import masked_average_pool, scene_descriptor
 from annotator.modeling.quantized import QuantizedVGG16OS8, int8_supported, quantize
 from annotator.modeling.sgone import SGOne
 from annotator.utils.sampling import evenly_spaced
@@ -222,7 +223,8 @@ class Predictor:
                     raise ValueError(f"{kind} {i}: mask is empty")
         feats = self.encode([im for im, _ in supports])
         neg = self.encode([im for im, _ in negatives]) if negatives else None
-        self.set_support_features(feats, [m for _, m in supports], neg, [m for _, m in negatives], folder)
+        images, masks = zip(*supports)
+        self.set_support_features(feats, masks, neg, [m for _, m in negatives], folder, images=images)
 
     def _network_masks(self, masks: Sequence[np.ndarray]) -> torch.Tensor:
         """Boolean masks of any sizes -> soft masks [N,s,s] at the network's input size, on the device."""
@@ -239,12 +241,13 @@ class Predictor:
         neg_masks: Sequence[np.ndarray] = (),
         folder: Sequence[torch.Tensor] = (),
         cancelled=lambda: False,
+        images: Sequence[np.ndarray] = (),
     ) -> None:
         """Learn the class from already-encoded support features [k,C,h,w] with their boolean masks, and negatives'
         features [n,C,h,w] with the regions that are not the class. With pseudo-labels or Tent on, the features
         [C,h,w] of some of the folder's images are fitted to as well, from a first fit's predictions on them; with
-        the presence gap on, their presence scores place the presence floor.
-        Raises learning.Cancelled when `cancelled()`."""
+        the presence gap on, their presence scores place the presence floor. The supports' RGB uint8 `images`, when
+        given, teach their colours (learning.LearningConfig.colour). Raises learning.Cancelled when `cancelled()`."""
         fg_t = self._network_masks(masks)
         neg_t = self._network_masks(neg_masks) if neg_feats is not None and len(neg_masks) else None
         if not self.model.learns_from_reviews:  # one prototype pair from the supports (SG-One's guidance)
@@ -265,6 +268,9 @@ class Predictor:
         gap = folder if self.learning.presence_gap else ()
         if self.learning.presence and (neg_t is not None or gap):  # once, on the final fit
             self.learned.presence_floor = self._presence_floor(feats, neg_feats, gap)
+        if images and self.learning.colour > 0:
+            cfg = self.learning
+            self.learned.colours = ColourModel.fit(images, masks, scene_descriptor(feats), cfg.same_scene, cfg.colour)
 
     def _fit(
         self,
@@ -342,9 +348,12 @@ class Predictor:
         return feats  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def match(self, feats: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    def match(
+        self, feats: torch.Tensor, size: tuple[int, int], image: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float]:
         """Foreground probability [H,W] of one image's features [C,h,w], upsampled to the image size, and
-        the presence score, both from one matching pass.
+        the presence score, both from one matching pass. Its RGB uint8 `image`, when given, lets the supports'
+        colours speak on a query of their scenes (annotator.inference.colour_model).
 
         Presence, in [0, 1], is the cosine between the prototype of the region the features match as
         foreground and the nearest foreground prototype of the supports (0 if none matches). On the DAVIS
@@ -359,7 +368,8 @@ class Predictor:
             dtype = self.model.match_dtype if self.device.type != "mps" else torch.float32  # mps has no float64
             feats = feats.to(self.device, dtype)[None]
             fg_protos, bg_protos = self.learned.fg.to(dtype), self.learned.bg.to(dtype)
-            head, alone = self.learned.head_for(feats)
+            scene = scene_descriptor(feats)[0]
+            head, alone = self.learned.head_for(scene)
             offset = head(feats).to(dtype) if head is not None else None
             logits = self.model.segment(feats, bg_protos, fg_protos, offset, alone)
             margin = logits[:, 1:] - logits[:, :1]  # [1,1,h,w]: softmax over (bg, fg) is its sigmoid
@@ -372,21 +382,29 @@ class Predictor:
                 presence = round(max(0.0, float(sim)), 4)
             if presence < self.learned.floor_for(alone):
                 return np.zeros(size, np.float32), presence
+            dropped = None
             if self.learned.parts:  # after presence: the dropped parts are still evidence that the class is there
-                margin = self._strongest_parts(margin)
+                margin, dropped = self._strongest_parts(margin)
             # bilinear upsampling is linear: the margin is upsampled instead of both logits
             margin = F.interpolate(margin, size=size, mode="bilinear", align_corners=False)
+            colour = self.learned.colours.logit(image, scene) if image is not None and self.learned.colours else None
+            if colour is not None:
+                colour = torch.from_numpy(colour).to(margin.device, margin.dtype)
+                if dropped is not None:  # a dropped part stays dropped, however like the class its colours are
+                    near = F.interpolate(dropped[None, None].to(margin.dtype), size=size, mode="bilinear") > 0
+                    colour = colour.masked_fill(near[0, 0], 0.0)
+                margin = margin + colour
             prob = torch.sigmoid(margin)[0, 0].float().cpu().numpy()
         return prob, presence
 
-    def _strongest_parts(self, margin: torch.Tensor) -> torch.Tensor:
+    def _strongest_parts(self, margin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The margin [1,1,h,w] with the foreground parts beyond the supports' count of parts (the weakest, by
-        summed probability) pushed to background."""
+        summed probability) pushed to background, and those parts' pixels [h,w] (None: none dropped)."""
         kept = strongest_parts(margin[0, 0].cpu().numpy(), self.learned.parts)
         if kept is None:
-            return margin
+            return margin, None
         dropped = (margin[0, 0] > 0) & ~torch.from_numpy(kept).to(margin.device)
-        return margin.masked_fill(dropped, -10.0)
+        return margin.masked_fill(dropped, -10.0), dropped
 
     def refine_async(self, image: np.ndarray | None, prob: np.ndarray) -> Future[np.ndarray]:
         """The final boolean mask of a probability map: CRF-refined when the CRF is on (in the worker
@@ -419,7 +437,7 @@ class Predictor:
 
     def decode(self, feats: torch.Tensor, images: Sequence[np.ndarray]) -> list[Proposal]:
         """Proposals from precomputed features (matching, then CRF when enabled)."""
-        matched = [self.match(f, im.shape[:2]) for f, im in zip(feats, images)]
+        matched = [self.match(f, im.shape[:2], im) for f, im in zip(feats, images)]
         futures = [self.refine_async(im, prob) for im, (prob, _) in zip(images, matched)]
         masks = [f.result() for f in futures]
         return [Proposal(mask=m, score=pres if m.any() else None) for m, (_, pres) in zip(masks, matched)]

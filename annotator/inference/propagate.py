@@ -160,7 +160,7 @@ def propagate(
     while the next batches go through the backbone. At most a few batches are in flight at any time.
     """
     known = {p.resolve(): m for p, m in (known or {}).items()}
-    keep_pixels = predictor.crf is not None
+    keep_pixels = predictor.crf is not None or predictor.learning.colour > 0  # the CRF's and the colours' pixels
     pending: deque[tuple[ImageResult, Future | None]] = deque()
     max_pending = 4 * batch_size + 2 * predictor.crf_processes
 
@@ -193,7 +193,7 @@ def propagate(
             if mask is not None:
                 res.mask, res.score = mask, 1.0
             elif it.error is None:
-                prob, res.score = predictor.match(next(feats), it.size)
+                prob, res.score = predictor.match(next(feats), it.size, it.image)
                 fut = predictor.refine_async(it.image, prob)
             pending.append((res, fut))
         yield from ready()

@@ -128,8 +128,14 @@ def learn_from_project(
     neg = features_of(predictor, [project.image_path(i) for i, _ in ev.negatives]) if ev.negatives else None
     taught = {i for i, _ in ev.supports} | {i for i, _ in ev.negatives}
     folder = folder_sample(predictor, [project.image_path(i) for i in queries if i not in taught], cancelled)
+    images = []
+    if predictor.learning.colour > 0:  # the supports' colours (learning.LearningConfig.colour)
+        try:
+            images = [read_image(project.image_path(i)) for i, _ in ev.supports]
+        except ImageReadError as exc:
+            raise SupportError(f"cannot learn from {exc}") from exc
     predictor.set_support_features(
-        feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives], folder, cancelled
+        feats, [m for _, m in ev.supports], neg, [r for _, r in ev.negatives], folder, cancelled, images
     )
     return ev
 
