@@ -297,10 +297,11 @@ def _(ws):
 
 
 def import_peak_mb(ws: Path, path: Path) -> float:
-    """Peak RSS (MB) of a fresh process that imports the COCO file into the project at ws/proj."""
+    """Peak RSS (MB) of a fresh process that imports the COCO file into the project at ws/proj: its VmHWM, which
+    starts anew at exec (ru_maxrss would carry this process's own peak over from the fork)."""
     code = (
-        "import resource, sys; from annotator.cli import main; rc = main(sys.argv[1:]); "
-        "print(rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        "import re, sys; from pathlib import Path; from annotator.cli import main; rc = main(sys.argv[1:]); "
+        "print(rc, int(re.search(r'VmHWM:\\s+(\\d+)', Path('/proc/self/status').read_text())[1]) / 1024)"
     )
     argv = [sys.executable, "-c", code, "import", ws / "proj", path, "--allow-overlap", "--overwrite"]
     done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False)
