@@ -18,14 +18,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path, help="project folder to create")
     p.add_argument("--images", required=True, type=Path)
     p.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME", help="add a class")
-    p = sub.add_parser("export", help="export a project as COCO (RLE or polygons), YOLO-seg or index PNGs")
+    p = sub.add_parser(
+        "export", help="export a project as COCO (RLE or polygons), YOLO-seg, VOC, labelme or index PNGs"
+    )
     p.add_argument("project", type=Path)
-    p.add_argument("--out", required=True, type=Path, help="FILE.json, or a folder for --format png and yolo-seg")
+    p.add_argument("--out", required=True, type=Path, help="FILE.json, or a folder for the other formats")
     p.add_argument("--format", default="coco-rle", choices=list(EXPORTERS))
     p.add_argument(
-        "--val-fraction", type=float, default=0.0, help="yolo-seg: this share of the images goes to the val split"
+        "--val-fraction", type=float, default=0.0, help="yolo-seg, voc: this share of the images goes to the val split"
     )
-    p.add_argument("--seed", type=int, default=0, help="yolo-seg: the seed that draws the val split")
+    p.add_argument("--seed", type=int, default=0, help="yolo-seg, voc: the seed that draws the val split")
     p.add_argument("--include-proposals", action="store_true", help="also export unreviewed proposals (with score)")
     p.add_argument("--instances", action="store_true", help="one annotation per instance, not per class")
     p.add_argument(
@@ -34,16 +36,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         choices=["rle", "refuse"],
         help="coco-polygon: a mask with holes falls back to RLE (default) or stops the export",
     )
-    p = sub.add_parser("import", help="import a COCO file, a YOLO-seg dataset or labelme files into a project")
+    p = sub.add_parser("import", help="import a COCO file, a YOLO-seg or VOC dataset or labelme files into a project")
     p.add_argument("project", type=Path)
     p.add_argument(
-        "source", type=Path, help="a COCO .json file, a YOLO-seg folder (or its data.yaml), or labelme files (a folder)"
+        "source",
+        type=Path,
+        help="a COCO .json file, a YOLO-seg folder (or its data.yaml), a VOC folder, or labelme files (a folder)",
     )
     p.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "coco", "yolo-seg", "labelme"],
-        help="auto: a .json file is COCO, a folder with data.yaml (or the .yaml) YOLO-seg, another folder labelme",
+        choices=["auto", "coco", "yolo-seg", "voc", "labelme"],
+        help="auto: a .json file is COCO, a folder with data.yaml (or the .yaml) YOLO-seg, one with labelmap.txt and "
+        "SegmentationClass/ VOC, another folder labelme",
     )
     p.add_argument("--as", dest="state", type=State, default=State.ACCEPTED, choices=[State.ACCEPTED, State.PROPOSED])
     p.add_argument("--overwrite", action="store_true", help="replace accepted and edited masks too (kept otherwise)")
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from annotator.formats.export import ExportError, ExportOptions, left_out_proposals
     from annotator.formats.importing import ImportFormatError
     from annotator.formats.labelme import import_labelme
+    from annotator.formats.voc import import_voc
     from annotator.formats.yolo_seg import import_yolo_seg
     from annotator.io.imageio import ImageReadError
     from annotator.project.store import Project, ProjectError
@@ -90,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 if fmt == "coco":
                     n = import_coco(proj, args.source, args.state, args.overwrite, args.allow_overlap, args.strict)
                 else:
-                    importer = import_yolo_seg if fmt == "yolo-seg" else import_labelme
+                    importer = {"yolo-seg": import_yolo_seg, "voc": import_voc}.get(fmt, import_labelme)
                     n = importer(proj, args.source, args.state, args.overwrite)
                 proj.save()
                 print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
@@ -145,10 +151,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _import_format(args: argparse.Namespace) -> str:
     """`import`'s --format, with auto told by the source: a .json file is COCO, a folder with data.yaml (or a .yaml)
-    is YOLO-seg, another folder holds labelme files."""
+    is YOLO-seg, one with labelmap.txt and SegmentationClass/ VOC, another folder holds labelme files."""
     if args.format != "auto":
         return args.format
     if args.source.suffix.lower() == ".json":
         return "coco"
     yolo = args.source.suffix.lower() in (".yaml", ".yml") or (args.source / "data.yaml").is_file()
-    return "yolo-seg" if yolo else "labelme"
+    if yolo:
+        return "yolo-seg"
+    voc = (args.source / "labelmap.txt").is_file() and (args.source / "SegmentationClass").is_dir()
+    return "voc" if voc else "labelme"

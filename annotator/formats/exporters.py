@@ -8,6 +8,7 @@ from pathlib import Path
 
 from annotator.formats.export import ExportOptions, export_coco, export_png
 from annotator.formats.labelme import export_labelme
+from annotator.formats.voc import export_voc
 from annotator.formats.yolo_seg import export_yolo_seg
 from annotator.project.store import Project
 
@@ -45,6 +46,12 @@ EXPORTERS: dict[str, Exporter] = {
         True,
         export_labelme,
         counts=lambda n: f"{count(n['images'], 'labelme file')}, {count(n['shapes'], 'shape')}",
+    ),
+    "voc": Exporter(
+        "Pascal VOC segmentation (class and object PNGs, labelmap.txt)",
+        True,
+        export_voc,
+        counts=lambda n: f"{count(n['images'], 'image')} ({n['val']} in val), {count(n['objects'], 'object')}",
     ),
     "png": Exporter(
         "PNG index masks + palette",
