@@ -51,7 +51,7 @@ class ColourModel:
         """From the supports' RGB uint8 images, boolean masks of their size and scene descriptors [k,C]."""
         fg, bg = [], []
         for im, m in zip(images, masks, strict=True):
-            bins = colour_bins(im)
+            bins, m = colour_bins(im), np.asarray(m, bool)
             fg.append(_counts(bins, m))
             bg.append(_counts(bins, ~m))
         return cls(np.stack(fg), np.stack(bg), scenes.float().cpu(), same_scene, weight)
