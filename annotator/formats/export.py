@@ -7,6 +7,7 @@ connected components). Polygons cannot hold holes: such a mask falls back to RLE
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -34,7 +35,7 @@ class ExportOptions:
     instances: bool = False  # one annotation per instance instead of per class
     polygons: bool = False
     holes: str = "rle"  # with polygons, a mask with holes: "rle" (fall back) or "refuse"
-    val_fraction: float = 0.0  # yolo-seg: the share of images in the val split ...
+    val_fraction: float = 0.0  # yolo-seg, voc: the share of images in the val split ...
     seed: int = 0  # ... drawn with this seed
 
 
@@ -95,6 +96,23 @@ def stem_names(project: Project, ids: list[int], suffix: str, tool: str, what: s
         taken[name] = file
         names[i] = name
     return names
+
+
+def val_split(chosen: list[int], opts: ExportOptions) -> set[int]:
+    """The ids of `chosen` that go to the val split: `opts.val_fraction` of them, drawn with `opts.seed`;
+    ExportError for a fraction outside [0, 1)."""
+    if not 0 <= opts.val_fraction < 1:
+        raise ExportError(f"the val fraction must be at least 0 and below 1, not {opts.val_fraction}")
+    return set(random.Random(opts.seed).sample(chosen, round(opts.val_fraction * len(chosen))))
+
+
+def palette_png(index: np.ndarray, palette: list[int]) -> bytes:
+    """An 8-bit index map [H,W] as a palette PNG (`palette`: 256 flat RGB triples)."""
+    img = Image.fromarray(index, mode="P")
+    img.putpalette(palette)
+    buf = BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def png_name(file: str) -> str:
@@ -193,13 +211,9 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
         index = np.zeros(size, np.uint8)
         for class_id, _ in recs:
             index[project.mask(image_id, class_id)] = class_id
-        img = Image.fromarray(index, mode="P")
-        img.putpalette(palette)
         target = out_dir / png_name(entry.file)
         target.parent.mkdir(parents=True, exist_ok=True)
-        buf = BytesIO()
-        img.save(buf, format="PNG")
-        atomic_write_bytes(target, buf.getvalue())
+        atomic_write_bytes(target, palette_png(index, palette))
         written += 1
     atomic_write_json(
         out_dir / "palette.json",

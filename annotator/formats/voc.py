@@ -8,8 +8,6 @@ overlap, the later class (by id) takes the pixel, as in the PNG export.
 
 from __future__ import annotations
 
-import random
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,9 @@ from annotator.formats.export import (
     exported_records,
     image_size_or_skip,
     instance_masks,
+    palette_png,
     stem_names,
+    val_split,
 )
 from annotator.formats.importing import ImportFormatError, Planned, is_kept, label_map, store
 from annotator.io.atomic import atomic_write_bytes
@@ -51,34 +51,24 @@ def _palette() -> list[int]:
 PALETTE = _palette()
 
 
-def _png(index: np.ndarray) -> bytes:
-    img = Image.fromarray(index, mode="P")
-    img.putpalette(PALETTE)
-    buf = BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def export_voc(project: Project, out_dir: Path | str, opts: ExportOptions | None = None) -> dict:
     """Write the VOC segmentation layout into `out_dir` for each image with an exported mask (or rejected for every
     class: all background). Instances are the user's, else connected components. `opts.val_fraction` of the images,
     drawn with `opts.seed`, are listed in val.txt and the rest in train.txt (none: all in default.txt)."""
     out_dir, opts = Path(out_dir), opts or ExportOptions()
-    if not 0 <= opts.val_fraction < 1:
-        raise ExportError(f"the val fraction must be at least 0 and below 1, not {opts.val_fraction}")
     classes = sorted(project.classes)
     if len(classes) > 254:
         raise ExportError(f"VOC holds at most 254 classes in its 8-bit PNGs, not {len(classes)}")
     for c in classes:
         if ":" in project.classes[c].name:
             raise ExportError(f"class '{project.classes[c].name}': VOC's labelmap.txt cannot hold a ':' in a name")
-    for folder in ("SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):  # even with no image
-        (out_dir / folder).mkdir(parents=True, exist_ok=True)
     index = {c: k for k, c in enumerate(classes, start=1)}
     records = exported_records(project, opts)
     chosen = sorted(set(records) | background_images(project))
     ids = stem_names(project, chosen, "", "VOC", "its PNGs")
-    val = set(random.Random(opts.seed).sample(chosen, round(opts.val_fraction * len(chosen))))
+    val = val_split(chosen, opts)
+    for folder in ("SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):  # even with no image
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
     written, objects, skipped, listed = 0, 0, [], {"train": [], "val": []}
     for i in chosen:
         size = image_size_or_skip(project, i, skipped)
@@ -95,7 +85,7 @@ def export_voc(project: Project, out_dir: Path | str, opts: ExportOptions | None
         for folder, data in (("SegmentationClass", cls_map), ("SegmentationObject", obj_map)):
             target = out_dir / folder / f"{ids[i]}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, _png(data))
+            atomic_write_bytes(target, palette_png(data, PALETTE))
         listed["val" if i in val else "train"].append(ids[i])
         written, objects = written + 1, objects + n
     sets = out_dir / "ImageSets" / "Segmentation"

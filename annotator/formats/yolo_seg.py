@@ -10,7 +10,6 @@ takes pixels shared with an earlier one) and the union of a class's lines is the
 from __future__ import annotations
 
 import math
-import random
 import shutil
 from pathlib import Path
 
@@ -20,13 +19,13 @@ from pycocotools import mask as mask_utils
 
 from annotator.config import State
 from annotator.formats.export import (
-    ExportError,
     ExportOptions,
     background_images,
     exported_records,
     image_size_or_skip,
     instance_polygons,
     stem_names,
+    val_split,
 )
 from annotator.formats.importing import (
     MAX_INSTANCES,
@@ -57,17 +56,14 @@ def export_yolo_seg(
     of them, drawn with `opts.seed`, go to the val split (none: val is the train split). Exporting again into the
     same folder replaces each image's files, in whichever split it now falls."""
     out_dir, opts = Path(out_dir), opts or ExportOptions()
-    if not 0 <= opts.val_fraction < 1:
-        raise ExportError(f"the val fraction must be at least 0 and below 1, not {opts.val_fraction}")
-    for part in ("images", "labels"):  # the layout is there even when no image is exported
-        (out_dir / part / "train").mkdir(parents=True, exist_ok=True)
     classes = sorted(project.classes)
     index = {c: i for i, c in enumerate(classes)}
     records = exported_records(project, opts)
     chosen = sorted(set(records) | background_images(project))
     label_of = stem_names(project, chosen, ".txt", "YOLO", "a label file")  # relative to its split
-    n_val = round(opts.val_fraction * len(chosen))
-    val = set(random.Random(opts.seed).sample(chosen, n_val))
+    val = val_split(chosen, opts)
+    for part in ("images", "labels"):  # the layout is there even when no image is exported
+        (out_dir / part / "train").mkdir(parents=True, exist_ok=True)
     written, lines, skipped = 0, 0, []
     for i in chosen:
         size = image_size_or_skip(project, i, skipped)
