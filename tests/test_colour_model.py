@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from annotator.inference.colour_model import ColourModel, colour_bins
 
@@ -24,13 +23,12 @@ def test_colour_bins_tell_colours_apart():
     assert bins.shape == m.shape and len(np.unique(bins[m])) == 1 and bins[m][0] != bins[~m][0]
 
 
-def test_the_class_colour_is_favoured_on_its_scene_only():
+def test_the_class_colour_is_favoured_from_the_supports_of_the_querys_scene_only():
     im, m = _image()
-    scene = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.0]]), dim=1)
-    model = ColourModel.fit([im], [m], scene, same_scene=0.98, weight=0.5)
+    model = ColourModel.fit([im], [m], weight=0.5)
     query = np.roll(im, 7, axis=1)  # the square moved: colour, not place, decides
-    logit = model.logit(query, scene[0])
-    assert logit.dtype == np.float32 and logit.shape == m.shape
-    assert logit[np.roll(m, 7, axis=1)].min() > 1.0 and logit[~np.roll(m, 7, axis=1)].max() < -1.0
-    other = torch.tensor([0.0, 1.0, 0.0])  # another scene's lighting: colours would mislead
-    assert model.logit(query, other) is None
+    for own in (np.array([True]), None):  # the support's scene; no scenes at all (every query is of it)
+        logit = model.logit(query, own)
+        assert logit.dtype == np.float32 and logit.shape == m.shape
+        assert logit[np.roll(m, 7, axis=1)].min() > 1.0 and logit[~np.roll(m, 7, axis=1)].max() < -1.0
+    assert model.logit(query, np.array([False])) is None  # another scene's lighting: colours would mislead

@@ -1,8 +1,8 @@
 """Colour evidence of the supports' own scenes, seen at full resolution where stride-8 features blur edges.
 
 Per support, histograms of the class's and of its background's CIE Lab colours (16 bins a channel). A query of a
-support's scene (a video's other frame, told by the scene descriptor) gets the log ratio of the two, summed over
-those supports, added to its foreground logit before the CRF (benchmarks/labelling_effort.py). Another scene's
+support's scene (a video's other frame, told by learning.Learned.own_scenes) gets the log ratio of the two, summed
+over those supports, added to its foreground logit before the CRF (benchmarks/labelling_effort.py). Another scene's
 lighting makes colours mislead, so it gets nothing.
 """
 
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 BINS = 16  # per Lab channel: 4,096 colours
 _SHIFT = 4  # 256 // BINS == 1 << _SHIFT
@@ -31,35 +30,27 @@ def _counts(bins: np.ndarray, where: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ColourModel:
-    """Per support: colour counts of the class [k,BINS**3] and of its background, and its scene descriptor [k,C]."""
+    """Per support: colour counts of the class [k,BINS**3] and of its background."""
 
     fg: np.ndarray
     bg: np.ndarray
-    scenes: torch.Tensor
-    same_scene: float  # a query at least this alike (scene cosine) to a support is of its scene
     weight: float  # the log ratio's weight in the foreground logit
 
     @classmethod
-    def fit(
-        cls,
-        images: Sequence[np.ndarray],
-        masks: Sequence[np.ndarray],
-        scenes: torch.Tensor,
-        same_scene: float,
-        weight: float,
-    ) -> ColourModel:
-        """From the supports' RGB uint8 images, boolean masks of their size and scene descriptors [k,C]."""
+    def fit(cls, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], weight: float) -> ColourModel:
+        """From the supports' RGB uint8 images and boolean masks of their size."""
         fg, bg = [], []
         for im, m in zip(images, masks, strict=True):
             bins, m = colour_bins(im), np.asarray(m, bool)
             fg.append(_counts(bins, m))
             bg.append(_counts(bins, ~m))
-        return cls(np.stack(fg), np.stack(bg), scenes.float().cpu(), same_scene, weight)
+        return cls(np.stack(fg), np.stack(bg), weight)
 
-    def logit(self, image: np.ndarray, scene: torch.Tensor) -> np.ndarray | None:
-        """[H,W] float32 to add to the foreground logit of a query (RGB uint8 image, scene descriptor [C]), from
-        the supports of its scene (Laplace-smoothed log ratio); None where no support is of its scene."""
-        own = (self.scenes @ scene.float().cpu()).numpy() >= self.same_scene
+    def logit(self, image: np.ndarray, own: np.ndarray | None) -> np.ndarray | None:
+        """[H,W] float32 to add to the foreground logit of a query (RGB uint8 image), from the supports of its
+        scene (`own`: [k] bool; None: all of them), a Laplace-smoothed log ratio; None where no support is."""
+        if own is None:
+            own = np.ones(len(self.fg), bool)
         if not own.any():
             return None
         fg, bg = self.fg[own].sum(0) + 1.0, self.bg[own].sum(0) + 1.0

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -101,7 +102,7 @@ class Learned:
     supports: int = 0
     negatives: int = 0
     head_alone: bool = False  # `head` alone decides foreground (else it is added to PANet's logits)
-    scenes: torch.Tensor | None = None  # [k,C] the supports' scene descriptors (None: `head` on every query) ...
+    scenes: torch.Tensor | None = None  # [k,C] the supports' scene descriptors (None: every query is of theirs) ...
     same_scene: float = 0.0  # ... a query at least this alike to one of them is of their scenes
     other_head: PixelHead | None = None  # more regularised, added to PANet's logits on queries of other scenes
     parts: int = 0  # the most parts a support's mask has: a proposal keeps that many (0: all)
@@ -113,15 +114,21 @@ class Learned:
         own_scene = alone and self.scenes is not None
         return 0.0 if own_scene and not self.floor_own_scenes else self.presence_floor
 
-    def head_for(self, scene: torch.Tensor) -> tuple[PixelHead | None, bool]:
+    def head_for(self, scene: torch.Tensor | None) -> tuple[PixelHead | None, bool]:
         """The head for a query (its scene descriptor [C]) and whether it decides alone. A head fitted closely to
         the supports is best on their own scenes (a video's other frames) but overfits them: on another scene
         (another video, a varied photo) a more regularised one corrects PANet's prototypes instead
         (benchmarks/fewshot_quality.py)."""
         if self.scenes is None:
             return self.head, self.head_alone
-        alike = float((self.scenes @ scene.to(self.scenes.device, self.scenes.dtype)).max())
-        return (self.head, self.head_alone) if alike >= self.same_scene else (self.other_head, False)
+        return (self.head, self.head_alone) if self.own_scenes(scene).any() else (self.other_head, False)
+
+    def own_scenes(self, scene: torch.Tensor | None) -> np.ndarray | None:
+        """[k] bool: which supports a query (its scene descriptor [C]) shares a scene with; None when there are no
+        scenes (`same_scene` 0: every query is of every support's scene)."""
+        if self.scenes is None:
+            return None
+        return (self.scenes @ scene.to(self.scenes.device, self.scenes.dtype) >= self.same_scene).cpu().numpy()
 
     def summary(self) -> str:
         """What it was learned from, as the status bar and the CLI say it: "learned from 7 masks and 12 rejections"."""
@@ -299,7 +306,7 @@ def learn(
         supports=len(supp_feats),
         negatives=n_neg,
         head_alone=alone,
-        scenes=scene_descriptor(supp_feats) if gated else None,
+        scenes=scene_descriptor(supp_feats) if cfg.same_scene > 0 else None,
         same_scene=cfg.same_scene,
         other_head=other_head,
         parts=max(count_parts(m) for m in (supp_masks > 0.5).cpu().numpy()) if cfg.parts else 0,

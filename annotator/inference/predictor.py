@@ -269,8 +269,7 @@ class Predictor:
         if self.learning.presence and (neg_t is not None or gap):  # once, on the final fit
             self.learned.presence_floor = self._presence_floor(feats, neg_feats, gap)
         if images and self.learning.colour > 0:
-            cfg = self.learning
-            self.learned.colours = ColourModel.fit(images, masks, scene_descriptor(feats), cfg.same_scene, cfg.colour)
+            self.learned.colours = ColourModel.fit(images, masks, self.learning.colour)
 
     def _fit(
         self,
@@ -368,7 +367,7 @@ class Predictor:
             dtype = self.model.match_dtype if self.device.type != "mps" else torch.float32  # mps has no float64
             feats = feats.to(self.device, dtype)[None]
             fg_protos, bg_protos = self.learned.fg.to(dtype), self.learned.bg.to(dtype)
-            scene = scene_descriptor(feats)[0]
+            scene = scene_descriptor(feats)[0] if self.learned.scenes is not None else None  # 2 ms: only if used
             head, alone = self.learned.head_for(scene)
             offset = head(feats).to(dtype) if head is not None else None
             logits = self.model.segment(feats, bg_protos, fg_protos, offset, alone)
@@ -387,7 +386,8 @@ class Predictor:
                 margin, dropped = self._strongest_parts(margin)
             # bilinear upsampling is linear: the margin is upsampled instead of both logits
             margin = F.interpolate(margin, size=size, mode="bilinear", align_corners=False)
-            colour = self.learned.colours.logit(image, scene) if image is not None and self.learned.colours else None
+            colours = self.learned.colours
+            colour = colours.logit(image, self.learned.own_scenes(scene)) if image is not None and colours else None
             if colour is not None:
                 colour = torch.from_numpy(colour).to(margin.device, margin.dtype)
                 if dropped is not None:  # a dropped part stays dropped, however like the class its colours are
