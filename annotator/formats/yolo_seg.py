@@ -10,7 +10,6 @@ takes pixels shared with an earlier one) and the union of a class's lines is the
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ from annotator.formats.importing import (
     label_map,
     store,
 )
-from annotator.io.atomic import atomic_write_bytes
+from annotator.io.atomic import atomic_copy, atomic_write_bytes
 from annotator.io.imageio import IMAGE_EXTENSIONS, ImageReadError
 from annotator.project.store import Project
 
@@ -82,9 +81,7 @@ def export_yolo_seg(
         ]
         image_out = out_dir / "images" / split / file
         image_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = image_out.with_name(f".{image_out.name}.tmp")
-        shutil.copyfile(project.image_path(i), tmp)
-        tmp.replace(image_out)
+        atomic_copy(project.image_path(i), image_out)
         label_out = out_dir / "labels" / split / label
         label_out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(label_out, "".join(t + "\n" for t in text).encode())

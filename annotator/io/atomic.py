@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,13 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Replace `path` with `data` atomically; raises OSError (disk full, read-only) leaving the old file."""
     with atomic_writer(path) as f:
         f.write(data)
+
+
+def atomic_copy(source: Path | str, path: Path | str) -> None:
+    """Replace `path` with a copy of the file `source` atomically (streamed); on error the old file stays and no
+    temp file is left."""
+    with open(source, "rb") as src, atomic_writer(path) as f:
+        shutil.copyfileobj(src, f, 1 << 20)
 
 
 def compact_json(obj: Any) -> str:
