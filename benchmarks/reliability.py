@@ -29,7 +29,9 @@ from PIL import Image
 
 from annotator.cli import main
 from annotator.formats.coco import encode_rle
-from annotator.project.store import Project, ProjectError
+from annotator.formats.exporters import EXPORTERS
+from annotator.project.store import AutoSaver, Project, ProjectError
+from tests.disks import NoSmallDisk, fill, leftovers, small_disk
 from tests.processes import held_open
 from tests.synthetic import scene, write_mask, write_rgb
 
@@ -494,6 +496,51 @@ def _(ws):
     full = OSError(errno.ENOSPC, "No space left on device")
     with mock.patch.object(CocoSpool, "add", side_effect=full):
         return refused(*cli(*propagate_args(ws, "--no-crf")), "--out") or previous_output_kept(ws)
+
+
+def on_a_full_disk(ws: Path, attack: Callable[[Path], str | None]) -> str | None:
+    """`attack(disk)` on a real 512 KiB tmpfs that it fills (tests.disks); a defect where none can be mounted."""
+    try:
+        with small_disk(ws / "disk") as disk:
+            return attack(disk)
+    except NoSmallDisk as exc:
+        return f"not run: {exc}"
+
+
+@case("19 tracebacks", "a really full disk (tmpfs) under the project: the edit kept in memory, saved once freed")
+def _(ws):
+    def attack(disk: Path) -> str | None:
+        with Project.create(disk / "proj", folder(ws)) as p:
+            p.add_class("thing")
+            p.save()
+            filler = fill(disk)
+            p.rename_class(1, "renamed")
+            errors: list[str] = []
+            if AutoSaver(p, delay=10, on_error=errors.append).flush() or "kept in memory" not in errors[0]:
+                return f"the failed save was not said so: {errors}"
+            if leftovers(disk):
+                return f"left {leftovers(disk)}"
+            filler.unlink()
+            p.save()
+        with Project.open(disk / "proj", read_only=True) as again:
+            return None if again.classes[1].name == "renamed" else "the edit was lost"
+
+    return on_a_full_disk(ws, attack)
+
+
+@case("19 tracebacks", "a really full disk (tmpfs) under an export's --out, every format")
+def _(ws):
+    def attack(disk: Path) -> str | None:
+        project(ws)
+        filler = fill(disk)
+        for fmt in EXPORTERS:
+            out = disk / ("o.json" if fmt.startswith("coco") else fmt)
+            if defect := refused(*cli("export", ws / "proj", "--out", out, "--format", fmt), "No space left"):
+                return f"{fmt}: {defect}"
+        filler.unlink()
+        return f"left {leftovers(disk)}" if leftovers(disk) else None
+
+    return on_a_full_disk(ws, attack)
 
 
 @case("19 tracebacks", "--input-size 0")

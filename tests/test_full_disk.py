@@ -7,8 +7,6 @@ as CI and the sessions run) and are skipped with the reason where that is not al
 
 from __future__ import annotations
 
-import errno
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 
 from annotator.cli import main
 from annotator.project.store import AutoSaver, Project, ProjectSaveError
+from tests.disks import NoSmallDisk, fill, leftovers, small_disk
 from tests.synthetic import scene, write_mask, write_rgb
 
 H, W = 48, 64
@@ -25,34 +24,11 @@ H, W = 48, 64
 @pytest.fixture
 def disk(tmp_path) -> Iterator[Path]:
     """A 512 KiB tmpfs mounted for the test (skipped where mounting is not allowed)."""
-    where = tmp_path / "disk"
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0755", "tmpfs", str(where)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'mount failed'}); needs root")
     try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write a file until the kernel says the disk is full; returns it (delete it to free the space)."""
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
-
-
-def leftovers(folder: Path) -> list[Path]:
-    """Temporary files an interrupted write would leave behind."""
-    return [p for p in folder.rglob("*") if p.name.endswith(".tmp") or ".part" in p.name]
+        with small_disk(tmp_path / "disk") as where:
+            yield where
+    except NoSmallDisk as exc:
+        pytest.skip(str(exc))
 
 
 def images(root: Path) -> Path:
