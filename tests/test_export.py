@@ -119,6 +119,26 @@ def test_png_export_and_palette(proj, tmp_path):
     ]
 
 
+def test_png_export_writes_datumaro_dataset_meta_by_pixel_value(tmp_path):
+    """dataset_meta.json (datumaro's common semantic segmentation) lists a name and the PNG's colour for every
+    pixel value up to the last class, the ids a deleted class left unused included, so values never shift."""
+    (tmp_path / "images").mkdir()
+    write_rgb(tmp_path / "images" / "x.png", scene(H, W, None, 0, seed=0)[0])
+    proj = Project.create(tmp_path / "proj", tmp_path / "images")
+    proj.add_class("thing")
+    gone, kept = proj.add_class("gone").id, proj.add_class("kept").id
+    proj.delete_class(gone)
+    x = proj.image_id("x.png")
+    proj.set_mask(x, kept, _two_blobs(True))
+    export_png(proj, tmp_path / "png")
+    meta = json.loads((tmp_path / "png" / "dataset_meta.json").read_text())
+    assert meta["background_label"] == "0"
+    assert meta["label_map"] == {"0": "background", "1": "thing", str(gone): f"_unused_{gone}_", str(kept): "kept"}
+    palette = Image.open(tmp_path / "png" / "x.png.png").getpalette()
+    assert meta["segmentation_colors"] == [palette[3 * k : 3 * k + 3] for k in range(kept + 1)]
+    assert np.array_equal(np.array(Image.open(tmp_path / "png" / "x.png.png")) == kept, _two_blobs(True))
+
+
 def test_export_command(proj, tmp_path, capsys):
     proj.set_mask(proj.image_id("x.png"), 1, _two_blobs(False))
     proj.save()

@@ -192,7 +192,8 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
 
 def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = ExportOptions()) -> dict:
     """One palette PNG per image with an exported mask, or rejected for every class (all background), named by
-    png_name (0 = background, k = class k; a later class wins an overlap), and palette.json."""
+    png_name (0 = background, k = class k; a later class wins an overlap), palette.json and dataset_meta.json
+    (datumaro's label map)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     by_image = exported_records(project, opts)
@@ -215,11 +216,23 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, palette_png(index, palette))
         written += 1
+    names = {0: "background", **{c.id: c.name for c in project.classes.values()}}
     atomic_write_json(
         out_dir / "palette.json",
         {
-            "0": {"name": "background", "color": "#000000"},
-            **{str(c.id): {"name": c.name, "color": c.color} for c in project.classes.values()},
+            str(k): {"name": name, "color": "#{:02x}{:02x}{:02x}".format(*palette[3 * k : 3 * k + 3])}
+            for k, name in names.items()
+        },
+    )
+    # datumaro's (and OpenVINO's) dataset_meta.json: colours listed by pixel value, so ids a deleted class left
+    # unused are listed too, by a name no class can clash with
+    top = max(names)
+    atomic_write_json(
+        out_dir / "dataset_meta.json",
+        {
+            "label_map": {str(k): names.get(k, f"_unused_{k}_") for k in range(top + 1)},
+            "background_label": "0",
+            "segmentation_colors": [palette[3 * k : 3 * k + 3] for k in range(top + 1)],
         },
     )
     return {"images": written, "skipped": skipped}

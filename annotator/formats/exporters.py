@@ -57,6 +57,6 @@ EXPORTERS: dict[str, Exporter] = {
         "PNG index masks + palette",
         True,
         export_png,
-        counts=lambda n: f"{count(n['images'], 'index PNG')} and palette.json",
+        counts=lambda n: f"{count(n['images'], 'index PNG')}, palette.json and dataset_meta.json",
     ),
 }
