@@ -39,9 +39,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from annotator.build import build_model
-from annotator.config import Precision
+from annotator.config import INPUT_SIZE, Precision
 from annotator.inference.crf import CRFParams
 from annotator.inference.learning import NO_LEARNING, LearningConfig
+from annotator.inference.loading import input_size_name, parse_input_size
 from annotator.inference.predictor import Predictor
 from annotator.io.imageio import image_size, read_image, read_mask
 from annotator.utils.sampling import evenly_spaced
@@ -309,8 +310,8 @@ def run(args) -> None:
     precision = predictor.precision_name
     print(
         f"\nLabelling effort on DAVIS 2016 ({len(fs)} folders of up to {POSITIVES}+{NEGATIVES} images, input "
-        f"{args.input_size}px, {crf} CRF, {predictor.device_name}, {precision}; backbone {backbone_s:.2f} s/img, "
-        "once per image)\n"
+        f"{input_size_name(args.input_size)}px, {crf} CRF, {predictor.device_name}, {precision}; "
+        f"backbone {backbone_s:.2f} s/img, once per image)\n"
     )
     head = (
         "| loop | draws % | rejects % | "
@@ -408,7 +409,12 @@ def main() -> None:
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     ap.add_argument("--classes", nargs="+", default=list(davis.GROUPS))
     ap.add_argument("--crf", action="store_true", help="refine with the dense CRF (about 0.6 s per image per round)")
-    ap.add_argument("--input-size", type=int, default=417)
+    ap.add_argument(
+        "--input-size",
+        type=parse_input_size,
+        default=INPUT_SIZE,
+        help="the network's input: a side (square), or HEIGHTxWIDTH (e.g. 417x737 keeps DAVIS's 16:9)",
+    )
     ap.add_argument(
         "--negatives",
         type=int,

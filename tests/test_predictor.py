@@ -66,3 +66,26 @@ def test_proposals_keep_the_image_size_and_score_their_mask(predictor):
     assert not prop.empty and 0.5 < prop.score <= 1.0
     # Measured 0.58: without the CRF a stride-8 map overshoots a small ball's rim; 0.5 still fails a miss.
     assert (prop.mask & qm).sum() / (prop.mask | qm).sum() > 0.5
+
+
+def test_an_input_of_the_images_own_aspect_is_taken_whole():
+    """(height, width) input (issue 11: the squashed square thins what is already thin): features, their cache
+    layout and tag follow that shape, and the proposals keep the image's size."""
+    from annotator.build import build_model
+    from annotator.inference.loading import parse_input_size
+    from annotator.inference.predictor import Predictor
+
+    assert parse_input_size("417") == 417 and parse_input_size("65x113") == (65, 113)
+    for bad in ("", "x65", "65x", "1x2x3", "a"):
+        with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+            parse_input_size(bad)
+    wide = Predictor(build_model(), device="cpu", crf=None, input_size=(97, 177))
+    img, m = scene(90, 160, (45, 50), 16, seed=4)
+    feats = wide.encode([img])
+    assert tuple(feats.shape[1:]) == wide.feature_layout["features"][0] and feats.shape[-1] > feats.shape[-2] + 5
+    assert "-97x177-" in wide.model_tag
+    wide.set_supports([(img, m)])
+    query, qm = scene(90, 160, (110, 40), 15, seed=5)
+    (prop,) = wide.predict([query])
+    assert prop.mask.shape == (90, 160)
+    assert (prop.mask & qm).sum() / (prop.mask | qm).sum() > 0.5

@@ -26,9 +26,33 @@ from annotator.io.imageio import ImageReadError, decode_image, read_file_bytes
 _CONTEXT = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
-def resize_for_network(image: np.ndarray, size: int) -> np.ndarray:
-    """RGB uint8 [size,size,3]: the square input the networks take (area interpolation)."""
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+InputSize = int | tuple[int, int]  # the network's input: a side (square), or (height, width) such as a video's aspect
+
+
+def network_shape(size: InputSize) -> tuple[int, int]:
+    """(height, width) of the network input of `size`."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def input_size_name(size: InputSize) -> str:
+    """How tags and reports spell a size: "417" (square) or "417x737" (height x width)."""
+    return str(size) if isinstance(size, int) else "x".join(map(str, network_shape(size)))
+
+
+def parse_input_size(text: str) -> InputSize:
+    """ "417" -> 417, "417x737" -> (417, 737) (height x width); ValueError otherwise (argparse's type)."""
+    parts = text.lower().split("x")
+    if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"{text!r}: a side or HEIGHTxWIDTH, in pixels")
+    sides = tuple(int(p) for p in parts)
+    return sides[0] if len(sides) == 1 else sides
+
+
+def resize_for_network(image: np.ndarray, size: InputSize) -> np.ndarray:
+    """RGB uint8 [h,w,3] (or a float map [h,w]) at the network input `size` (area interpolation): the squashed
+    square by default; a (height, width) of the images' own aspect keeps thin and small things (issue 11)."""
+    h, w = network_shape(size)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
 @dataclass
@@ -58,7 +82,7 @@ class Batch:
 class FolderDataset(Dataset):
     """Images of `paths` for a network of input side `size`; keys depend on `model_tag` too."""
 
-    def __init__(self, paths: Sequence[Path], size: int, model_tag: str, keep_pixels: bool) -> None:
+    def __init__(self, paths: Sequence[Path], size: InputSize, model_tag: str, keep_pixels: bool) -> None:
         self.paths, self.size, self.model_tag, self.keep_pixels = list(paths), size, model_tag, keep_pixels
 
     def __len__(self) -> int:
@@ -124,7 +148,7 @@ def _prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
 
 def load_batches(
     paths: Sequence[Path],
-    size: int,
+    size: InputSize,
     model_tag: str,
     batch_size: int,
     workers: int = 0,

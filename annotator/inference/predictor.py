@@ -15,7 +15,6 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,7 +25,7 @@ from annotator.inference.crf import CRFParams, CRFPool, refine
 from annotator.inference.device import describe, pick_device
 from annotator.inference.feature_cache import FeatureCache, Layout
 from annotator.inference.learning import NO_LEARNING, Learned, LearningConfig, gap_floor, learn
-from annotator.inference.loading import resize_for_network
+from annotator.inference.loading import InputSize, input_size_name, network_shape, resize_for_network
 from annotator.inference.mask_parts import strongest_parts
 from annotator.io.int8_ranges import load_ranges
 from annotator.io.weights import WeightsError
@@ -76,7 +75,7 @@ class Predictor:
         self,
         model: PANet | SGOne,
         device: str = "auto",
-        input_size: int = INPUT_SIZE,
+        input_size: InputSize = INPUT_SIZE,
         crf: CRFParams | None = CRFParams(),
         batch_size: int = 4,
         crf_processes: int = 0,
@@ -159,7 +158,7 @@ class Predictor:
     @property
     def model_tag(self) -> str:
         """What the features depend on besides the pixels: the feature cache's namespace."""
-        return f"{self.model.tag}-{self.model.weights_name}-{self.input_size}-{self.precision_name}"
+        return f"{self.model.tag}-{self.model.weights_name}-{input_size_name(self.input_size)}-{self.precision_name}"
 
     def settings(self) -> dict:
         """The settings that make a proposal, recorded beside it."""
@@ -182,9 +181,9 @@ class Predictor:
         entry of another shape is never used."""
         if self.int8:
             with torch.inference_mode():
-                shape = self.model.features(torch.zeros(1, 3, self.input_size, self.input_size)).shape
+                shape = self.model.features(torch.zeros(1, 3, *network_shape(self.input_size))).shape
         else:
-            x = torch.empty(1, 3, self.input_size, self.input_size, device="meta")
+            x = torch.empty(1, 3, *network_shape(self.input_size), device="meta")
             shape = copy.deepcopy(self.model).to("meta").features(x).shape
         return {"features": (tuple(shape[1:]), torch.float16)}
 
@@ -227,10 +226,9 @@ class Predictor:
         self.set_support_features(feats, masks, neg, [m for _, m in negatives], folder, images=images)
 
     def _network_masks(self, masks: Sequence[np.ndarray]) -> torch.Tensor:
-        """Boolean masks of any sizes -> soft masks [N,s,s] at the network's input size, on the device."""
-        s = self.input_size
+        """Boolean masks of any sizes -> soft masks [N,h,w] at the network's input size, on the device."""
         return torch.from_numpy(
-            np.stack([cv2.resize(m.astype(np.float32), (s, s), interpolation=cv2.INTER_AREA) for m in masks])
+            np.stack([resize_for_network(m.astype(np.float32), self.input_size) for m in masks])
         ).to(self.device)
 
     def set_support_features(
