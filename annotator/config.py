@@ -45,12 +45,34 @@ class Precision(StrEnum):
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the choices offered; the CLI also takes cuda:N
-INPUT_SIZE = 417  # side every image is resized to for the network
+INPUT_SIZE = 417  # side every image is resized to for the network (a square; see InputSize)
 MAX_PIXELS = 80_000_000  # larger images are skipped, by name (--max-pixels raises it)
 PIXEL_LIMIT_ENV = "ANNOTATOR_MAX_PIXELS"  # where --max-pixels is put; worker processes inherit it
 DEFAULT_BACKBONE = "vgg16_imagenet"  # weights/NAME.safetensors
 PROJECT_INDEX = "project.json"
 PROJECT_BACKUP = "project.json.bak"
+
+
+InputSize = int | tuple[int, int]  # the network's input: a side (square), or (height, width) such as a video's aspect
+
+
+def network_shape(size: InputSize) -> tuple[int, int]:
+    """(height, width) of the network input of `size`."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def input_size_name(size: InputSize) -> str:
+    """How tags and reports spell a size: "417" (square) or "417x737" (height x width)."""
+    return str(size) if isinstance(size, int) else "x".join(map(str, network_shape(size)))
+
+
+def parse_input_size(text: str) -> InputSize:
+    """ "417" -> 417, "417x737" -> (417, 737) (height x width); ValueError otherwise (argparse's type)."""
+    parts = text.lower().split("x")
+    if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"{text!r}: a side or HEIGHTxWIDTH, in pixels")
+    sides = tuple(int(p) for p in parts)
+    return sides[0] if len(sides) == 1 else sides
 
 
 def out_of_range(ranges: dict[str, tuple[float, float]], value_of: Callable[[str], float | None]) -> str | None:

@@ -39,10 +39,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from annotator.build import build_model
-from annotator.config import INPUT_SIZE, Precision
+from annotator.config import INPUT_SIZE, Precision, input_size_name, parse_input_size
 from annotator.inference.crf import CRFParams
 from annotator.inference.learning import NO_LEARNING, LearningConfig
-from annotator.inference.loading import input_size_name, parse_input_size
 from annotator.inference.predictor import Predictor
 from annotator.io.imageio import image_size, read_image, read_mask
 from annotator.utils.sampling import evenly_spaced

@@ -424,6 +424,7 @@ def test_a_presence_threshold_empties_the_proposals_scoring_below_it(folder, cap
     [
         ("--crf-bilateral-srgb", "0", "--crf-bilateral-srgb 0.0: must be between"),
         ("--input-size", "0", "--input-size 0: must be between"),
+        ("--input-size", "417x10", "--input-size 10: must be between"),
         ("--batch-size", "0", "--batch-size 0: must be between"),
         ("--workers", "-1", "--workers -1: must be between"),
         ("--cache-gb", "-1", "--cache-gb -1.0: must be between"),
@@ -452,3 +453,22 @@ def test_a_numeric_option_out_of_range_is_refused_before_any_work(folder, capsys
     )
     assert rc == 2 and words in stderr and stderr.count("\n") == 1, stderr
     assert not out.exists()
+
+
+def test_an_input_size_of_height_by_width_runs_and_a_malformed_one_is_named(folder, capsys):
+    """--input-size 65x97 (the images' own aspect, issue 11) proposes at each image's size; "417x" is refused by
+    argparse, naming the form it takes."""
+    root, _ = folder
+    out = root / "wide.json"
+    base = ["propagate", "--images", str(root / "images"), "--label", "ball", "--out", str(out), "--device", "cpu"]
+    base += ["--support", f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}", "--no-crf"]
+    rc, _, stderr = _run([*base, "--input-size", "65x97"], capsys)
+    assert rc == 0, stderr
+    api = COCO(str(out))
+    for ann in api.dataset["annotations"]:
+        img = api.imgs[ann["image_id"]]
+        assert ann["segmentation"]["size"] == [img["height"], img["width"]]
+    assert len(api.dataset["annotations"]) >= 2
+    with pytest.raises(SystemExit) as exit_:
+        main([*base, "--input-size", "417x"])
+    assert exit_.value.code == 2 and "'417x': a side or HEIGHTxWIDTH" in capsys.readouterr().err

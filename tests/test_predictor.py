@@ -72,7 +72,7 @@ def test_an_input_of_the_images_own_aspect_is_taken_whole():
     """(height, width) input (issue 11: the squashed square thins what is already thin): features, their cache
     layout and tag follow that shape, and the proposals keep the image's size."""
     from annotator.build import build_model
-    from annotator.inference.loading import parse_input_size
+    from annotator.config import parse_input_size
     from annotator.inference.predictor import Predictor
 
     assert parse_input_size("417") == 417 and parse_input_size("65x113") == (65, 113)

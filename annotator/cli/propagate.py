@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from annotator.cli.common import fail
-from annotator.config import DEFAULT_BACKBONE, DEVICES, INPUT_SIZE, Model, Precision, out_of_range
+from annotator.config import (
+    DEFAULT_BACKBONE,
+    DEVICES,
+    INPUT_SIZE,
+    Model,
+    Precision,
+    network_shape,
+    out_of_range,
+    parse_input_size,
+)
 from annotator.inference.crf import CRFParams
 
 
@@ -63,7 +72,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-crf", dest="crf", action="store_false")
     p.add_argument("--device", default=DEVICES[0], help=" | ".join(DEVICES) + " | cuda:N")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--input-size", type=int, default=INPUT_SIZE, help="side the images are resized to for the network")
+    p.add_argument(
+        "--input-size",
+        type=_input_size,
+        default=INPUT_SIZE,
+        metavar="SIDE|HxW",
+        help="the network's input: a side (square), or HEIGHTxWIDTH such as 417x737, the aspect of 16:9 video "
+        "frames (labelling_effort: fewer draws, at 1.8x the backbone's time)",
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -103,9 +119,27 @@ RANGES = {
 }
 
 
+def _input_size(text: str):
+    """--input-size's argparse type: config.parse_input_size, its message shown as it is."""
+    try:
+        return parse_input_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _checked_value(args: argparse.Namespace, name: str):
+    """An option's value as its range is checked: the input size's side that is out of range, if one is."""
+    value = getattr(args, name)
+    if name != "input_size":
+        return value
+    lo, hi = RANGES[name]
+    sides = network_shape(value)
+    return next((s for s in sides if not lo <= s <= hi), sides[0])
+
+
 def options_out_of_range(args: argparse.Namespace) -> str | None:
     """A one-line message for the first numeric option of `propagate` outside its range, else None."""
-    problem = out_of_range(RANGES, lambda name: getattr(args, name))
+    problem = out_of_range(RANGES, lambda name: _checked_value(args, name))
     if problem:
         return f"--{problem}"
     try:

@@ -19,33 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from annotator.config import InputSize, network_shape
 from annotator.inference.feature_cache import content_key
 from annotator.io.imageio import ImageReadError, decode_image, read_file_bytes
 
 # Linux forks workers (fast start); elsewhere fork is unavailable or unsafe.
 _CONTEXT = "fork" if sys.platform.startswith("linux") else "spawn"
-
-
-InputSize = int | tuple[int, int]  # the network's input: a side (square), or (height, width) such as a video's aspect
-
-
-def network_shape(size: InputSize) -> tuple[int, int]:
-    """(height, width) of the network input of `size`."""
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
-def input_size_name(size: InputSize) -> str:
-    """How tags and reports spell a size: "417" (square) or "417x737" (height x width)."""
-    return str(size) if isinstance(size, int) else "x".join(map(str, network_shape(size)))
-
-
-def parse_input_size(text: str) -> InputSize:
-    """ "417" -> 417, "417x737" -> (417, 737) (height x width); ValueError otherwise (argparse's type)."""
-    parts = text.lower().split("x")
-    if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"{text!r}: a side or HEIGHTxWIDTH, in pixels")
-    sides = tuple(int(p) for p in parts)
-    return sides[0] if len(sides) == 1 else sides
 
 
 def resize_for_network(image: np.ndarray, size: InputSize) -> np.ndarray:

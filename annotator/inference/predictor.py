@@ -19,13 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from annotator.config import INPUT_SIZE, Precision
+from annotator.config import INPUT_SIZE, InputSize, Precision, input_size_name, network_shape
 from annotator.inference.colour_model import ColourModel
 from annotator.inference.crf import CRFParams, CRFPool, refine
 from annotator.inference.device import describe, pick_device
 from annotator.inference.feature_cache import FeatureCache, Layout
 from annotator.inference.learning import NO_LEARNING, Learned, LearningConfig, gap_floor, learn
-from annotator.inference.loading import InputSize, input_size_name, network_shape, resize_for_network
+from annotator.inference.loading import resize_for_network
 from annotator.inference.mask_parts import strongest_parts
 from annotator.io.int8_ranges import load_ranges
 from annotator.io.weights import WeightsError
