@@ -39,7 +39,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from annotator.build import build_model
-from annotator.config import INPUT_SIZE, Precision, input_size_name, parse_input_size
+from annotator.config import INPUT_SIZE, InputSize, Precision, input_size_name, parse_input_size
 from annotator.inference.crf import CRFParams
 from annotator.inference.learning import NO_LEARNING, LearningConfig
 from annotator.inference.predictor import Predictor
@@ -346,7 +346,7 @@ def run(args) -> None:
         )
 
 
-def speed(n: int, negatives: int = 10) -> None:
+def speed(n: int, input_size: InputSize = INPUT_SIZE, negatives: int = 10) -> None:
     """Time one project round over `n` images with cached features: learning from 5 masks and `negatives`
     rejections, then matching and storing a proposal for every other image."""
     import resource
@@ -377,7 +377,9 @@ def speed(n: int, negatives: int = 10) -> None:
         for j in range(len(others)):
             proj.set_proposal(ids[f"neg{j:03d}.jpg"], cid, np.ones(image_size(others[j]), bool), 0.5, {})
             proj.set_state(ids[f"neg{j:03d}.jpg"], cid, "rejected")
-        predictor = Predictor(build_model(), device="cpu", crf=None, cache=FeatureCache(Path(tmp) / "features"))
+        predictor = Predictor(
+            build_model(), device="cpu", input_size=input_size, crf=None, cache=FeatureCache(Path(tmp) / "features")
+        )
         todo = unreviewed(proj, cid)
         t0 = time.perf_counter()
         propagate_into_project(proj, cid, predictor, todo[: len(frames)])  # fills the feature cache
@@ -393,7 +395,8 @@ def speed(n: int, negatives: int = 10) -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"\nOne round over {done} images with cached features (copies of {len(frames)} frames), "
-        f"{predictor.learned.summary()}, no CRF, {predictor.device_name}; cache filled first in {warm:.1f} s\n"
+        f"{predictor.learned.summary()}, no CRF, input {input_size_name(input_size)}px, {predictor.device_name}; "
+        f"cache filled first in {warm:.1f} s\n"
     )
     print("| images | fitting s | matching s | round total s | images/s | peak RSS MB | target |")
     print("|---|---|---|---|---|---|---|")
@@ -427,7 +430,7 @@ def main() -> None:
     args = ap.parse_args()
     if not davis.available():
         sys.exit(f"skipped: {davis.ABSENT}")
-    speed(args.speed) if args.speed else run(args)
+    speed(args.speed, args.input_size) if args.speed else run(args)
 
 
 if __name__ == "__main__":
