@@ -359,7 +359,7 @@ def test_export_dialog_offers_every_format_and_the_holes_policy_only_for_coco_po
     dlg = ExportDialog()
     qtbot.addWidget(dlg)
     keys = [dlg.format.itemData(i) for i in range(dlg.format.count())]
-    assert keys == ["coco-rle", "coco-polygon", "yolo-seg", "labelme", "voc", "png"]
+    assert keys == ["coco-rle", "coco-polygon", "yolo-seg", "labelme", "voc", "cvat", "png"]
     for i, key in enumerate(keys):
         dlg.format.setCurrentIndex(i)
         assert dlg.holes.isEnabled() == (key == "coco-polygon")

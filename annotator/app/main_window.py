@@ -758,9 +758,8 @@ class MainWindow(QMainWindow):
         if EXPORTERS[fmt].folder:
             out = QFileDialog.getExistingDirectory(self, f"Export {EXPORTERS[fmt].label} into", start)
         else:
-            out, _ = QFileDialog.getSaveFileName(
-                self, "Export COCO", str(Path(start) / "annotations.json"), "COCO JSON (*.json)"
-            )
+            name, kind = EXPORTERS[fmt].file
+            out, _ = QFileDialog.getSaveFileName(self, f"Export {EXPORTERS[fmt].label}", str(Path(start) / name), kind)
         if out:
             self.qs.setValue("last_export_dir", out if EXPORTERS[fmt].folder else str(Path(out).parent))
             self.export_to(Path(out), fmt, opts)

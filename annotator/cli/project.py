@@ -19,7 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", required=True, type=Path)
     p.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME", help="add a class")
     p = sub.add_parser(
-        "export", help="export a project as COCO (RLE or polygons), YOLO-seg, VOC, labelme or index PNGs"
+        "export", help="export a project as COCO (RLE or polygons), YOLO-seg, VOC, labelme, CVAT XML or index PNGs"
     )
     p.add_argument("project", type=Path)
     p.add_argument("--out", required=True, type=Path, help="FILE.json, or a folder for the other formats")
@@ -36,19 +36,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         choices=["rle", "refuse"],
         help="coco-polygon: a mask with holes falls back to RLE (default) or stops the export",
     )
-    p = sub.add_parser("import", help="import a COCO file, a YOLO-seg or VOC dataset or labelme files into a project")
+    p = sub.add_parser(
+        "import", help="import a COCO file, a YOLO-seg or VOC dataset, labelme files or CVAT XML into a project"
+    )
     p.add_argument("project", type=Path)
     p.add_argument(
         "source",
         type=Path,
-        help="a COCO .json file, a YOLO-seg folder (or its data.yaml), a VOC folder, or labelme files (a folder)",
+        help="a COCO .json file, a YOLO-seg folder (or its data.yaml), a VOC folder, labelme files (a folder), or a "
+        "CVAT for images .xml file (or a folder with annotations.xml)",
     )
     p.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "coco", "yolo-seg", "voc", "labelme"],
-        help="auto: a .json file is COCO, a folder with data.yaml (or the .yaml) YOLO-seg, one with labelmap.txt and "
-        "SegmentationClass/ VOC, another folder labelme",
+        choices=["auto", "coco", "yolo-seg", "voc", "labelme", "cvat"],
+        help="auto: a .json file is COCO, an .xml file or a folder with annotations.xml CVAT, a folder with data.yaml "
+        "(or the .yaml) YOLO-seg, one with labelmap.txt and SegmentationClass/ VOC, another folder labelme",
     )
     p.add_argument("--as", dest="state", type=State, default=State.ACCEPTED, choices=[State.ACCEPTED, State.PROPOSED])
     p.add_argument("--overwrite", action="store_true", help="replace accepted and edited masks too (kept otherwise)")
@@ -67,6 +70,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """`init`, `export` and `import`: the headless side of the project model."""
     from annotator.formats.coco_import import import_coco
+    from annotator.formats.cvat import import_cvat
     from annotator.formats.export import ExportError, ExportOptions, left_out_proposals
     from annotator.formats.importing import ImportFormatError
     from annotator.formats.labelme import import_labelme
@@ -96,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
                 if fmt == "coco":
                     n = import_coco(proj, args.source, args.state, args.overwrite, args.allow_overlap, args.strict)
                 else:
-                    importer = {"yolo-seg": import_yolo_seg, "voc": import_voc}.get(fmt, import_labelme)
+                    importer = {"yolo-seg": import_yolo_seg, "voc": import_voc, "cvat": import_cvat}.get(
+                        fmt, import_labelme
+                    )
                     n = importer(proj, args.source, args.state, args.overwrite)
                 proj.save()
                 print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
@@ -150,12 +156,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _import_format(args: argparse.Namespace) -> str:
-    """`import`'s --format, with auto told by the source: a .json file is COCO, a folder with data.yaml (or a .yaml)
-    is YOLO-seg, one with labelmap.txt and SegmentationClass/ VOC, another folder holds labelme files."""
+    """`import`'s --format, with auto told by the source: a .json file is COCO, an .xml file or a folder with
+    annotations.xml CVAT, a folder with data.yaml (or a .yaml) is YOLO-seg, one with labelmap.txt and
+    SegmentationClass/ VOC, another folder holds labelme files."""
     if args.format != "auto":
         return args.format
     if args.source.suffix.lower() == ".json":
         return "coco"
+    if args.source.suffix.lower() == ".xml" or (args.source / "annotations.xml").is_file():
+        return "cvat"
     yolo = args.source.suffix.lower() in (".yaml", ".yml") or (args.source / "data.yaml").is_file()
     if yolo:
         return "yolo-seg"

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from annotator.formats.cvat import export_cvat
 from annotator.formats.export import ExportOptions, export_coco, export_png
 from annotator.formats.labelme import export_labelme
 from annotator.formats.voc import export_voc
@@ -20,6 +21,7 @@ class Exporter:
     write: Callable[[Project, Path, ExportOptions], dict]  # returns counts, with 'images' and 'skipped'
     polygons: bool = False  # COCO with polygons rather than RLE
     counts: Callable[[dict], str] = lambda n: f"{count(n['images'], 'image')}, {count(n['annotations'], 'annotation')}"
+    file: tuple[str, str] = ("annotations.json", "COCO JSON (*.json)")  # one file's default name and dialog filter
 
     def summary(self, n: dict, out: Path) -> str:
         """What an export wrote, in words, as the CLI and the app report it: "28 images, 6 annotations to OUT"."""
@@ -52,6 +54,13 @@ EXPORTERS: dict[str, Exporter] = {
         True,
         export_voc,
         counts=lambda n: f"{count(n['images'], 'image')} ({n['val']} in val), {count(n['objects'], 'object')}",
+    ),
+    "cvat": Exporter(
+        "CVAT for images 1.1 XML (polygons)",
+        False,
+        export_cvat,
+        counts=lambda n: f"{count(n['images'], 'image')}, {count(n['shapes'], 'polygon')}",
+        file=("annotations.xml", "CVAT XML (*.xml)"),
     ),
     "png": Exporter(
         "PNG index masks + palette",

@@ -160,6 +160,33 @@ def _instance_masks(instances: Iterable[list], h: int, w: int, tally: Counter[st
         yield union
 
 
+def plan_instances(
+    project: Project,
+    image: int,
+    instances: dict[str, dict[object, list]],
+    shape: tuple[int, int],
+    overwrite: bool,
+    where: str,
+) -> tuple[list[Planned], Counter[str]]:
+    """The masks to store for one image from its outlines (label -> instance key -> shape_outline()s), drawn one
+    instance at a time, and the counts: shapes "drawn", shapes that cover no pixel ("empty"), and masks "kept"
+    (accepted or edited, not overwriting). A label whose shapes all cover no pixel is not stored."""
+    h, w = shape
+    planned: list[Planned] = []
+    tally: Counter[str] = Counter()
+    for label, shapes in instances.items():
+        if len(shapes) > MAX_INSTANCES:
+            raise ImportFormatError(f"{where}: {len(shapes)} instances of '{label}', more than {MAX_INSTANCES}")
+        labels = label_map(_instance_masks(shapes.values(), h, w, tally), len(shapes), (h, w))
+        if not labels.any():
+            continue
+        if is_kept(project, image, label, overwrite):
+            tally["kept"] += 1
+            continue
+        planned.append(Planned(image, label, labels))
+    return planned, tally
+
+
 def _read(path: Path) -> dict:
     """One labelme file, checked to be one: a JSON object with a list of shapes and an imagePath."""
     try:
@@ -225,19 +252,9 @@ def import_labelme(
             group = shape.get("group_id")
             key = ("group", group) if isinstance(group, int) else ("shape", n)
             instances.setdefault(label.strip(), {}).setdefault(key, []).append(outline)
-        for label, shapes in instances.items():
-            if len(shapes) > MAX_INSTANCES:
-                raise ImportFormatError(f"{path}: {len(shapes)} instances of '{label}', more than {MAX_INSTANCES}")
-            tally: Counter[str] = Counter()
-            labels = label_map(_instance_masks(shapes.values(), h, w, tally), len(shapes), (h, w))
-            annotations += tally["drawn"]
-            unusable += tally["empty"]  # a shape that covers no pixel
-            if not labels.any():  # every shape of the label was such
-                continue
-            if is_kept(project, pid, label, overwrite):
-                kept += 1
-                continue
-            planned.append(Planned(pid, label, labels))
+        plans, counts = plan_instances(project, pid, instances, (h, w), overwrite, str(path))
+        planned += plans
+        annotations, unusable, kept = annotations + counts["drawn"], unusable + counts["empty"], kept + counts["kept"]
     store(project, planned, state, overwrite, source.name)
     return {
         "images": found,
