@@ -122,6 +122,12 @@ def test_a_bad_shape_is_named_and_nothing_stored(tmp_path, body, words):
     [
         ("<annotations><image", "not a readable CVAT XML file"),
         ("<labelme/>", "its root is <labelme>"),
+        (  # a billion laughs: expat refuses the amplification before it is built
+            '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY l0 "lol">'
+            + "".join(f'<!ENTITY l{i + 1} "{f"&l{i};" * 10}">' for i in range(9))
+            + ']><annotations><image name="&l9;"/></annotations>',
+            "not a readable CVAT XML file",
+        ),
         ("<annotations><track id='0' label='cat'/></annotations>", "CVAT for video"),
         (f'<annotations><image name="a.png" width="{W + 1}" height="{H}"/></annotations>', "differ from the image's"),
     ],
