@@ -10,6 +10,7 @@ object runs, row by row over the `left`/`top`/`width`/`height` box, background f
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from annotator.formats.export import (
     instance_polygons,
 )
 from annotator.formats.importing import ImportFormatError, Planned, image_matcher, store
-from annotator.formats.labelme import plan_instances
+from annotator.formats.labelme import import_counts, plan_instances
 from annotator.io.atomic import atomic_write_bytes
 from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
@@ -150,7 +151,8 @@ def import_cvat(project: Project, source: Path | str, state: State = State.ACCEP
     match_image = image_matcher(project)
     planned: list[Planned] = []
     unmatched: list[str] = []
-    kept = unusable = annotations = found = 0
+    tally: Counter[str] = Counter()  # shapes drawn and unusable, masks kept
+    found = 0
     for image in _images(path):
         name = image.get("name") or ""
         pid = match_image(name)
@@ -175,20 +177,11 @@ def import_cvat(project: Project, source: Path | str, state: State = State.ACCEP
                 raise ImportFormatError(f"{where}: needs a 'label'")
             outline = shape_outline(shape, where)
             if outline is None:
-                unusable += 1
+                tally["unusable"] += 1
                 continue
             group = shape.get("group_id")
             key = ("group", group) if group not in (None, "", "0") else ("shape", n)
             instances.setdefault(label, {}).setdefault(key, []).append(outline)
-        plans, counts = plan_instances(project, pid, instances, (h, w), overwrite, str(path))
-        planned += plans
-        annotations, unusable, kept = annotations + counts["drawn"], unusable + counts["empty"], kept + counts["kept"]
+        planned += plan_instances(project, pid, instances, (h, w), overwrite, str(path), tally)
     store(project, planned, state, overwrite, path.name)
-    return {
-        "images": found,
-        "masks": len(planned),
-        "annotations": annotations,
-        "kept": kept,
-        "unusable": unusable,
-        "unmatched": unmatched,
-    }
+    return import_counts(found, planned, tally, unmatched)

@@ -150,12 +150,12 @@ def rasterise(outline: np.ndarray | tuple[int, int, np.ndarray], h: int, w: int)
 
 def _instance_masks(instances: Iterable[list], h: int, w: int, tally: Counter[str]) -> Iterator[np.ndarray]:
     """Each instance's pixels (the union of its shapes' outlines), drawn one instance at a time; `tally` counts the
-    shapes drawn and those that cover no pixel."""
+    shapes drawn and those that cover no pixel (unusable)."""
     for outlines in instances:
         union = np.zeros((h, w), bool)
         for o in outlines:
             m = rasterise(o, h, w)
-            tally["drawn" if m.any() else "empty"] += 1
+            tally["drawn" if m.any() else "unusable"] += 1
             union |= m
         yield union
 
@@ -167,13 +167,13 @@ def plan_instances(
     shape: tuple[int, int],
     overwrite: bool,
     where: str,
-) -> tuple[list[Planned], Counter[str]]:
+    tally: Counter[str],
+) -> list[Planned]:
     """The masks to store for one image from its outlines (label -> instance key -> shape_outline()s), drawn one
-    instance at a time, and the counts: shapes "drawn", shapes that cover no pixel ("empty"), and masks "kept"
-    (accepted or edited, not overwriting). A label whose shapes all cover no pixel is not stored."""
+    instance at a time; `tally` counts the shapes "drawn", those that cover no pixel ("unusable") and the masks
+    "kept" (accepted or edited, not overwriting). A label whose shapes all cover no pixel is not stored."""
     h, w = shape
     planned: list[Planned] = []
-    tally: Counter[str] = Counter()
     for label, shapes in instances.items():
         if len(shapes) > MAX_INSTANCES:
             raise ImportFormatError(f"{where}: {len(shapes)} instances of '{label}', more than {MAX_INSTANCES}")
@@ -184,7 +184,19 @@ def plan_instances(
             tally["kept"] += 1
             continue
         planned.append(Planned(image, label, labels))
-    return planned, tally
+    return planned
+
+
+def import_counts(found: int, planned: list[Planned], tally: Counter[str], unmatched: list[str]) -> dict:
+    """What a shapes import (labelme, CVAT) did and left out, as the CLI reports it."""
+    return {
+        "images": found,
+        "masks": len(planned),
+        "annotations": tally["drawn"],
+        "kept": tally["kept"],
+        "unusable": tally["unusable"],
+        "unmatched": unmatched,
+    }
 
 
 def _read(path: Path) -> dict:
@@ -217,7 +229,8 @@ def import_labelme(
     match_image = image_matcher(project)
     planned: list[Planned] = []
     unmatched: list[str] = []
-    kept = unusable = annotations = found = 0
+    tally: Counter[str] = Counter()  # shapes drawn and unusable, masks kept
+    found = 0
     for path in files:
         doc = _read(path)
         given = doc["imagePath"].replace("\\", "/")
@@ -247,20 +260,11 @@ def import_labelme(
                 raise ImportFormatError(f"{where}: needs a 'label'")
             outline = shape_outline(shape, where)
             if outline is None:
-                unusable += 1
+                tally["unusable"] += 1
                 continue
             group = shape.get("group_id")
             key = ("group", group) if isinstance(group, int) else ("shape", n)
             instances.setdefault(label.strip(), {}).setdefault(key, []).append(outline)
-        plans, counts = plan_instances(project, pid, instances, (h, w), overwrite, str(path))
-        planned += plans
-        annotations, unusable, kept = annotations + counts["drawn"], unusable + counts["empty"], kept + counts["kept"]
+        planned += plan_instances(project, pid, instances, (h, w), overwrite, str(path), tally)
     store(project, planned, state, overwrite, source.name)
-    return {
-        "images": found,
-        "masks": len(planned),
-        "annotations": annotations,
-        "kept": kept,
-        "unusable": unusable,
-        "unmatched": unmatched,
-    }
+    return import_counts(found, planned, tally, unmatched)
