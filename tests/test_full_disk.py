@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
+from annotator.formats.exporters import EXPORTERS
 from annotator.project.store import AutoSaver, Project, ProjectSaveError
 from tests.disks import NoSmallDisk, fill, leftovers, small_disk
 from tests.synthetic import scene, write_mask, write_rgb
@@ -79,7 +80,7 @@ def test_a_full_disk_under_the_project_keeps_every_saved_edit(disk, tmp_path):
     again.close()
 
 
-@pytest.mark.parametrize("fmt", ["coco-rle", "coco-polygon", "yolo-seg", "labelme", "voc", "png"])
+@pytest.mark.parametrize("fmt", list(EXPORTERS))
 def test_an_export_onto_a_full_disk_fails_in_one_line_and_keeps_the_previous_one(disk, tmp_path, capsys, fmt):
     proj = Project.create(tmp_path / "proj", images(tmp_path))
     proj.add_class("ball")
