@@ -24,10 +24,9 @@ from annotator.formats.export import (
     image_size_or_skip,
     instance_polygons,
 )
-from annotator.formats.importing import ImportFormatError, Planned, image_matcher, store
+from annotator.formats.importing import ImportFormatError, Planned, image_matcher, image_size, store
 from annotator.formats.labelme import import_counts, plan_instances
 from annotator.io.atomic import atomic_write_bytes
-from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
 
 CVAT_VERSION = "1.1"
@@ -160,10 +159,7 @@ def import_cvat(project: Project, source: Path | str, state: State = State.ACCEP
             unmatched.append(name)
             continue
         found += 1
-        try:
-            h, w = project.size_of(pid)
-        except ImageReadError as exc:
-            raise ImportFormatError(f"{path}: image {name}: {exc}") from None
+        h, w = image_size(project, pid, f"{path}: image {name}")
         if (image.get("height"), image.get("width")) not in ((str(h), str(w)), (None, None)):
             raise ImportFormatError(
                 f"{path}: image {name}: height x width {image.get('height')} x {image.get('width')} differ from "

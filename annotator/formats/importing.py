@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotator.config import State
+from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
 
 MAX_INSTANCES = 65535  # instances of one class on one image (the label maps are 16-bit)
@@ -40,6 +41,15 @@ def image_matcher(project: Project) -> Callable[[str], int | None]:
         return same[0] if len(same) == 1 else None
 
     return match
+
+
+def image_size(project: Project, image: int, where: str) -> tuple[int, int]:
+    """(height, width) of a matched project image, or ImportFormatError naming `where` (the file and the image
+    name in it) when the image cannot be read: an import is checked whole before anything is stored."""
+    try:
+        return project.size_of(image)
+    except ImageReadError as exc:
+        raise ImportFormatError(f"{where}: {exc}") from None
 
 
 @dataclass

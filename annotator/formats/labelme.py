@@ -36,12 +36,12 @@ from annotator.formats.importing import (
     ImportFormatError,
     Planned,
     image_matcher,
+    image_size,
     is_kept,
     label_map,
     store,
 )
 from annotator.io.atomic import atomic_write_bytes
-from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
 
 LABELME_VERSION = "5.4.1"  # the file layout written (labelme reads older and newer ones alike)
@@ -242,10 +242,7 @@ def import_labelme(
             unmatched.append(doc["imagePath"])
             continue
         found += 1
-        try:
-            h, w = project.size_of(pid)
-        except ImageReadError as exc:
-            raise ImportFormatError(f"{path}: image {doc['imagePath']}: {exc}") from None
+        h, w = image_size(project, pid, f"{path}: image {doc['imagePath']}")
         if (doc.get("imageHeight"), doc.get("imageWidth")) not in ((h, w), (None, None)):
             raise ImportFormatError(
                 f"{path}: imageHeight x imageWidth {doc.get('imageHeight')} x {doc.get('imageWidth')} differ from "

@@ -31,12 +31,13 @@ from annotator.formats.importing import (
     ImportFormatError,
     Planned,
     image_matcher,
+    image_size,
     is_kept,
     label_map,
     store,
 )
 from annotator.io.atomic import atomic_copy, atomic_write_bytes
-from annotator.io.imageio import IMAGE_EXTENSIONS, ImageReadError
+from annotator.io.imageio import IMAGE_EXTENSIONS
 from annotator.project.store import Project
 
 
@@ -160,11 +161,9 @@ def import_yolo_seg(
             unmatched.append(name)
             continue
         found += 1
+        h, w = image_size(project, pid, f"{label_file}: image {name}")
         try:
-            h, w = project.size_of(pid)
             text = label_file.read_text("utf-8")
-        except ImageReadError as exc:
-            raise ImportFormatError(f"{label_file}: image {name}: {exc}") from None
         except (OSError, UnicodeError) as exc:
             raise ImportFormatError(f"{label_file}: not a readable label file ({exc})") from None
         per_class: dict[int, list[list[float]]] = {}  # polygons in pixels; rasterised one at a time below
