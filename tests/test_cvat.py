@@ -106,6 +106,7 @@ def test_cvats_own_shapes_are_read(tmp_path):
         ('<mask label="cat" rle="1,2" left="0" top="0" width="2" height="2"/>', r"must sum to width x height \(4\)"),
         ('<mask label="cat" rle="1,-1,4" left="0" top="0" width="2" height="2"/>', "must sum"),
         ('<mask label="cat" rle="4" left="0.5" top="0" width="2" height="2"/>', "must be whole"),
+        ('<mask label="cat" rle="2000000000" left="0" top="0" width="50000" height="40000"/>', "is over 80,000,000"),
     ],
 )
 def test_a_bad_shape_is_named_and_nothing_stored(tmp_path, body, words):

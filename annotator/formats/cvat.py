@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.config import State
+from annotator.config import MAX_PIXELS, State
 from annotator.formats.export import (
     ExportOptions,
     background_images,
@@ -101,8 +101,10 @@ def _polygon(text: str, where: str) -> np.ndarray:
 def _mask(shape: ET.Element, where: str) -> tuple[int, int, np.ndarray]:
     """A CVAT mask as (x0, y0, pixels of its box)."""
     x0, y0, bw, bh = (_number(shape, k, where) for k in ("left", "top", "width", "height"))
-    if min(bw, bh) < 1 or bw * bh > 2**31 or any(v != int(v) for v in (x0, y0, bw, bh)):
+    if min(bw, bh) < 1 or any(v != int(v) for v in (x0, y0, bw, bh)):
         raise ImportFormatError(f"{where}: a mask's left, top, width and height must be whole, its box not empty")
+    if bw * bh > MAX_PIXELS:  # a crafted box would be decoded whole before it is clipped to the image
+        raise ImportFormatError(f"{where}: a mask's box of {int(bw)} x {int(bh)} is over {MAX_PIXELS:,} pixels")
     try:
         counts = np.array([int(c) for c in shape.get("rle", "").split(",")], np.int64)
     except ValueError:
