@@ -152,8 +152,11 @@ class Predictor:
 
     @property
     def precision_name(self) -> str:
-        """The backbone's arithmetic as reports name it: "int8", "float32", "bfloat16" or "float16"."""
-        return "int8" if self.int8 else str(self.precision).removeprefix("torch.")
+        """The backbone's arithmetic as reports name it: "int8" ("int8-7bit": 7-bit activations, on a CPU without
+        VNNI), "float32", "bfloat16" or "float16"."""
+        if self.int8:
+            return "int8" if self.model.backbone.bits == 8 else f"int8-{self.model.backbone.bits}bit"
+        return str(self.precision).removeprefix("torch.")
 
     @property
     def model_tag(self) -> str:
