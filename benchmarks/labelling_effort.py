@@ -94,6 +94,7 @@ ROWS: dict[str, Loop] = {
     "default without the supports' count of parts": Loop(LearningConfig(parts=False)),
     "default with the presence floor on the supports' own scenes too": Loop(LearningConfig(floor_own_scenes=True)),
     "default without the supports' colours": Loop(LearningConfig(colour=0.0)),
+    "default with twice the head's samples (32,768 a label)": Loop(LearningConfig(max_samples=32768)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 

@@ -68,7 +68,7 @@ class LearningConfig:
     max_fg_prototypes: int = 8  # beyond this many supports, their prototypes are clustered
     max_negative_prototypes: int = 24
     samples_per_image: int = 4096  # pixels drawn per image and label for the head's fit (417 px: all of them)
-    max_samples: int = 32768  # ... and per label over all images, so memory does not grow with their number
+    max_samples: int = 16384  # ... and per label over all images, so memory does not grow with their number
     tent_samples: int = 8192  # the folder's pixels in Tent's entropy term
     head_steps: int = 100
     head_l2: float = 1e-5

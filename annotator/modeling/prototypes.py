@@ -19,12 +19,14 @@ def masked_average_pool(features: torch.Tensor, mask: torch.Tensor, eps: float =
     return torch.einsum("nchw,nhw->nc", features.to(dtype), m) / (m.sum(dim=(1, 2))[:, None] + eps)
 
 
-def scene_descriptor(features: torch.Tensor, stride: int = 4) -> torch.Tensor:
-    """[N,C] unit mean of the unit pixel features [N,C,h,w] (every `stride`-th pixel: 2 ms, not 25): what a whole
-    image looks like. On DAVIS, frames of one video are at cosine 0.99 or more to each other, frames of
-    different videos at 0.98 or less."""
-    x = features[:, :, ::stride, ::stride].float()
-    return F.normalize((x * inverse_norms(x)).mean(dim=(2, 3)), dim=1)
+def scene_descriptor(features: torch.Tensor) -> torch.Tensor:
+    """[N,C] unit mean of the unit pixel features [N,C,h,w]: what a whole image looks like. On the DAVIS frames,
+    other videos' frames are at cosine 0.981 or less to each other, a video's nearest frames at 0.99 or more.
+    One matrix product with the inverse norms (1.5 ms at 417 px on a CPU; every 4th pixel, gathered, took 3)."""
+    x = features.float()
+    n, c = x.shape[:2]
+    mean = torch.bmm(x.reshape(n, c, -1), inverse_norms(x).reshape(n, -1, 1))[..., 0]
+    return F.normalize(mean, dim=1)
 
 
 def inverse_norms(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
