@@ -27,6 +27,14 @@ class State(StrEnum):
     REJECTED = "rejected"
 
 
+class Theme(StrEnum):
+    """The app's colours: as the system's colour scheme says (light when it says nothing), or one chosen."""
+
+    SYSTEM = "system"
+    LIGHT = "light"
+    DARK = "dark"
+
+
 class Model(StrEnum):
     """The few-shot networks (see annotator.build)."""
 

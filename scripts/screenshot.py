@@ -2,7 +2,8 @@
 proposals, by score), then the review grid, on the X display it is given.
 
 Run under Xvfb:  xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py resources/screenshot.png
-(the grid goes beside it, as review_grid.png).
+(the grid goes beside it, as review_grid.png); a second argument, dark, takes them in the dark theme (name them
+screenshot_dark.png: the grid's is then review_grid_dark.png).
 The frames are copied to a temporary folder; the support mask is the data's hand-made mask of the
 first frame, put on the canvas as if painted.
 """
@@ -26,7 +27,7 @@ from annotator.io.imageio import read_mask  # noqa: E402
 from benchmarks import davis  # noqa: E402
 
 
-def main(out: Path) -> None:
+def main(out: Path, theme: str = "light") -> None:
     if not davis.available():
         sys.exit(davis.ABSENT)
     tmp = Path(tempfile.mkdtemp())
@@ -38,6 +39,7 @@ def main(out: Path) -> None:
     app = QApplication.instance() or QApplication([])
     qs = QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)
     ModelSettings(crf=True, device="auto").save(qs)
+    qs.setValue("theme", theme)
     win = MainWindow(folder, settings=qs)
     win.resize(1580, 980)
     win.show()
@@ -61,7 +63,7 @@ def main(out: Path) -> None:
         win.grid.move(3)
         win.reject_current()  # one proposal marked to reject
         win.grid.move(2)
-        QTimer.singleShot(2500, lambda: shoot(out.with_name("review_grid.png"), done))
+        QTimer.singleShot(2500, lambda: shoot(out.with_name(out.name.replace("screenshot", "review_grid")), done))
 
     def shoot(path: Path, then) -> None:
         app.processEvents()
@@ -87,4 +89,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "resources/screenshot.png"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "resources/screenshot.png"), *sys.argv[2:3])

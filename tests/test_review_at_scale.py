@@ -5,20 +5,22 @@ remembered per project, and quitting during a propagation."""
 from __future__ import annotations
 
 import time
+from unittest.mock import patch
 
 import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QToolBar
 
+from annotator.app.actions import TOOLBAR
 from annotator.app.dialogs import ModelSettings
 from annotator.app.image_list import Column
 from annotator.app.main_window import MainWindow
 from annotator.app.thumbnails import load_thumbnail
-from annotator.config import State
+from annotator.config import State, Theme
 from annotator.project.store import Project
 from tests.synthetic import scene, write_rgb
 
@@ -309,3 +311,49 @@ def test_the_image_fits_on_show_and_on_resize_until_the_user_zooms_and_the_zoom_
     win.resize(1300, 900)
     qtbot.wait(50)
     assert canvas.transform().m11() == zoomed  # the user's zoom is kept
+
+
+def _lightness(icon_or_palette) -> float:
+    """The mean lightness of an icon's drawn pixels, or of a palette's window colour."""
+    if isinstance(icon_or_palette, QPalette):
+        return icon_or_palette.color(QPalette.ColorRole.Window).lightnessF()
+    img = icon_or_palette.pixmap(48, 48).toImage()
+    drawn = [img.pixelColor(x, y) for y in range(48) for x in range(48) if img.pixelColor(x, y).alpha() > 200]
+    assert drawn, "the icon draws nothing"
+    return sum(c.lightnessF() for c in drawn) / len(drawn)
+
+
+def test_the_toolbar_has_an_icon_for_every_action_and_the_theme_switches_follows_the_system_and_is_kept(
+    win, qtbot, tmp_path
+):
+    bar = win.findChild(QToolBar, "tools")
+    shown = [a for a in bar.actions() if not a.isSeparator() and a.text()]
+    assert [a.text() for a in shown[: len(TOOLBAR) - TOOLBAR.count("-")]] == [
+        win.named_actions[n].text() for n in TOOLBAR if n != "-"
+    ]
+    for name in TOOLBAR:
+        if name != "-":
+            assert not win.named_actions[name].icon().isNull(), name
+    try:
+        assert _lightness(QApplication.palette()) > 0.6  # offscreen reports no scheme: light
+        dark_icon = _lightness(win.named_actions["brush"].icon())
+        win.named_actions["theme_dark"].trigger()
+        assert _lightness(QApplication.palette()) < 0.3
+        assert _lightness(win.named_actions["brush"].icon()) > dark_icon + 0.5  # redrawn light on dark
+        assert win.qs.value("theme") == "dark"
+        again = MainWindow(None, settings=win.qs)  # the next start keeps the choice
+        qtbot.addWidget(again)
+        assert again.named_actions["theme_dark"].isChecked() and _lightness(QApplication.palette()) < 0.3
+        again.close()
+        win.named_actions["theme_light"].trigger()
+        assert _lightness(QApplication.palette()) > 0.6
+        win.named_actions["theme_system"].trigger()
+        with patch("annotator.app.theme.system_is_dark", return_value=True):
+            QGuiApplication.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)  # the system turns dark
+            assert _lightness(QApplication.palette()) < 0.3
+        win.named_actions["theme_light"].trigger()  # a chosen theme no longer follows the system
+        with patch("annotator.app.theme.system_is_dark", return_value=True):
+            QGuiApplication.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)
+            assert _lightness(QApplication.palette()) > 0.6
+    finally:
+        win.theme.set_theme(Theme.SYSTEM)

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtGui import QKeySequence
 
+from annotator.config import Theme
+
 
 @dataclass(frozen=True)
 class Action:
@@ -26,6 +28,28 @@ class Action:
 SEPARATOR = "-"
 RECENT = "recent"  # the File menu's submenu of recent folders
 TOOLS = ("brush", "eraser", "polygon", "fill")  # checkable, one at a time; also on the toolbar
+THEMES = {"theme_system": Theme.SYSTEM, "theme_light": Theme.LIGHT, "theme_dark": Theme.DARK}  # one at a time
+# the toolbar, left to right (each has resources/icons/NAME.svg); the brush, opacity and fill boxes follow
+TOOLBAR = (
+    "open_folder",
+    "save",
+    SEPARATOR,
+    "undo",
+    "redo",
+    SEPARATOR,
+    *TOOLS,
+    SEPARATOR,
+    "propagate_all",
+    "propagate_again",
+    "cancel",
+    SEPARATOR,
+    "review",
+    "review_grid",
+    "accept",
+    "reject",
+    SEPARATOR,
+    "zoom_fit",
+)
 
 MENUS: dict[str, tuple[Action | str, ...]] = {
     "&File": (
@@ -61,6 +85,11 @@ MENUS: dict[str, tuple[Action | str, ...]] = {
         Action("more_opaque", "More opaque overlay", "Ctrl+]", lambda w: w.change_opacity(0.1)),
         Action("more_transparent", "More transparent overlay", "Ctrl+[", lambda w: w.change_opacity(-0.1)),
         Action("outline", "Toggle &outline", "O", lambda w: w.toggle_outline()),
+        SEPARATOR,
+        *(
+            Action(name, text, None, lambda w, t=theme: w.theme.set_theme(t), checkable=True)
+            for (name, theme), text in zip(THEMES.items(), ("&Theme: as the system", "Theme: &light", "Theme: &dark"))
+        ),
     ),
     "&Class": (
         Action("new_class", "&New class…", "Ctrl+N", lambda w: w.add_class()),

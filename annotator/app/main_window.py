@@ -32,12 +32,13 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
-from annotator.app.actions import GESTURES, MENUS, RECENT, SEPARATOR, TOOLS, Action
+from annotator.app.actions import GESTURES, MENUS, RECENT, SEPARATOR, THEMES, TOOLBAR, TOOLS, Action
 from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
 from annotator.app.image_list import ImageIdRole, ImageList, ImageTableModel
 from annotator.app.jobs import Jobs
 from annotator.app.review_grid import ReviewGrid
+from annotator.app.theme import ThemeSwitch, icon
 from annotator.app.thumbnails import Thumbnails
 from annotator.app.workers import AdaptWorker, PropagationWorker
 from annotator.config import Model, State
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self.thumbnails: Thumbnails | None = None
         self.images: ImageTableModel | None = None  # the rows of the image list and the strip
         self.jobs = Jobs(self)
+        self.theme = ThemeSwitch(self.qs, self)
         self.learned_from = ""  # what the running propagation learned from
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
         self._build_widgets()
@@ -200,10 +202,17 @@ class MainWindow(QMainWindow):
             group.addAction(a)
         self.tool_actions["brush"].setChecked(True)
         self.review_action = self.named_actions["review"]
+        themes = QActionGroup(self)
+        for name, theme in THEMES.items():
+            themes.addAction(self.named_actions[name])
+            self.named_actions[name].setChecked(theme == self.theme.theme)
         tb = QToolBar("Tools", self)
         tb.setObjectName("tools")
-        for a in self.tool_actions.values():
-            tb.addAction(a)
+        for name in TOOLBAR:
+            if name == SEPARATOR:
+                tb.addSeparator()
+            else:
+                tb.addAction(self.named_actions[name])
         tb.addSeparator()
         tb.addWidget(QLabel(" Brush "))
         self.brush_spin = QSpinBox()
@@ -229,6 +238,13 @@ class MainWindow(QMainWindow):
         self.tolerance_spin.installEventFilter(self)
         tb.addWidget(self.tolerance_spin)
         self.addToolBar(tb)
+        self.theme.changed.connect(self._draw_icons)
+        self._draw_icons()
+
+    def _draw_icons(self) -> None:
+        """Every action's icon (those in resources/icons) in the current palette's colours."""
+        for name, a in self.named_actions.items():
+            a.setIcon(icon(name, QApplication.palette()))
 
     def eventFilter(self, obj, event) -> bool:
         """The toolbar's number boxes give the focus back after Enter or Escape, so no widget traps the shortcuts."""
@@ -788,6 +804,7 @@ class MainWindow(QMainWindow):
         self.jobs.cancel()
         self.wait_for_worker()
         self._close_session()
+        self.theme.stop()
         super().closeEvent(event)
 
 
