@@ -54,6 +54,7 @@ class Precision(StrEnum):
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the choices offered; the CLI also takes cuda:N
 INPUT_SIZE = 417  # side every image is resized to for the network (a square; see InputSize)
+MIN_INSTANCE_AREA = 16  # an instance export leaves out parts of fewer pixels (the dense CRF's specks)
 MAX_PIXELS = 80_000_000  # larger images are skipped, by name (--max-pixels raises it)
 PIXEL_LIMIT_ENV = "ANNOTATOR_MAX_PIXELS"  # where --max-pixels is put; worker processes inherit it
 DEFAULT_BACKBONE = "vgg16_imagenet"  # weights/NAME.safetensors

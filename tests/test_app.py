@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings
 from annotator.app.image_list import Column, ImageIdRole
 from annotator.app.main_window import MainWindow, app_data_dir
+from annotator.formats.export import ExportOptions, export_coco
 from annotator.project.session import project_dir_for
 from tests.synthetic import scene, write_rgb
 
@@ -91,6 +92,40 @@ def test_brush_stroke_paints_where_the_mouse_went_and_undo_restores(win, qtbot):
     win._flush_writes()
     assert win.project.mask(win.image_id, win.class_id).sum() == painted  # saved as the user's mask
     assert win.project.record(win.image_id, win.class_id).edited
+
+
+def test_n_paints_a_new_instance_in_its_own_shade_kept_by_the_project_and_exported_as_one(win, tmp_path):
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    win.canvas.set_brush(9)
+    _drag(win, [(20, 20), (60, 20)])
+    QTest.keyClick(win, Qt.Key.Key_N)
+    assert win.canvas.instance == 2 and "painting instance 2" in win.statusBar().currentMessage()
+    QTest.keyClick(win, Qt.Key.Key_N)  # instance 2 has no pixel yet: N again stays on it
+    assert win.canvas.instance == 2
+    _drag(win, [(20, 80), (60, 80)])
+    lab = win.canvas.labels.copy()
+    assert lab[20, 40] == 1 and lab[80, 40] == 2 and set(np.unique(lab)) == {0, 1, 2}
+    shade1, shade2 = win.canvas.overlay.buffer[20, 40], win.canvas.overlay.buffer[80, 40]
+    assert shade1[3] == shade2[3] == 255 and not np.array_equal(shade1, shade2)  # two shades of the class colour
+    win._flush_writes()
+    assert np.array_equal(win.project.labels(win.image_id, win.class_id), lab)  # stored as instances
+    first = win.image_id
+    win.step(1)
+    win.step(-1)  # shown again: the instances are there, and the tools go on with the last one
+    assert win.image_id == first and np.array_equal(win.canvas.labels, lab) and win.canvas.instance == 2
+    win.tool_actions["eraser"].trigger()  # the eraser clears any instance...
+    _drag(win, [(40, 20), (40, 21)])
+    assert win.canvas.labels[20, 40] == 0
+    QTest.keyClick(win, Qt.Key.Key_Z, ctrl)  # ...and undo gives the pixels back to their instance
+    assert np.array_equal(win.canvas.labels, lab)
+    win.tool_actions["brush"].trigger()
+    _drag(win, [(100, 100), (101, 100)])  # a stroke on a mask with instances keeps them (it was flattened)
+    win._flush_writes()
+    stored = win.project.labels(win.image_id, win.class_id)
+    assert stored[20, 40] == 1 and stored[80, 40] == 2 and stored[100, 100] == 2
+    out = tmp_path / "inst.json"
+    export_coco(win.project, out, ExportOptions(instances=True))
+    assert len(json.loads(out.read_text())["annotations"]) == 2
 
 
 def test_bracket_keys_resize_the_brush(win):

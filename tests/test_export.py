@@ -75,6 +75,40 @@ def test_instances_are_components_or_the_users_split(proj, tmp_path):
     assert len(json.loads((tmp_path / "c.json").read_text())["annotations"]) == 1
 
 
+def _areas(path) -> list[int]:
+    api = COCO(str(path))
+    return sorted(int(api.annToMask(a).sum()) for a in api.loadAnns(api.getAnnIds()))
+
+
+def test_an_instance_export_leaves_out_specks_under_the_minimum_area(proj, tmp_path, capsys):
+    x = proj.image_id("x.png")
+    m = np.zeros((H, W), bool)
+    m[2:12, 2:12] = True  # 100 px
+    m[15:20, 20:24] = True  # 20 px
+    m[20, 2] = m[1, 28] = m[21, 14] = m[22, 15] = True  # a CRF's speckle: 1-2 px parts
+    proj.set_mask(x, 1, m)
+    export_coco(proj, tmp_path / "a.json", ExportOptions(instances=True))  # the default minimum: 16 px
+    assert _areas(tmp_path / "a.json") == [20, 100]
+    export_coco(proj, tmp_path / "b.json", ExportOptions(instances=True, min_area=0))
+    assert _areas(tmp_path / "b.json") == [1, 1, 2, 20, 100]
+    export_coco(proj, tmp_path / "c.json", ExportOptions(instances=True, min_area=21))
+    assert _areas(tmp_path / "c.json") == [100]
+    export_coco(proj, tmp_path / "d.json")  # semantic: every pixel, specks too
+    assert _areas(tmp_path / "d.json") == [int(m.sum())]
+    labels = m.astype(np.uint8)
+    labels[20, 2] = 2  # the user's own instances: each loses its specks, and one of specks only is left out
+    labels[15:20, 20:24] = 3
+    proj.set_mask(x, 1, labels)
+    export_coco(proj, tmp_path / "e.json", ExportOptions(instances=True))
+    assert _areas(tmp_path / "e.json") == [20, 100]
+    proj.save()
+    for extra, want in (([], [20, 100]), (["--min-area", "0"], [1, 20, 103])):
+        out = tmp_path / f"cli{len(extra)}.json"
+        assert main(["export", str(proj.folder), "--out", str(out), "--instances", *extra]) == 0
+        assert _areas(out) == want
+    capsys.readouterr()
+
+
 def test_polygons_without_holes_and_the_hole_policy(proj, tmp_path):
     x = proj.image_id("x.png")
     m = _two_blobs(False)

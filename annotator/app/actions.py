@@ -73,6 +73,7 @@ MENUS: dict[str, tuple[Action | str, ...]] = {
         Action("eraser", "Eraser", "E", lambda w: w.canvas.set_tool("eraser"), checkable=True),
         Action("polygon", "Polygon / lasso", "P", lambda w: w.canvas.set_tool("polygon"), checkable=True),
         Action("fill", "Fill", "G", lambda w: w.canvas.set_tool("fill"), checkable=True),
+        Action("new_instance", "&New instance of the class (then paint it)", "N", lambda w: w.new_instance()),
         SEPARATOR,
         Action("bigger_brush", "Bigger brush", "]", lambda w: w.canvas.set_brush(round(w.canvas.brush * 1.25) + 1)),
         Action("smaller_brush", "Smaller brush", "[", lambda w: w.canvas.set_brush(round(w.canvas.brush / 1.25))),

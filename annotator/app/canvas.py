@@ -1,6 +1,9 @@
 """The painting canvas: an image with its mask as a coloured overlay, zoom and pan, and the tools
 (brush, eraser, polygon/lasso, flood fill) with undo/redo of every edit of the image.
 
+The mask is an instance label map (0 = background, 1..N = instances of the class, each in its own shade of the
+class colour); the tools paint the current instance, the eraser clears any, and N starts a new one.
+
 Strokes touch only the bounding box they cover, in the mask and in the overlay, so a brush dab on a
 4000x3000 photo costs what its few hundred pixels cost.
 """
@@ -23,11 +26,13 @@ from PySide6.QtWidgets import (
 )
 
 TOOLS = ("brush", "eraser", "polygon", "fill")
+MAX_OUTLINED = 32  # instances outlined one by one; beyond, their union (each outline costs a pass over the image)
+SHADES = (100, 145, 65, 185, 50, 125, 80, 165)  # QColor.lighter factors of instances 1, 2, ... (cycling)
 
 
 @dataclass
 class Edit:
-    """One undoable edit: the mask patch at (y, x) before and after."""
+    """One undoable edit: the label patch at (y, x) before and after."""
 
     y: int
     x: int
@@ -41,14 +46,23 @@ def rgb_qimage(rgb: np.ndarray) -> QImage:
     return QImage(np.ascontiguousarray(rgb).data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
+def instance_shades(color: QColor) -> np.ndarray:
+    """BGRA colours [65536,4] by label: transparent for 0, then `color` and its shades in turn (SHADES)."""
+    lut = np.zeros((1 << 16, 4), np.uint8)
+    shades = [color.lighter(f) for f in SHADES]
+    table = np.array([[c.blue(), c.green(), c.red(), 255] for c in shades], np.uint8)  # BGRA in memory
+    lut[1:] = table[np.arange((1 << 16) - 1) % len(SHADES)]
+    return lut
+
+
 class OverlayItem(QGraphicsItem):
-    """Draws the mask as premultiplied ARGB, repainting only the exposed part."""
+    """Draws the label map as premultiplied ARGB, each instance in its shade, repainting only the exposed part."""
 
     def __init__(self) -> None:
         super().__init__()
         self.buffer = np.zeros((1, 1, 4), np.uint8)
         self.image = QImage()
-        self.color = np.array([0, 0, 255, 255], np.uint8)
+        self.lut = instance_shades(QColor(255, 0, 0))
 
     def set_size(self, h: int, w: int) -> None:
         self.prepareGeometryChange()
@@ -56,15 +70,13 @@ class OverlayItem(QGraphicsItem):
         self.image = QImage(self.buffer.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied)
 
     def set_color(self, color: QColor) -> None:
-        self.color = np.array([color.blue(), color.green(), color.red(), 255], np.uint8)  # BGRA in memory
+        self.lut = instance_shades(color)
 
-    def refresh(self, mask: np.ndarray, y0: int = 0, x0: int = 0, y1: int | None = None, x1: int | None = None) -> None:
-        """Recolour the overlay from `mask` in [y0:y1, x0:x1] and schedule a repaint of that rectangle."""
-        y1 = mask.shape[0] if y1 is None else y1
-        x1 = mask.shape[1] if x1 is None else x1
-        sub = mask[y0:y1, x0:x1]
-        self.buffer[y0:y1, x0:x1] = 0
-        self.buffer[y0:y1, x0:x1][sub] = self.color
+    def refresh(self, labels: np.ndarray, y0: int = 0, x0: int = 0, y1: int | None = None, x1: int | None = None):
+        """Recolour the overlay from `labels` in [y0:y1, x0:x1] and schedule a repaint of that rectangle."""
+        y1 = labels.shape[0] if y1 is None else y1
+        x1 = labels.shape[1] if x1 is None else x1
+        self.buffer[y0:y1, x0:x1] = self.lut[labels[y0:y1, x0:x1]]
         self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def boundingRect(self) -> QRectF:
@@ -77,9 +89,10 @@ class OverlayItem(QGraphicsItem):
 
 
 class Canvas(QGraphicsView):
-    """Shows one image and edits its mask. Emits `edited` after every finished edit (undo/redo too)."""
+    """Shows one image and edits its instance label map. Emits `edited` after every finished edit (undo/redo too)."""
 
     edited = Signal()
+    instance_changed = Signal(int)  # the instance the tools now paint
     brush_changed = Signal(int)
     zoomed = Signal(float)  # the view's scale (1.0 = 100%)
 
@@ -102,7 +115,8 @@ class Canvas(QGraphicsView):
         for z, item in enumerate((self.image_item, self.overlay, self.outline, self.poly_item, self.cursor_item)):
             item.setZValue(z)
             self.scene().addItem(item)
-        self.mask = np.zeros((1, 1), bool)
+        self.labels = np.zeros((1, 1), np.uint16)
+        self.instance = 1  # the label the brush, polygon and fill paint
         self.rgb: np.ndarray | None = None
         self.tool = "brush"
         self.brush = 20
@@ -119,15 +133,22 @@ class Canvas(QGraphicsView):
         self.fitted = True  # fit to the view (also after a resize) until the user zooms
 
     # ---- content --------------------------------------------------------------------------
-    def set_image(self, rgb: np.ndarray, mask: np.ndarray | None, color: QColor) -> None:
-        """Show a new image with its mask (or none); clears the undo history."""
+    @property
+    def mask(self) -> np.ndarray:
+        """The union of the instances, boolean (a copy)."""
+        return self.labels > 0
+
+    def set_image(self, rgb: np.ndarray, labels: np.ndarray | None, color: QColor) -> None:
+        """Show a new image with its mask (boolean, or an instance label map; or none); clears the undo history.
+        The tools go on painting the last instance."""
         self.rgb = rgb
         h, w = rgb.shape[:2]
         self.image_item.setPixmap(QPixmap.fromImage(rgb_qimage(rgb)))
-        self.mask = np.zeros((h, w), bool) if mask is None else mask.astype(bool).copy()
+        self.labels = np.zeros((h, w), np.uint16) if labels is None else labels.astype(np.uint16)
+        self._set_instance(max(1, int(self.labels.max())))
         self.overlay.set_size(h, w)
         self.overlay.set_color(color)
-        self.overlay.refresh(self.mask)
+        self.overlay.refresh(self.labels)
         self.scene().setSceneRect(QRectF(0, 0, w, h))
         self.undo_stack.clear()
         self.redo_stack.clear()
@@ -138,7 +159,17 @@ class Canvas(QGraphicsView):
 
     def set_color(self, color: QColor) -> None:
         self.overlay.set_color(color)
-        self.overlay.refresh(self.mask)
+        self.overlay.refresh(self.labels)
+
+    def new_instance(self) -> int:
+        """Paint a new instance from now on (the next free label; the current one while it has no pixel yet)."""
+        if (self.labels == self.instance).any():
+            self._set_instance(int(self.labels.max()) + 1)
+        return self.instance
+
+    def _set_instance(self, instance: int) -> None:
+        self.instance = min(instance, (1 << 16) - 1)
+        self.instance_changed.emit(self.instance)
 
     def set_opacity(self, value: float) -> None:
         self.overlay.setOpacity(max(0.0, min(1.0, value)))
@@ -188,11 +219,11 @@ class Canvas(QGraphicsView):
         return int(p.x()), int(p.y())
 
     def _begin(self) -> None:
-        self._before = self.mask.copy()
+        self._before = self.labels.copy()
         self._box = None
 
     def _grow(self, x0: int, y0: int, x1: int, y1: int) -> tuple[int, int, int, int]:
-        h, w = self.mask.shape
+        h, w = self.labels.shape
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
         b = self._box
         self._box = [x0, y0, x1, y1] if b is None else [min(b[0], x0), min(b[1], y0), max(b[2], x1), max(b[3], y1)]
@@ -205,8 +236,8 @@ class Canvas(QGraphicsView):
         )
         if x0 >= x1 or y0 >= y1:
             return
-        sub = self.mask[y0:y1, x0:x1].view(np.uint8)
-        value = 1 if self.tool == "brush" else 0
+        sub = self.labels[y0:y1, x0:x1]
+        value = self.instance if self.tool == "brush" else 0
         cv2.line(
             sub,
             (a[0] - x0, a[1] - y0),
@@ -215,7 +246,7 @@ class Canvas(QGraphicsView):
             thickness=max(1, self.brush),
             lineType=cv2.LINE_8,
         )
-        self.overlay.refresh(self.mask, y0, x0, y1, x1)
+        self.overlay.refresh(self.labels, y0, x0, y1, x1)
 
     def _commit(self) -> None:
         if self._before is None:
@@ -224,7 +255,7 @@ class Canvas(QGraphicsView):
         if self._box is None:
             return
         x0, y0, x1, y1 = self._box
-        old, new = before[y0:y1, x0:x1], self.mask[y0:y1, x0:x1]
+        old, new = before[y0:y1, x0:x1], self.labels[y0:y1, x0:x1]
         if np.array_equal(old, new):
             return
         self.undo_stack.append(Edit(y0, x0, old.copy(), new.copy()))
@@ -234,8 +265,8 @@ class Canvas(QGraphicsView):
 
     def _apply(self, edit: Edit, patch: np.ndarray) -> None:
         h, w = patch.shape
-        self.mask[edit.y : edit.y + h, edit.x : edit.x + w] = patch
-        self.overlay.refresh(self.mask, edit.y, edit.x, edit.y + h, edit.x + w)
+        self.labels[edit.y : edit.y + h, edit.x : edit.x + w] = patch
+        self.overlay.refresh(self.labels, edit.y, edit.x, edit.y + h, edit.x + w)
         self.update_outline()
         self.edited.emit()
 
@@ -252,11 +283,13 @@ class Canvas(QGraphicsView):
             self._apply(edit, edit.after)
 
     def replace_mask(self, mask: np.ndarray) -> None:
-        """Set the whole mask as one undoable edit (clear, invert, a proposal taken over)."""
+        """Set the whole mask (boolean: one instance; or a label map) as one undoable edit (clear, invert, a
+        proposal taken over)."""
         self._begin()
-        self._grow(0, 0, self.mask.shape[1], self.mask.shape[0])
-        self.mask[:] = mask
-        self.overlay.refresh(self.mask)
+        self._grow(0, 0, self.labels.shape[1], self.labels.shape[0])
+        self.labels[:] = mask
+        self.overlay.refresh(self.labels)
+        self._set_instance(max(1, int(self.labels.max())))
         self._commit()
 
     def fill_polygon(self, points: list[tuple[float, float]], erase: bool = False) -> None:
@@ -268,16 +301,15 @@ class Canvas(QGraphicsView):
         x1, y1 = pts.max(0) + 1
         x0, y0, x1, y1 = self._grow(x0, y0, x1, y1)
         if x0 < x1 and y0 < y1:
-            sub = self.mask[y0:y1, x0:x1].view(np.uint8)
-            cv2.fillPoly(sub, [pts - [x0, y0]], 0 if erase else 1)
-            self.overlay.refresh(self.mask, y0, x0, y1, x1)
+            cv2.fillPoly(self.labels[y0:y1, x0:x1], [pts - [x0, y0]], 0 if erase else self.instance)
+            self.overlay.refresh(self.labels, y0, x0, y1, x1)
         self._commit()
 
     def flood_fill(self, x: int, y: int, erase: bool = False) -> None:
         """Add (or with erase, remove) the region of similar colour around (x, y)."""
-        if self.rgb is None or not (0 <= x < self.mask.shape[1] and 0 <= y < self.mask.shape[0]):
+        if self.rgb is None or not (0 <= x < self.labels.shape[1] and 0 <= y < self.labels.shape[0]):
             return
-        h, w = self.mask.shape
+        h, w = self.labels.shape
         region = np.zeros((h + 2, w + 2), np.uint8)
         t = (self.fill_tolerance,) * 3
         flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)
@@ -286,19 +318,23 @@ class Canvas(QGraphicsView):
         ys, xs = np.nonzero(sel)
         self._begin()
         x0, y0, x1, y1 = self._grow(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-        self.mask[y0:y1, x0:x1][sel[y0:y1, x0:x1]] = not erase
-        self.overlay.refresh(self.mask, y0, x0, y1, x1)
+        self.labels[y0:y1, x0:x1][sel[y0:y1, x0:x1]] = 0 if erase else self.instance
+        self.overlay.refresh(self.labels, y0, x0, y1, x1)
         self._commit()
 
     def update_outline(self) -> None:
-        """Redraw the mask's outline (or clear it when outlines are off)."""
+        """Redraw the outline of each instance (of their union beyond MAX_OUTLINED instances), or clear it when
+        outlines are off."""
         path = QPainterPath()
-        if self.show_outline and self.mask.any():
-            contours, _ = cv2.findContours(self.mask.view(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-            for c in contours:
-                pts = c.reshape(-1, 2)
-                path.addPolygon(QPolygonF([QPointF(float(px) + 0.5, float(py) + 0.5) for px, py in pts]))
-                path.closeSubpath()
+        if self.show_outline and self.labels.any():
+            ids = np.flatnonzero(np.bincount(self.labels.ravel())[1:]) + 1
+            parts = [self.labels == k for k in ids] if len(ids) <= MAX_OUTLINED else [self.mask]
+            for part in parts:
+                contours, _ = cv2.findContours(part.view(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+                for c in contours:
+                    pts = c.reshape(-1, 2)
+                    path.addPolygon(QPolygonF([QPointF(float(px) + 0.5, float(py) + 0.5) for px, py in pts]))
+                    path.closeSubpath()
         self.outline.setPath(path)
 
     @property

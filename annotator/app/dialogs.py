@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.app.actions import MENUS, Action
-from annotator.config import DEVICES, Model, out_of_range
+from annotator.config import DEVICES, MIN_INSTANCE_AREA, Model, out_of_range
 from annotator.formats.export import ExportOptions
 from annotator.formats.exporters import EXPORTERS
 from annotator.inference.crf import CRF_RANGES, CRFParams
@@ -143,12 +143,20 @@ class ExportDialog(QDialog):
             self.format.addItem(exporter.label, key)
         self.proposals = QCheckBox("Also export unreviewed proposals (with their score)")
         self.instances = QCheckBox("One annotation per instance (else one per class and image)")
+        self.min_area = QSpinBox()
+        self.min_area.setRange(0, 1_000_000)
+        self.min_area.setValue(MIN_INSTANCE_AREA)
+        self.min_area.setSuffix(" px")
+        self.min_area.setToolTip(
+            "Instances (and VOC's objects): parts of fewer pixels, e.g. the CRF's specks, are left out"
+        )
         self.holes = QComboBox()
         self.holes.addItem("keep them as RLE", "rle")
         self.holes.addItem("stop the export", "refuse")
         form.addRow("Format", self.format)
         form.addRow("", self.proposals)
         form.addRow("", self.instances)
+        form.addRow("Smallest part of an instance", self.min_area)
         form.addRow("Polygons with holes", self.holes)
         self.format.currentIndexChanged.connect(self._format_chosen)
         self._format_chosen()
@@ -163,6 +171,7 @@ class ExportDialog(QDialog):
         return fmt, ExportOptions(
             include_proposals=self.proposals.isChecked(),
             instances=self.instances.isChecked(),
+            min_area=self.min_area.value(),
             polygons=EXPORTERS[fmt].polygons,
             holes=self.holes.currentData(),
         )

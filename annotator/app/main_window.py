@@ -268,6 +268,14 @@ class MainWindow(QMainWindow):
         self.canvas.show_outline = not self.canvas.show_outline
         self.canvas.update_outline()
 
+    def new_instance(self) -> None:
+        """The tools paint a new instance of the class from now on (said in the status bar)."""
+        if self.session is None or not self.session.ready():
+            return
+        self.canvas.new_instance()
+        rec = self.project.record(self.image_id, self.class_id)
+        self._show_state(rec.state, rec.score)
+
     # ---- opening --------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
         if any(Path(u.toLocalFile()).is_dir() for u in event.mimeData().urls()):
@@ -495,17 +503,17 @@ class MainWindow(QMainWindow):
             self.canvas.set_image(np.zeros((240, 320, 3), np.uint8), None, QColor("red"))
             self.statusBar().showMessage(str(exc))
             return
-        mask = None
+        labels = None
         color = QColor("#ff0000")
         if self.class_id is not None:
             color = QColor(self.project.classes[self.class_id].color)
             try:
-                mask = self.project.mask(image_id, self.class_id)
+                labels = self.project.labels(image_id, self.class_id)
             except ProjectError as exc:
                 self.statusBar().showMessage(str(exc))
-            if mask is not None and mask.shape != rgb.shape[:2]:
-                mask = None
-        self.canvas.set_image(rgb, mask, color)
+            if labels is not None and labels.shape != rgb.shape[:2]:
+                labels = None
+        self.canvas.set_image(rgb, labels, color)
         rec = self.project.record(image_id, self.class_id) if self.class_id else None
         self._show_state(rec.state if rec else None, rec.score if rec else None)
 
@@ -514,6 +522,8 @@ class MainWindow(QMainWindow):
         text = "" if state is None else f"{state}" + (f" (score {score:.2f})" if score is not None else "")
         if self.images is not None and self.image_id in self.images.supports:
             text += " · ★ support (Shift+S: not a support)"
+        if self.canvas.instance > 1:
+            text += f" · painting instance {self.canvas.instance} (N: a new one)"
         self.statusBar().showMessage(f"{self.session.where()}{self.project.images[self.image_id].file} · {text}")
 
     def _mask_edited(self) -> None:
@@ -522,7 +532,7 @@ class MainWindow(QMainWindow):
         if self.session is None or not self.session.ready():
             return
         image_id = self.image_id
-        rec = self.session.paint(self.canvas.mask, all_undone=not self.canvas.undo_stack)
+        rec = self.session.paint(self.canvas.labels, all_undone=not self.canvas.undo_stack)
         self._show_state(rec.state, rec.score)
         QTimer.singleShot(0, lambda: self.images.refresh(image_id))
 

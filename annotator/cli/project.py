@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from annotator.cli.common import fail
-from annotator.config import State
+from annotator.config import MIN_INSTANCE_AREA, State
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +30,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="yolo-seg, voc: the seed that draws the val split")
     p.add_argument("--include-proposals", action="store_true", help="also export unreviewed proposals (with score)")
     p.add_argument("--instances", action="store_true", help="one annotation per instance, not per class")
+    p.add_argument(
+        "--min-area",
+        type=int,
+        default=MIN_INSTANCE_AREA,
+        metavar="PIXELS",
+        help=f"with --instances (and for VOC's objects): parts of fewer pixels are left out (default "
+        f"{MIN_INSTANCE_AREA}; 0 keeps every pixel)",
+    )
     p.add_argument(
         "--holes",
         default="rle",
@@ -130,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
             opts = ExportOptions(
                 include_proposals=args.include_proposals,
                 instances=args.instances,
+                min_area=args.min_area,
                 polygons=exporter.polygons,
                 holes=args.holes,
                 val_fraction=args.val_fraction,

@@ -63,7 +63,7 @@ def export_cvat(project: Project, out: Path | str, opts: ExportOptions | None = 
             continue
         h, w = size
         image = ET.SubElement(root, "image", id=str(written), name=project.images[i].file, width=str(w), height=str(h))
-        for class_id, group, poly in instance_polygons(project, i, records.get(i, []), opts.instances):
+        for class_id, group, poly in instance_polygons(project, i, records.get(i, []), opts):
             attrs = {"label": project.classes[class_id].name, "source": "manual", "occluded": "0"}
             attrs |= {"points": _points_text(poly), "z_order": "0"}
             if group is not None:

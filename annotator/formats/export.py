@@ -2,7 +2,8 @@
 
 What is exported is the user's choice: accepted masks only (default) or proposals too (with their
 score); one annotation per class per image (semantic) or one per instance (the user's split, else
-connected components). Polygons cannot hold holes: such a mask falls back to RLE or is refused.
+connected components; parts under `min_area` pixels, the CRF's specks, are left out). Polygons
+cannot hold holes: such a mask falls back to RLE or is refused.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
-from annotator.config import State
+from annotator.config import MIN_INSTANCE_AREA, State
 from annotator.formats.coco import CocoBuilder
 from annotator.formats.polygons import hole_tops, outline_polygons
+from annotator.inference.mask_parts import parts_of_at_least
 from annotator.io.atomic import atomic_write_bytes, atomic_write_json
 from annotator.io.imageio import ImageReadError
 from annotator.project.store import MaskRecord, Project
@@ -37,6 +38,7 @@ class ExportOptions:
     holes: str = "rle"  # with polygons, a mask with holes: "rle" (fall back) or "refuse"
     val_fraction: float = 0.0  # yolo-seg, voc: the share of images in the val split ...
     seed: int = 0  # ... drawn with this seed
+    min_area: int = MIN_INSTANCE_AREA  # with instances: parts of fewer pixels are left out
 
 
 def _exported_states(opts: ExportOptions) -> set[str]:
@@ -121,24 +123,28 @@ def png_name(file: str) -> str:
     return f"{file}.png"
 
 
-def instance_masks(labels: np.ndarray, instances: bool) -> list[np.ndarray]:
-    """Masks to annotate: the union (semantic), or each user instance, or else each connected component."""
+def instance_masks(labels: np.ndarray, instances: bool, min_area: int = 0) -> list[np.ndarray]:
+    """Masks to annotate: the union (semantic), or each user instance, or else each connected component. Per
+    instance, parts of fewer than `min_area` pixels are left out first (an instance left empty goes too)."""
     if not instances:
         return [labels > 0]
     ids = [i for i in np.unique(labels) if i != 0]
     if len(ids) > 1:
-        return [labels == i for i in ids]
-    n, comp = cv2.connectedComponents((labels > 0).astype(np.uint8), connectivity=8)
-    return [comp == i for i in range(1, n)]
+        masks = [labels == i for i in ids]
+        if min_area <= 1:
+            return masks
+        kept = [parts_of_at_least(m, min_area) for m in masks]
+        return [np.logical_or.reduce(parts) for parts in kept if parts]
+    return parts_of_at_least(labels > 0, min_area)
 
 
 def instance_polygons(
-    project: Project, image_id: int, records: list[tuple[int, MaskRecord]], instances: bool
+    project: Project, image_id: int, records: list[tuple[int, MaskRecord]], opts: ExportOptions
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(class id, instance number from 1, outline polygon [K,2]) of each exported instance of one image, in the
-    order of its `records`: what the polygon formats (YOLO-seg, labelme) write."""
+    """(class id, instance number from 1, outline polygon [K,2]) of each exported instance of one image (per
+    `opts.instances` and `opts.min_area`), in the order of its `records`: what the polygon formats write."""
     for class_id, _ in records:
-        for n, m in enumerate(instance_masks(project.labels(image_id, class_id), instances), start=1):
+        for n, m in enumerate(instance_masks(project.labels(image_id, class_id), opts.instances, opts.min_area), 1):
             for poly in outline_polygons(m):
                 yield class_id, n, poly
 
@@ -166,7 +172,7 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
         for class_id, rec in by_image.get(image_id, []):
             labels = project.labels(image_id, class_id)
             score = rec.score if rec.state == State.PROPOSED else None
-            for m in instance_masks(labels, opts.instances):
+            for m in instance_masks(labels, opts.instances, opts.min_area):
                 ann = coco.add_mask(coco_id, class_id, m, score)
                 if ann is None or not opts.polygons:
                     continue

@@ -73,7 +73,7 @@ def export_labelme(project: Project, out_dir: Path | str, opts: ExportOptions | 
                 "flags": {},
                 "mask": None,
             }
-            for class_id, group, poly in instance_polygons(project, i, records.get(i, []), opts.instances)
+            for class_id, group, poly in instance_polygons(project, i, records.get(i, []), opts)
         ]
         doc = {
             "version": LABELME_VERSION,

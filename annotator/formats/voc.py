@@ -77,7 +77,7 @@ def export_voc(project: Project, out_dir: Path | str, opts: ExportOptions | None
         cls_map, obj_map = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
         n = 0
         for class_id, _ in records.get(i, []):
-            for m in instance_masks(project.labels(i, class_id), True):
+            for m in instance_masks(project.labels(i, class_id), True, opts.min_area):
                 n += 1
                 if n > 255:
                     raise ExportError(f"{project.images[i].file}: more than 255 objects, VOC's 8-bit PNGs hold 255")

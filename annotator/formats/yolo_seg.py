@@ -78,7 +78,7 @@ def export_yolo_seg(
             stale.unlink(missing_ok=True)  # an earlier export into this folder put the image in the other split
         text = [
             _line(index[class_id], p, h, w)
-            for class_id, _, p in instance_polygons(project, i, records.get(i, []), opts.instances)
+            for class_id, _, p in instance_polygons(project, i, records.get(i, []), opts)
         ]
         image_out = out_dir / "images" / split / file
         image_out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Connected parts of masks: how many a support's mask has, and a proposal's strongest parts.
+"""Connected parts of masks: how many a support's mask has, a proposal's strongest parts, and the parts big
+enough to be objects of an instance export.
 
 A person who draws one object per image (the dancer, not the crowd; the moving car, not the parked ones)
 teaches a count: proposals keep only as many parts as the supports have (benchmarks/labelling_effort.py).
@@ -28,3 +29,10 @@ def strongest_parts(margin: np.ndarray, k: int) -> np.ndarray | None:
     mass = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=n)[1:]
     keep = np.argsort(-mass, kind="stable")[:k] + 1
     return np.isin(labels, keep)
+
+
+def parts_of_at_least(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
+    """The 8-connected parts of a boolean mask, each as a boolean mask, in label order, leaving out those of
+    fewer than `min_area` pixels (a dense CRF's speckle would otherwise export as many 1-pixel objects)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
