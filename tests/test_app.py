@@ -153,6 +153,20 @@ def test_polygon_clicks_and_flood_fill(win):
     assert (got & truth).sum() / (got | truth).sum() > 0.95
 
 
+def test_a_polygons_vertices_can_be_dragged_before_it_is_closed(win):
+    win.tool_actions["polygon"].trigger()
+    vp = win.canvas.viewport()
+    for p in [(10, 10), (50, 10), (50, 40)]:
+        QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(win, *p))
+    placed = list(win.canvas._poly)
+    _drag(win, [(50, 10), (60, 10), (70, 10)])  # a press on a vertex grabs it: no new vertex, no lasso
+    moved = (placed[1][0] + 20, placed[1][1])
+    assert win.canvas._poly == [placed[0], moved, placed[2]] and not win.canvas.mask.any()
+    QTest.mouseDClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(win, 10, 40))
+    m = win.canvas.mask
+    assert m[14, 60] and m[30, 20] and not m[14, 72]  # the closed polygon has the moved vertex
+
+
 def _paint_support(win):
     truth = scene(120, 160, (60, 50), 22, seed=50)[1]
     win.canvas.replace_mask(truth)

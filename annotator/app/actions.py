@@ -141,6 +141,7 @@ GESTURES: tuple[tuple[str, str], ...] = (
     ("Left drag (brush, eraser)", "paint or erase"),
     ("Click points (polygon)", "add a vertex; double-click or Enter closes it, Esc drops it"),
     ("Left drag (polygon)", "a lasso, closed on release"),
+    ("Drag a vertex's handle (polygon, before it is closed)", "move that vertex"),
     ("Click (fill)", "fill the region of similar colour (within the fill tolerance)"),
     ("Shift + closing or clicking (polygon, fill)", "cut the region out instead"),
     ("Middle drag, or Alt + left drag", "pan"),

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 TOOLS = ("brush", "eraser", "polygon", "fill")
 MAX_OUTLINED = 32  # instances outlined one by one; beyond, their union (each outline costs a pass over the image)
+VERTEX_PX = 7  # a polygon vertex's handle, in screen pixels (also how near a press must be to grab it)
 SHADES = (100, 145, 65, 185, 50, 125, 80, 165)  # QColor.lighter factors of instances 1, 2, ... (cycling)
 
 
@@ -128,6 +129,7 @@ class Canvas(QGraphicsView):
         self._last: tuple[int, int] | None = None
         self._poly: list[tuple[float, float]] = []
         self._lasso = 0  # points added by dragging since the last press
+        self._vertex: int | None = None  # the polygon vertex being dragged
         self._panning: QPointF | None = None
         self.show_outline = True
         self.fitted = True  # fit to the view (also after a resize) until the user zooms
@@ -352,11 +354,23 @@ class Canvas(QGraphicsView):
         self.cursor_item.setVisible(True)
 
     def _show_poly(self, extra: tuple[float, float] | None = None) -> None:
+        """The polygon being drawn, with a handle on each vertex (the vertices can be dragged until it is closed)."""
         path = QPainterPath()
         pts = self._poly + ([extra] if extra else [])
         if pts:
             path.addPolygon(QPolygonF([QPointF(x, y) for x, y in pts]))
+            r = VERTEX_PX / 2 / max(self.transform().m11(), 1e-6)  # a few screen pixels at any zoom
+            for x, y in self._poly if self._lasso == 0 else ():
+                path.addRect(QRectF(x - r, y - r, 2 * r, 2 * r))
         self.poly_item.setPath(path)
+
+    def _vertex_at(self, pos) -> int | None:
+        """The index of the polygon vertex within VERTEX_PX screen pixels of view position `pos`, if any."""
+        for i, (x, y) in enumerate(self._poly):
+            d = self.mapFromScene(QPointF(x, y)) - pos
+            if abs(d.x()) <= VERTEX_PX and abs(d.y()) <= VERTEX_PX:
+                return i
+        return None
 
     def close_polygon(self, erase: bool = False) -> None:
         pts, self._poly = self._poly, []
@@ -379,8 +393,10 @@ class Canvas(QGraphicsView):
             self._last = (x, y)
             self._dab((x, y), (x, y))
         elif self.tool == "polygon":
-            self._poly.append((x + 0.5, y + 0.5))
             self._lasso = 0
+            self._vertex = self._vertex_at(event.position().toPoint())
+            if self._vertex is None:  # a press on a vertex drags it; elsewhere it adds one
+                self._poly.append((x + 0.5, y + 0.5))
             self._show_poly()
         elif self.tool == "fill":
             self.flood_fill(x, y, erase)
@@ -398,7 +414,10 @@ class Canvas(QGraphicsView):
             self._dab(self._last, (x, y))
             self._last = (x, y)
         elif self.tool == "polygon" and self._poly:
-            if event.buttons() & Qt.MouseButton.LeftButton:  # dragging: a lasso
+            if self._vertex is not None and event.buttons() & Qt.MouseButton.LeftButton:  # moving a vertex
+                self._poly[self._vertex] = (x + 0.5, y + 0.5)
+                self._show_poly()
+            elif event.buttons() & Qt.MouseButton.LeftButton:  # dragging: a lasso
                 self._poly.append((x + 0.5, y + 0.5))
                 self._lasso += 1
                 self._show_poly()
@@ -412,6 +431,8 @@ class Canvas(QGraphicsView):
         if self._last is not None:
             self._last = None
             self._commit()
+        elif self._vertex is not None:
+            self._vertex = None
         elif self.tool == "polygon" and self._lasso > 2:  # released after a lasso drag
             self.close_polygon(bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
 
