@@ -104,7 +104,15 @@ def test_bad_folders_are_named(tmp_path):
     Image.fromarray(np.full((H, W), 5, np.uint8), mode="L").save(ds / "SegmentationClass/a.png")
     with pytest.raises(ImportFormatError, match="a.png: class index 5 is not in labelmap.txt"):
         import_voc(p, ds)
-    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(ds / "SegmentationClass/a.png")
-    with pytest.raises(ImportFormatError, match="palette or grey PNG, not RGB"):
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[0, 0] = (1, 2, 3)
+    Image.fromarray(rgb).save(ds / "SegmentationClass/a.png")
+    with pytest.raises(ImportFormatError, match=r"a.png: the colour \(1, 2, 3\) is not in labelmap.txt"):
+        import_voc(p, ds)
+    Image.fromarray(np.zeros((H, W, 4), np.uint8)).save(ds / "SegmentationClass/a.png")
+    with pytest.raises(ImportFormatError, match="palette, grey or RGB PNG, not RGBA"):
+        import_voc(p, ds)
+    (ds / "labelmap.txt").write_text("background:0,0,0::\ncat:128,x,0::\n")
+    with pytest.raises(ImportFormatError, match=r"labelmap.txt:2: the colour '128,x,0' is not R,G,B"):
         import_voc(p, ds)
     assert p.records == {}

@@ -97,39 +97,63 @@ def export_voc(project: Project, out_dir: Path | str, opts: ExportOptions | None
     return {"images": written, "objects": objects, "val": len(listed["val"]), "skipped": skipped}
 
 
-def read_labelmap(path: Path) -> list[str]:
-    """The class names of a labelmap.txt in index order (index 0 is the background)."""
-    names = []
+def read_labelmap(path: Path) -> tuple[list[str], list[int]]:
+    """The class names of a labelmap.txt in index order (index 0 is the background), and their colours as flat
+    RGB triples: each line's own `R,G,B`, or VOC's colour for its index where the line gives none (as datumaro
+    writes it)."""
+    names, colours = [], []
     for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
-        name = line.split(":", 1)[0].strip()
-        if not name:
+        name, _, rest = line.partition(":")
+        if not name.strip():
             raise ImportFormatError(f"{path}:{n}: a line without a class name")
-        names.append(name)
-    return names
+        rgb = rest.split(":", 1)[0].strip()
+        try:
+            colour = [int(v) for v in rgb.split(",")] if rgb else PALETTE[3 * len(names) : 3 * len(names) + 3]
+        except ValueError:
+            colour = []
+        if len(colour) != 3 or not all(0 <= v <= 255 for v in colour):
+            raise ImportFormatError(f"{path}:{n}: the colour '{rgb}' is not R,G,B from 0 to 255")
+        names.append(name.strip())
+        colours += colour
+    return names, colours
 
 
-def _read_index_png(path: Path) -> np.ndarray:
-    """The indices of a palette (or grey) PNG; ImportFormatError if it is neither."""
+def _read_index_png(path: Path, colours: list[int]) -> np.ndarray:
+    """The indices of a palette or grey PNG, or of an RGB one by its colours' places in `colours` (flat RGB
+    triples; VOC's void colour is 255), as datumaro writes them; ImportFormatError for another mode or colour."""
     try:
         with Image.open(path) as img:
-            if img.mode not in ("P", "L"):
-                raise ImportFormatError(f"{path}: a VOC mask must be a palette or grey PNG, not {img.mode}")
-            return np.asarray(img)
+            if img.mode in ("P", "L"):
+                return np.asarray(img)
+            if img.mode != "RGB":
+                raise ImportFormatError(f"{path}: a VOC mask must be a palette, grey or RGB PNG, not {img.mode}")
+            rgb = np.asarray(img).astype(np.int32)
     except OSError as exc:
         raise ImportFormatError(f"{path}: not a readable PNG ({exc})") from None
+    table = {tuple(colours[i : i + 3]): i // 3 for i in range(len(colours) - 3, -1, -3)}  # the first index wins
+    table[tuple(PALETTE[3 * 255 : 3 * 256])] = 255
+    codes, inverse = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2], return_inverse=True)
+    index = np.empty(len(codes), np.uint8)
+    for j, code in enumerate(codes.tolist()):
+        colour = (code >> 16, (code >> 8) & 255, code & 255)
+        if colour not in table:
+            raise ImportFormatError(f"{path}: the colour {colour} is not in labelmap.txt or VOC's colour map")
+        index[j] = table[colour]
+    return index[inverse].reshape(rgb.shape[:2])
 
 
 def import_voc(project: Project, source: Path | str, state: State = State.ACCEPTED, overwrite: bool = False) -> dict:
-    """Add a VOC segmentation folder to the project: classes by labelmap.txt's names (the index's colour is not
-    read: datumaro and CVAT write the palette index), an image by its id (its relative path without the extension),
-    instances from SegmentationObject where it is there. 255 (VOC's "void" border) is left out. Everything is read
-    and checked before anything is stored. Returns the counts of what was done and left out."""
+    """Add a VOC segmentation folder to the project: classes by labelmap.txt's names, masks as palette indices or,
+    in RGB masks (datumaro's), by labelmap.txt's colours (objects by VOC's colour map), an image by its id (its
+    relative path without the extension), instances from SegmentationObject where it is there. 255 (VOC's "void"
+    border) is left out. Everything is read and checked before anything is stored. Returns the counts of what was
+    done and left out."""
     source = Path(source)
     if not (source / "labelmap.txt").is_file() or not (source / "SegmentationClass").is_dir():
         raise ImportFormatError(f"{source}: not a VOC segmentation folder (no labelmap.txt or SegmentationClass/)")
-    names = read_labelmap(source / "labelmap.txt")
+    names, colours = read_labelmap(source / "labelmap.txt")
     by_id: dict[str, list[int]] = {}
     for i, e in project.images.items():
         by_id.setdefault(e.file.rsplit(".", 1)[0], []).append(i)
@@ -141,11 +165,11 @@ def import_voc(project: Project, source: Path | str, state: State = State.ACCEPT
             unmatched.append(voc_id)
             continue
         pid = found[0]
-        cls_map = _read_index_png(png)
+        cls_map = _read_index_png(png, colours)
         if cls_map.shape != project.size_of(pid):
             raise ImportFormatError(f"{png}: {cls_map.shape[1]}x{cls_map.shape[0]} is not the image's size")
         obj_png = source / "SegmentationObject" / png.relative_to(source / "SegmentationClass")
-        obj_map = _read_index_png(obj_png) if obj_png.is_file() else None
+        obj_map = _read_index_png(obj_png, PALETTE) if obj_png.is_file() else None
         if obj_map is not None and obj_map.shape != cls_map.shape:
             raise ImportFormatError(f"{obj_png}: its size is not SegmentationClass's")
         images += 1

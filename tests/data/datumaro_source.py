@@ -1,0 +1,25 @@
+"""The annotations behind the datumaro fixtures (tests/data/datumaro/): two small images, two classes, polygons
+with integer vertices. Read by tests/data/make_datumaro_fixtures.py (run by hand, with datumaro) and by
+tests/test_real_tool_fixtures.py (which compares each import with these)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASSES = ("cat", "dog")
+SIZE = (32, 48)  # height, width of every image
+# (image, class, [x0, y0, x1, y1, ...]) per instance, in file order
+SHAPES = (
+    ("a.png", "cat", [4, 4, 20, 4, 20, 16, 4, 16]),
+    ("a.png", "dog", [26, 10, 44, 6, 40, 28, 28, 24]),
+    ("b.png", "cat", [2, 2, 12, 2, 12, 12, 2, 12]),
+    ("b.png", "cat", [30, 14, 46, 14, 46, 30, 30, 30]),
+)
+
+
+def image(name: str) -> np.ndarray:
+    """The RGB pixels of image `name`: a smooth gradient, different per image."""
+    h, w = SIZE
+    seed = sum(map(ord, name))
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([(x * 5 + seed) % 256, (y * 7 + seed) % 256, ((x + y) * 3) % 256], -1).astype(np.uint8)
