@@ -1,0 +1,99 @@
+"""By hand, not in CI: datumaro itself reads annotator's COCO (RLE), CVAT and VOC exports, with every instance of
+every image under its class. Set ANNOTATOR_DATUMARO_PYTHON to a Python that has datumaro (tests/data/README.md
+says how to make one) to run it; without it the test is skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from annotator.cli import main
+from annotator.project.store import Project
+from tests.data.datumaro_source import CLASSES, SHAPES, SIZE, image
+from tests.synthetic import write_rgb
+
+PYTHON = os.environ.get("ANNOTATOR_DATUMARO_PYTHON")
+pytestmark = pytest.mark.skipif(not PYTHON, reason="set ANNOTATOR_DATUMARO_PYTHON to a Python with datumaro")
+
+READ = """
+import json, sys
+from datumaro.components.annotation import AnnotationType
+from datumaro.components.dataset import Dataset
+ds = Dataset.import_from(sys.argv[2], sys.argv[1])
+names = ds.categories()[AnnotationType.label]
+out = {}
+for item in ds:
+    for a in item.annotations:
+        if a.type == AnnotationType.mask:
+            area = int((a.image > 0).sum())
+        elif a.type == AnnotationType.polygon:
+            area = float(a.get_area())
+        else:
+            continue
+        out.setdefault(item.id.rsplit("/", 1)[-1], []).append([names[a.label].name, area])
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """datumaro_source's images and polygons as a project: each polygon one instance of its class."""
+    root = tmp_path_factory.mktemp("dm")
+    (root / "images").mkdir()
+    names = sorted({s[0] for s in SHAPES})
+    for name in names:
+        write_rgb(root / "images" / name, image(name))
+    proj = Project.create(root / "proj", root / "images")
+    ids = {c: proj.add_class(c).id for c in CLASSES}
+    for name in names:
+        for cls in CLASSES:
+            labels = np.zeros(SIZE, np.uint8)
+            shapes = [pts for n, c, pts in SHAPES if n == name and c == cls]
+            for k, pts in enumerate(shapes, start=1):
+                cv2.fillPoly(labels, [np.array(pts, np.int32).reshape(-1, 2)], k)
+            if shapes:
+                proj.set_mask(proj.image_id(name), ids[cls], labels)
+    proj.save()
+    return proj
+
+
+def _expected(proj: Project) -> dict[str, list[tuple[str, int]]]:
+    out: dict[str, list[tuple[str, int]]] = {}
+    for (image_id, class_id), _ in proj.records.items():
+        labels = proj.labels(image_id, class_id)
+        stem = proj.images[image_id].file.rsplit(".", 1)[0]
+        for k in np.unique(labels)[1:]:
+            out.setdefault(stem, []).append((proj.classes[class_id].name, int((labels == k).sum())))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "target", "exact"),
+    [
+        ("coco-rle", "coco_instances", "annotations/instances_default.json", True),
+        ("cvat", "cvat", "annotations.xml", False),
+        ("voc", "voc_segmentation", "", True),
+    ],
+)
+def test_datumaro_reads_our_export(project, tmp_path, capsys, ours, theirs, target, exact):
+    out = tmp_path / theirs
+    dest = out / target if target else out
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(project.image_root, out / "images", dirs_exist_ok=True)  # datumaro's COCO and CVAT look there
+    assert main(["export", str(project.folder), "--out", str(dest), "--format", ours, "--instances"]) == 0
+    capsys.readouterr()
+    read = subprocess.run([PYTHON, "-c", READ, theirs, str(out)], capture_output=True, text=True, timeout=300)
+    assert read.returncode == 0, read.stderr[-2000:]
+    got = {k: sorted((c, a) for c, a in v) for k, v in json.loads(read.stdout.splitlines()[-1]).items()}
+    want = _expected(project)
+    assert sorted(got) == sorted(want)
+    for stem, instances in want.items():
+        assert [c for c, _ in got[stem]] == [c for c, _ in instances], stem
+        for (_, a), (_, b) in zip(got[stem], instances):  # polygons through pixel centres cover a little less
+            assert a == b if exact else 0.7 * b <= a <= b, (stem, got[stem], instances)
