@@ -44,6 +44,22 @@ def test_crf_refuses_mismatched_sizes():
         refine(img, np.zeros((10, 10), np.float32))
 
 
+def test_closing_the_pool_at_once_stops_a_long_refinement_in_flight():
+    import time
+
+    from annotator.inference.crf import CRFPool
+
+    img, m = scene(1500, 2000, (900, 700), 400, seed=4)  # 3 MP: seconds of CRF
+    pool = CRFPool(1)
+    fut = pool.submit(img, _blurry(m, seed=4), CRFParams())
+    workers = list(pool._pool._processes.values())
+    time.sleep(1.0)  # the worker has started on it
+    assert not fut.done()
+    t0 = time.perf_counter()
+    pool.close(wait_s=0)
+    assert time.perf_counter() - t0 < 2.0 and workers and not any(w.is_alive() for w in workers)
+
+
 def test_crf_pool_gives_the_same_marginals_as_inline():
     from annotator.inference.crf import CRFPool
 

@@ -40,7 +40,7 @@ from annotator.app.jobs import Jobs
 from annotator.app.review_grid import ReviewGrid
 from annotator.app.theme import ThemeSwitch, icon
 from annotator.app.thumbnails import Thumbnails
-from annotator.app.workers import AdaptWorker, PropagationWorker
+from annotator.app.workers import AdaptWorker, PropagationWorker, close_predictors
 from annotator.config import Model, State
 from annotator.formats.export import ExportError, left_out_proposals
 from annotator.formats.exporters import EXPORTERS
@@ -826,4 +826,7 @@ def launch(argv: list[str]) -> int:
     win = MainWindow(Path(argv[0]) if argv else None)
     win.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     win.show()
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        close_predictors()

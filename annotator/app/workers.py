@@ -46,6 +46,13 @@ def shared_predictor(
     return _predictors[key]
 
 
+def close_predictors() -> None:
+    """Stop every shared predictor's CRF workers at once (the app quits: a refinement in flight, which can take a
+    minute on a large photo, would otherwise keep the process alive after its window closed)."""
+    while _predictors:
+        _predictors.popitem()[1].close(wait_s=0)
+
+
 class PropagationWorker(QObject):
     """Runs `propagate_into_project` off the GUI thread. Cancel is honoured between images."""
 

@@ -147,14 +147,15 @@ class CRFPool:
             w.exitcode is not None for w in list((self._pool._processes or {}).values())
         )
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 10.0) -> None:
         """Stop the workers without ever waiting on a stuck one: when a worker is killed mid-run, Python 3.11's
-        own shutdown can wait forever on a worker it started just then, so each is joined briefly, then killed."""
+        own shutdown can wait forever on a worker it started just then, so each is joined for at most `wait_s`
+        in all, then killed (0: at once, as when the app quits and the refinements in flight are not wanted)."""
         pool = self._pool
         workers = list((pool._processes or {}).values())  # private, but the only handle on the workers
         pool.shutdown(wait=False, cancel_futures=True)
         workers += [w for w in list((pool._processes or {}).values()) if w not in workers]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + wait_s
         for w in workers:
             w.join(max(0.0, deadline - time.monotonic()))
             if w.is_alive():

@@ -443,10 +443,10 @@ class Predictor:
         masks = [f.result() for f in futures]
         return [Proposal(mask=m, score=pres if m.any() else None) for m, (_, pres) in zip(masks, matched)]
 
-    def close(self) -> None:
-        """Stop the CRF worker processes, if any."""
+    def close(self, wait_s: float = 10.0) -> None:
+        """Stop the CRF worker processes, if any, waiting at most `wait_s` for refinements in flight."""
         if self._crf_pool is not None:
-            self._crf_pool.close()
+            self._crf_pool.close(wait_s)
             self._crf_pool = None
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Proposal]:
