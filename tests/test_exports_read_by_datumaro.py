@@ -15,7 +15,7 @@ import pytest
 
 from annotator.cli import main
 from annotator.project.store import Project
-from tests.data.datumaro_source import CLASSES, SHAPES, SIZE, image
+from tests.data.fixture_source import CLASSES, SHAPES, SIZE, image
 from tests.synthetic import write_rgb
 
 PYTHON = os.environ.get("ANNOTATOR_DATUMARO_PYTHON")
@@ -43,7 +43,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """datumaro_source's images and polygons as a project: each polygon one instance of its class."""
+    """fixture_source's images and polygons as a project: each polygon one instance of its class."""
     root = tmp_path_factory.mktemp("dm")
     (root / "images").mkdir()
     names = sorted({s[0] for s in SHAPES})

@@ -1,6 +1,7 @@
-"""Files made by the real tools read back right: datumaro's own CVAT XML, COCO instances and Pascal VOC exports of
-tests/data/datumaro_source.py (made by tests/data/make_datumaro_fixtures.py; see tests/data/README.md) are
-imported and compared with the polygons they were made from, and VOC with its own PNGs pixel for pixel."""
+"""Files made by the real tools read back right: datumaro's own CVAT XML, COCO instances and Pascal VOC exports,
+and labelme's own JSON, of tests/data/fixture_source.py (made by tests/data/make_*_fixtures.py; see
+tests/data/README.md) are imported and compared with the polygons they were made from, VOC with its own PNGs
+and labelme's bitmap shape pixel for pixel."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from pycocotools import mask as mask_utils
 
 from annotator.cli import main
 from annotator.project.store import Project
-from tests.data.datumaro_source import CLASSES, SHAPES, SIZE
+from tests.data.fixture_source import BITMAP, CLASSES, SHAPES, SIZE, bitmap
 
 VOC_COLOURS = ((128, 0, 0), (0, 128, 0))  # VOC's colour map at indices 1 and 2, the labelmap's cat and dog
 DATA = Path(__file__).resolve().parent / "data" / "datumaro"
+LABELME = Path(__file__).resolve().parent / "data" / "labelme"
 
 
 def _truth() -> dict[tuple[str, str], list[np.ndarray]]:
@@ -82,3 +84,20 @@ def test_datumaros_voc_segmentation_imports_pixel_for_pixel(tmp_path, capsys):
                 assert len(got) == len(np.unique(obj_rgb[here], axis=0))  # one instance per object colour
                 truth = _truth().get((image, cls), [])
                 assert len(got) == len(truth) and all(max(_iou(t, g) for g in got) > 0.9 for t in truth)
+
+
+def test_labelmes_own_files_import_as_the_source_instances_and_its_bitmap_pixel_for_pixel(tmp_path, capsys):
+    truths = _truth()
+    with _imported(tmp_path, LABELME, [LABELME], "labelme", capsys) as proj:
+        for image, cls in set(truths) | {BITMAP[:2]}:
+            want, got = truths.get((image, cls), []), _instances(proj, image, cls)
+            if (image, cls) == BITMAP[:2]:
+                _, _, x0, y0 = BITMAP
+                m = bitmap()
+                truth = np.zeros(SIZE, bool)
+                truth[y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]] = m
+                assert len(got) == len(want) + 1 and any(np.array_equal(g, truth) for g in got)
+                got = [g for g in got if not np.array_equal(g, truth)]
+            assert len(got) == len(want), (image, cls)
+            for w in want:
+                assert max(_iou(w, g) for g in got) > 0.9, (image, cls)

@@ -1,4 +1,4 @@
-"""Makes tests/data/datumaro/ with datumaro itself, from tests/data/datumaro_source.py: the same two images and
+"""Makes tests/data/datumaro/ with datumaro itself, from tests/data/fixture_source.py: the same two images and
 four polygons exported by datumaro as CVAT for images XML, COCO instances and (the polygons rasterised by
 datumaro's polygons_to_masks) Pascal VOC segmentation. Run by hand, from the repository root, in a virtual
 environment with datumaro (see tests/data/README.md); the tests only read what it wrote."""
@@ -16,7 +16,7 @@ from datumaro.components.dataset_base import DatasetItem
 from datumaro.components.media import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.data.datumaro_source import CLASSES, SHAPES, image  # noqa: E402
+from tests.data.fixture_source import CLASSES, SHAPES, image  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "datumaro"
 FORMATS = ("cvat", "coco_instances", "voc_segmentation")

@@ -1,6 +1,6 @@
-"""The annotations behind the datumaro fixtures (tests/data/datumaro/): two small images, two classes, polygons
-with integer vertices. Read by tests/data/make_datumaro_fixtures.py (run by hand, with datumaro) and by
-tests/test_real_tool_fixtures.py (which compares each import with these)."""
+"""The annotations behind the fixtures made by real tools (tests/data/datumaro/, tests/data/labelme/): two small
+images, two classes, polygons with integer vertices, and one bitmap. Read by tests/data/make_*_fixtures.py (run by
+hand, with the tool) and by tests/test_real_tool_fixtures.py (which compares each import with these)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,14 @@ def image(name: str) -> np.ndarray:
     seed = sum(map(ord, name))
     y, x = np.mgrid[0:h, 0:w]
     return np.stack([(x * 5 + seed) % 256, (y * 7 + seed) % 256, ((x + y) * 3) % 256], -1).astype(np.uint8)
+
+
+BITMAP = ("b.png", "dog", 14, 18)  # labelme's `mask` shape: this image, class and top-left corner (x, y) ...
+
+
+def bitmap() -> np.ndarray:
+    """... and its boolean pixels [10, 12]: a disc with a notch, which no polygon of the source has."""
+    y, x = np.mgrid[0:10, 0:12]
+    disc = (x - 5.5) ** 2 + (y - 4.5) ** 2 <= 20
+    disc[4:6, 8:] = False
+    return disc
