@@ -1,6 +1,7 @@
-"""By hand, not in CI: datumaro itself reads annotator's COCO (RLE), CVAT and VOC exports, with every instance of
-every image under its class. Set ANNOTATOR_DATUMARO_PYTHON to a Python that has datumaro (tests/data/README.md
-says how to make one) to run it; without it the test is skipped."""
+"""By hand, not in CI: the real tools read annotator's exports, with every instance of every image under its class:
+datumaro our COCO (RLE), CVAT and VOC, labelme our labelme JSON. Set ANNOTATOR_DATUMARO_PYTHON and
+ANNOTATOR_LABELME_PYTHON to Pythons that have them (tests/data/README.md says how to make them) to run them;
+without them the tests are skipped."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.data.fixture_source import CLASSES, SHAPES, SIZE, image
 from tests.synthetic import write_rgb
 
 PYTHON = os.environ.get("ANNOTATOR_DATUMARO_PYTHON")
-pytestmark = pytest.mark.skipif(not PYTHON, reason="set ANNOTATOR_DATUMARO_PYTHON to a Python with datumaro")
+LABELME_PYTHON = os.environ.get("ANNOTATOR_LABELME_PYTHON")
 
 READ = """
 import json, sys
@@ -37,6 +38,23 @@ for item in ds:
         else:
             continue
         out.setdefault(item.id.rsplit("/", 1)[-1], []).append([names[a.label].name, area])
+print(json.dumps(out))
+"""
+
+READ_LABELME = """
+import glob, json, sys
+from labelme import utils
+from labelme._label_file import read_label_file
+out = {}
+for f in sorted(glob.glob(sys.argv[1] + "/**/*.json", recursive=True)):
+    data = read_label_file(f)  # reads the image through the file's relative imagePath, checks its size
+    names = sorted({s["label"] for s in data.shapes})
+    cls, ins = utils.shapes_to_label(utils.img_data_to_arr(data.image_data).shape, data.shapes,
+                                     {n: k for k, n in enumerate(names, start=1)})
+    stem = f[len(sys.argv[1]) + 1 : -5]
+    for i in sorted(set(ins.ravel().tolist()) - {0}):
+        label = names[int(cls[ins == i][0]) - 1]
+        out.setdefault(stem, []).append([label, int((ins == i).sum())])
 print(json.dumps(out))
 """
 
@@ -73,6 +91,17 @@ def _expected(proj: Project) -> dict[str, list[tuple[str, int]]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+def _compare(got_json: str, want: dict[str, list[tuple[str, int]]], low: float, high: float) -> None:
+    """Each image's instances come back under their classes, their areas within [low, high] of ours."""
+    got = {k: sorted((c, a) for c, a in v) for k, v in json.loads(got_json.splitlines()[-1]).items()}
+    assert sorted(got) == sorted(want)
+    for stem, instances in want.items():
+        assert [c for c, _ in got[stem]] == [c for c, _ in instances], stem
+        for (_, a), (_, b) in zip(got[stem], instances):
+            assert low * b <= a <= high * b, (stem, got[stem], instances)
+
+
+@pytest.mark.skipif(not PYTHON, reason="set ANNOTATOR_DATUMARO_PYTHON to a Python with datumaro")
 @pytest.mark.parametrize(
     ("ours", "theirs", "target", "exact"),
     [
@@ -90,10 +119,14 @@ def test_datumaro_reads_our_export(project, tmp_path, capsys, ours, theirs, targ
     capsys.readouterr()
     read = subprocess.run([PYTHON, "-c", READ, theirs, str(out)], capture_output=True, text=True, timeout=300)
     assert read.returncode == 0, read.stderr[-2000:]
-    got = {k: sorted((c, a) for c, a in v) for k, v in json.loads(read.stdout.splitlines()[-1]).items()}
-    want = _expected(project)
-    assert sorted(got) == sorted(want)
-    for stem, instances in want.items():
-        assert [c for c, _ in got[stem]] == [c for c, _ in instances], stem
-        for (_, a), (_, b) in zip(got[stem], instances):  # polygons through pixel centres cover a little less
-            assert a == b if exact else 0.7 * b <= a <= b, (stem, got[stem], instances)
+    _compare(read.stdout, _expected(project), 1.0 if exact else 0.7, 1.0)  # a polygon's area is a little less
+
+
+@pytest.mark.skipif(not LABELME_PYTHON, reason="set ANNOTATOR_LABELME_PYTHON to a Python with labelme")
+def test_labelme_reads_our_export(project, tmp_path, capsys):
+    out = tmp_path / "labelme"
+    assert main(["export", str(project.folder), "--out", str(out), "--format", "labelme", "--instances"]) == 0
+    capsys.readouterr()
+    read = subprocess.run([LABELME_PYTHON, "-c", READ_LABELME, str(out)], capture_output=True, text=True, timeout=300)
+    assert read.returncode == 0, read.stderr[-2000:]
+    _compare(read.stdout, _expected(project), 0.7, 1.3)  # labelme draws polygons with PIL, edges included
