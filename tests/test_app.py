@@ -10,11 +10,12 @@ from pycocotools.coco import COCO
 from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QKeySequence, QMouseEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
-from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings
+from annotator.app.dialogs import ExportDialog, HelpDialog, ImportDialog, ModelSettings
 from annotator.app.image_list import Column, ImageIdRole
 from annotator.app.main_window import MainWindow, app_data_dir
+from annotator.config import State
 from annotator.formats.export import ExportOptions, export_coco
 from annotator.project.session import project_dir_for
 from tests.synthetic import scene, write_rgb
@@ -413,6 +414,39 @@ def test_export_dialog_offers_every_format_and_the_holes_policy_only_for_coco_po
         dlg.format.setCurrentIndex(i)
         assert dlg.holes.isEnabled() == (key == "coco-polygon")
         assert dlg.value()[0] == key and dlg.value()[1].polygons == (key == "coco-polygon")
+        assert dlg.val_fraction.isEnabled() == (key in ("yolo-seg", "voc")) == dlg.seed.isEnabled()
+    dlg.val_fraction.setValue(0.25)
+    dlg.seed.setValue(7)
+    dlg.format.setCurrentIndex(keys.index("voc"))
+    assert (dlg.value()[1].val_fraction, dlg.value()[1].seed) == (0.25, 7)
+    dlg.format.setCurrentIndex(keys.index("coco-rle"))  # no split for a format without one
+    assert dlg.value()[1].val_fraction == 0.0
+
+
+def test_import_from_the_file_menu_adds_classes_and_masks_and_names_a_bad_file(win, tmp_path, monkeypatch):
+    cat = [[60.0, 20.0, 100.0, 20.0, 100.0, 60.0, 60.0, 60.0]]
+    coco = {
+        "images": [{"id": 1, "file_name": "1.png", "height": 120, "width": 160}],
+        "categories": [{"id": 3, "name": "cat"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "segmentation": cat, "iscrowd": 0}],
+    }
+    (tmp_path / "in.json").write_text(json.dumps(coco))
+    dlg = ImportDialog(str(tmp_path), win)
+    dlg.source.setText(str(tmp_path / "in.json"))
+    dlg.state.setCurrentIndex(1)
+    assert dlg.value() == (tmp_path / "in.json", "auto", "proposed", False)
+    win.import_from(tmp_path / "in.json", "auto", State.PROPOSED, False)
+    assert win.statusBar().currentMessage() == "Imported 1 annotations as 1 masks on 1 images"
+    cid = next(c.id for c in win.project.classes.values() if c.name == "cat")
+    assert any(win.classes.item(i).data(Qt.ItemDataRole.UserRole) == cid for i in range(win.classes.count()))
+    rec = win.project.record(win.project.image_id("1.png"), cid)
+    assert rec.state == State.PROPOSED and win.project.mask(win.project.image_id("1.png"), cid)[40, 80]
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warned.append(a[2]))
+    (tmp_path / "bad.json").write_text("{not json")
+    before = dict(win.project.records)
+    win.import_from(tmp_path / "bad.json", "coco", State.ACCEPTED, False)
+    assert warned and "bad.json" in warned[0] and win.project.records == before
 
 
 def test_cancelling_adapt_says_so_and_clears_its_progress(win, qtbot, monkeypatch):

@@ -57,6 +57,7 @@ MENUS: dict[str, tuple[Action | str, ...]] = {
         Action("open_project", "Open &project…", "Ctrl+Shift+O", lambda w: w.choose_project()),
         RECENT,
         Action("export", "&Export…", "Ctrl+E", lambda w: w.export()),
+        Action("import", "&Import annotations…", "Ctrl+Shift+I", lambda w: w.import_annotations()),
         Action("save", "&Save now", QKeySequence.StandardKey.Save, lambda w: w.save_now()),
         Action("quit", "&Quit", QKeySequence.StandardKey.Quit, lambda w: w.close()),
     ),

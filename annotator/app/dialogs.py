@@ -1,9 +1,10 @@
-"""The app's dialogs and its persistent settings: model settings, export options, the shortcut sheet."""
+"""The app's dialogs and its persistent settings: model settings, export and import options, the shortcut sheet."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QAction, QFont
@@ -13,7 +14,11 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -21,9 +26,10 @@ from PySide6.QtWidgets import (
 )
 
 from annotator.app.actions import MENUS, Action
-from annotator.config import DEVICES, MIN_INSTANCE_AREA, Model, out_of_range
+from annotator.config import DEVICES, MIN_INSTANCE_AREA, Model, State, out_of_range
 from annotator.formats.export import ExportOptions
 from annotator.formats.exporters import EXPORTERS
+from annotator.formats.importers import AUTO, IMPORTERS
 from annotator.inference.crf import CRF_RANGES, CRFParams
 
 
@@ -158,13 +164,26 @@ class ExportDialog(QDialog):
         form.addRow("", self.instances)
         form.addRow("Smallest part of an instance", self.min_area)
         form.addRow("Polygons with holes", self.holes)
+        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction.setRange(0.0, 0.95)
+        self.val_fraction.setSingleStep(0.05)
+        self.val_fraction.setToolTip("This share of the images goes to the val split (0: no split)")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("The seed that draws the val split")
+        form.addRow("Val split (share of images)", self.val_fraction)
+        form.addRow("Split seed", self.seed)
         self.format.currentIndexChanged.connect(self._format_chosen)
         self._format_chosen()
         _add_ok_cancel(self, form)
 
     def _format_chosen(self) -> None:
-        """The holes policy is COCO polygons' only: other formats keep holes their own way."""
-        self.holes.setEnabled(EXPORTERS[self.format.currentData()].polygons)
+        """The holes policy is COCO polygons' only (other formats keep holes their own way); a val split is for the
+        formats that write one."""
+        exporter = EXPORTERS[self.format.currentData()]
+        self.holes.setEnabled(exporter.polygons)
+        self.val_fraction.setEnabled(exporter.splits)
+        self.seed.setEnabled(exporter.splits)
 
     def value(self) -> tuple[str, ExportOptions]:
         fmt = self.format.currentData()
@@ -174,6 +193,61 @@ class ExportDialog(QDialog):
             min_area=self.min_area.value(),
             polygons=EXPORTERS[fmt].polygons,
             holes=self.holes.currentData(),
+            val_fraction=self.val_fraction.value() if EXPORTERS[fmt].splits else 0.0,
+            seed=self.seed.value(),
+        )
+
+
+class ImportDialog(QDialog):
+    """What to import (a file or a folder, its format) and how (accepted or proposed, replacing the user's masks
+    or not)."""
+
+    def __init__(self, start: str, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Import annotations")
+        self.start = start
+        form = QFormLayout(self)
+        self.source = QLineEdit()
+        self.source.setPlaceholderText("a COCO or CVAT file, or a YOLO-seg, VOC or labelme folder")
+        pick_file, pick_folder = QPushButton("File…"), QPushButton("Folder…")
+        pick_file.clicked.connect(self._pick_file)
+        pick_folder.clicked.connect(self._pick_folder)
+        row = QHBoxLayout()
+        for w in (self.source, pick_file, pick_folder):
+            row.addWidget(w)
+        self.format = QComboBox()
+        self.format.addItem("Detect from the file or folder", AUTO)
+        for key, importer in IMPORTERS.items():
+            self.format.addItem(importer.label, key)
+        self.state = QComboBox()
+        self.state.addItem("accepted (reviewed)", State.ACCEPTED)
+        self.state.addItem("proposed (to review)", State.PROPOSED)
+        self.overwrite = QCheckBox("Replace accepted and edited masks (kept otherwise)")
+        form.addRow("From", row)
+        form.addRow("Format", self.format)
+        form.addRow("Import as", self.state)
+        form.addRow("", self.overwrite)
+        _add_ok_cancel(self, form)
+
+    def _pick_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Annotations file", self.start, "COCO JSON or CVAT XML (*.json *.xml)"
+        )
+        if path:
+            self.source.setText(path)
+
+    def _pick_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Annotations folder", self.start)
+        if path:
+            self.source.setText(path)
+
+    def value(self) -> tuple[Path, str, State, bool]:
+        """(source, format or AUTO, state, overwrite)."""
+        return (
+            Path(self.source.text().strip()),
+            self.format.currentData(),
+            self.state.currentData(),
+            self.overwrite.isChecked(),
         )
 
 

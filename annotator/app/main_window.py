@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from annotator.app.actions import GESTURES, MENUS, RECENT, SEPARATOR, THEMES, TOOLBAR, TOOLS, Action
 from annotator.app.canvas import Canvas
-from annotator.app.dialogs import ExportDialog, HelpDialog, ModelSettings, SettingsDialog
+from annotator.app.dialogs import ExportDialog, HelpDialog, ImportDialog, ModelSettings, SettingsDialog
 from annotator.app.image_list import ImageIdRole, ImageList, ImageTableModel
 from annotator.app.jobs import Jobs
 from annotator.app.review_grid import ReviewGrid
@@ -44,6 +44,8 @@ from annotator.app.workers import AdaptWorker, PropagationWorker, close_predicto
 from annotator.config import Model, State
 from annotator.formats.export import ExportError, left_out_proposals
 from annotator.formats.exporters import EXPORTERS
+from annotator.formats.importers import import_annotations, import_report
+from annotator.formats.importing import ImportFormatError
 from annotator.io.imageio import ImageReadError, read_image
 from annotator.project.review import unreviewed
 from annotator.project.session import Session, open_or_create
@@ -789,6 +791,41 @@ class MainWindow(QMainWindow):
         if out:
             self.qs.setValue("last_export_dir", out if EXPORTERS[fmt].folder else str(Path(out).parent))
             self.export_to(Path(out), fmt, opts)
+
+    def import_annotations(self) -> None:
+        """File -> Import: a COCO, YOLO-seg, VOC, labelme or CVAT source into the project (the CLI's recipe)."""
+        if not self.project:
+            return
+        if self.worker is not None:
+            self.statusBar().showMessage(
+                "A propagation or adaptation is running: cancel it (Ctrl+.) or wait, then import"
+            )
+            return
+        dlg = ImportDialog(self.qs.value("last_import_dir", str(self.project.image_root), str), self)
+        if dlg.exec():
+            source, fmt, state, overwrite = dlg.value()
+            self.qs.setValue("last_import_dir", str(source if source.is_dir() else source.parent))
+            self.import_from(source, fmt, state, overwrite)
+
+    def import_from(self, source: Path, fmt: str, state: State, overwrite: bool) -> None:
+        """Import and show the result: new classes, masks and states; what was done and left out in the status bar,
+        a bad file in a message box (nothing is stored then)."""
+        self._flush_writes()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            n = import_annotations(self.project, source, fmt, state, overwrite)
+            self.session.save()
+        except (ImportFormatError, ProjectError, ImageReadError, OSError) as exc:
+            QMessageBox.warning(self, "Import failed", str(exc))
+            return
+        finally:
+            QApplication.restoreOverrideCursor()
+        done, warnings = import_report(n, "tick 'Replace accepted and edited masks' to replace them")
+        self._fill_classes(self.class_id)
+        self.images.refresh_all()
+        if self.image_id is not None:
+            self.show_image(self.image_id)
+        self.statusBar().showMessage("; ".join([done[0].upper() + done[1:], *warnings]))
 
     def export_to(self, out: Path, fmt: str, opts) -> None:
         self._flush_writes()

@@ -13,6 +13,7 @@ from annotator.config import MIN_INSTANCE_AREA, State
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The `init`, `export` and `import` subcommands and their options."""
     from annotator.formats.exporters import EXPORTERS  # its choices
+    from annotator.formats.importers import AUTO, IMPORTERS
 
     p = sub.add_parser("init", help="create a project over a folder of images (the folder is never modified)")
     p.add_argument("project", type=Path, help="project folder to create")
@@ -57,7 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "coco", "yolo-seg", "voc", "labelme", "cvat"],
+        choices=[AUTO, *IMPORTERS],
         help="auto: a .json file is COCO, an .xml file or a folder with annotations.xml CVAT, a folder with data.yaml "
         "(or the .yaml) YOLO-seg, one with labelmap.txt and SegmentationClass/ VOC, another folder labelme",
     )
@@ -77,13 +78,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`init`, `export` and `import`: the headless side of the project model."""
-    from annotator.formats.coco_import import import_coco
-    from annotator.formats.cvat import import_cvat
     from annotator.formats.export import ExportError, ExportOptions, left_out_proposals
+    from annotator.formats.importers import import_annotations, import_report
     from annotator.formats.importing import ImportFormatError
-    from annotator.formats.labelme import import_labelme
-    from annotator.formats.voc import import_voc
-    from annotator.formats.yolo_seg import import_yolo_seg
     from annotator.io.imageio import ImageReadError
     from annotator.project.store import Project, ProjectError
 
@@ -104,33 +101,14 @@ def run(args: argparse.Namespace) -> int:
             for note in proj.report.notes():
                 print(f"warning: {note}", file=sys.stderr)
             if args.command == "import":
-                fmt = _import_format(args)
-                if fmt == "coco":
-                    n = import_coco(proj, args.source, args.state, args.overwrite, args.allow_overlap, args.strict)
-                else:
-                    importer = {"yolo-seg": import_yolo_seg, "voc": import_voc, "cvat": import_cvat}.get(
-                        fmt, import_labelme
-                    )
-                    n = importer(proj, args.source, args.state, args.overwrite)
+                n = import_annotations(
+                    proj, args.source, args.format, args.state, args.overwrite, args.allow_overlap, args.strict
+                )
                 proj.save()
-                print(f"imported {n['annotations']} annotations as {n['masks']} masks on {n['images']} images")
-                if n["kept"]:
-                    print(
-                        f"warning: kept {n['kept']} accepted or edited masks the file would have replaced "
-                        "(--overwrite replaces them)",
-                        file=sys.stderr,
-                    )
-                if n["unusable"]:
-                    print(
-                        f"warning: left out {n['unusable']} annotations without a mask (box only or empty)",
-                        file=sys.stderr,
-                    )
-                if n["unmatched"]:
-                    print(
-                        f"warning: {len(n['unmatched'])} images of the file match no image of the folder, e.g. "
-                        f"{n['unmatched'][0]}; their annotations were left out",
-                        file=sys.stderr,
-                    )
+                done, warnings = import_report(n, "--overwrite replaces them")
+                print(done)
+                for w in warnings:
+                    print(f"warning: {w}", file=sys.stderr)
                 return 0
             from annotator.formats.exporters import EXPORTERS
 
@@ -162,20 +140,3 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     except OSError as exc:
         return fail(f"{exc.filename or ''}: {exc.strerror or exc}")
-
-
-def _import_format(args: argparse.Namespace) -> str:
-    """`import`'s --format, with auto told by the source: a .json file is COCO, an .xml file or a folder with
-    annotations.xml CVAT, a folder with data.yaml (or a .yaml) is YOLO-seg, one with labelmap.txt and
-    SegmentationClass/ VOC, another folder holds labelme files."""
-    if args.format != "auto":
-        return args.format
-    if args.source.suffix.lower() == ".json":
-        return "coco"
-    if args.source.suffix.lower() == ".xml" or (args.source / "annotations.xml").is_file():
-        return "cvat"
-    yolo = args.source.suffix.lower() in (".yaml", ".yml") or (args.source / "data.yaml").is_file()
-    if yolo:
-        return "yolo-seg"
-    voc = (args.source / "labelmap.txt").is_file() and (args.source / "SegmentationClass").is_dir()
-    return "voc" if voc else "labelme"

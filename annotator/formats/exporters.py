@@ -22,6 +22,7 @@ class Exporter:
     polygons: bool = False  # COCO with polygons rather than RLE
     counts: Callable[[dict], str] = lambda n: f"{count(n['images'], 'image')}, {count(n['annotations'], 'annotation')}"
     file: tuple[str, str] = ("annotations.json", "COCO JSON (*.json)")  # one file's default name and dialog filter
+    splits: bool = False  # writes a train/val split (ExportOptions.val_fraction, seed)
 
     def summary(self, n: dict, out: Path) -> str:
         """What an export wrote, in words, as the CLI and the app report it: "28 images, 6 annotations to OUT"."""
@@ -41,6 +42,7 @@ EXPORTERS: dict[str, Exporter] = {
         "YOLO segmentation (Ultralytics layout)",
         True,
         export_yolo_seg,
+        splits=True,
         counts=lambda n: f"{count(n['images'], 'image')} ({n['val']} in val), {count(n['lines'], 'polygon')}",
     ),
     "labelme": Exporter(
@@ -53,6 +55,7 @@ EXPORTERS: dict[str, Exporter] = {
         "Pascal VOC segmentation (class and object PNGs, labelmap.txt)",
         True,
         export_voc,
+        splits=True,
         counts=lambda n: f"{count(n['images'], 'image')} ({n['val']} in val), {count(n['objects'], 'object')}",
     ),
     "cvat": Exporter(
