@@ -1,6 +1,7 @@
 """By hand, not in CI: the real tools read annotator's exports, with every instance of every image under its class:
-datumaro our COCO (RLE), CVAT and VOC, labelme our labelme JSON. Set ANNOTATOR_DATUMARO_PYTHON and
-ANNOTATOR_LABELME_PYTHON to Pythons that have them (tests/data/README.md says how to make them) to run them;
+datumaro our COCO (RLE), CVAT and VOC, labelme our labelme JSON, Ultralytics' YOLODataset our YOLO-seg. Set
+ANNOTATOR_DATUMARO_PYTHON and ANNOTATOR_LABELME_PYTHON to Pythons that have them, and ANNOTATOR_ULTRALYTICS_PATH to
+a folder with ultralytics to put on this Python's path (tests/data/README.md says how to make them), to run them;
 without them the tests are skipped."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -21,6 +23,7 @@ from tests.synthetic import write_rgb
 
 PYTHON = os.environ.get("ANNOTATOR_DATUMARO_PYTHON")
 LABELME_PYTHON = os.environ.get("ANNOTATOR_LABELME_PYTHON")
+ULTRALYTICS_PATH = os.environ.get("ANNOTATOR_ULTRALYTICS_PATH")
 
 READ = """
 import json, sys
@@ -91,6 +94,27 @@ def _expected(proj: Project) -> dict[str, list[tuple[str, int]]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+READ_YOLO = """
+import json, sys
+import cv2, numpy as np, yaml
+from ultralytics.data.dataset import YOLODataset
+root = sys.argv[1]
+y = yaml.safe_load(open(root + "/data.yaml"))
+out = {}
+for split in sorted({y["train"], y["val"]}):
+    ds = YOLODataset(img_path=root + "/" + split, data={"names": y["names"], "nc": len(y["names"]), "channels": 3},
+                     task="segment", augment=False)
+    for label in ds.labels:
+        h, w = label["shape"]
+        stem = label["im_file"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        for c, seg in zip(label["cls"].ravel(), label["segments"]):
+            m = np.zeros((h, w), np.uint8)
+            cv2.fillPoly(m, [np.round(seg * [w, h] - 0.5).astype(np.int32)], 1)
+            out.setdefault(stem, []).append([y["names"][int(c)], int(m.sum())])
+print(json.dumps(out))
+"""
+
+
 def _compare(got_json: str, want: dict[str, list[tuple[str, int]]], low: float, high: float) -> None:
     """Each image's instances come back under their classes, their areas within [low, high] of ours."""
     got = {k: sorted((c, a) for c, a in v) for k, v in json.loads(got_json.splitlines()[-1]).items()}
@@ -130,3 +154,17 @@ def test_labelme_reads_our_export(project, tmp_path, capsys):
     read = subprocess.run([LABELME_PYTHON, "-c", READ_LABELME, str(out)], capture_output=True, text=True, timeout=300)
     assert read.returncode == 0, read.stderr[-2000:]
     _compare(read.stdout, _expected(project), 0.7, 1.3)  # labelme draws polygons with PIL, edges included
+
+
+@pytest.mark.skipif(not ULTRALYTICS_PATH, reason="set ANNOTATOR_ULTRALYTICS_PATH to a folder with ultralytics")
+def test_ultralytics_reads_our_yolo_seg_export(project, tmp_path, capsys):
+    out = tmp_path / "yolo"
+    args = ["export", str(project.folder), "--out", str(out), "--format", "yolo-seg", "--val-fraction", "0.5"]
+    assert main([*args, "--instances"]) == 0
+    capsys.readouterr()
+    env = {**os.environ, "PYTHONPATH": ULTRALYTICS_PATH, "YOLO_OFFLINE": "1"}
+    read = subprocess.run(
+        [sys.executable, "-c", READ_YOLO, str(out)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert read.returncode == 0, read.stderr[-2000:]
+    _compare(read.stdout, _expected(project), 0.7, 1.3)  # its polygons rasterised by OpenCV here

@@ -1,7 +1,7 @@
 """Files made by the real tools read back right: datumaro's own CVAT XML, COCO instances and Pascal VOC exports,
-and labelme's own JSON, of tests/data/fixture_source.py (made by tests/data/make_*_fixtures.py; see
-tests/data/README.md) are imported and compared with the polygons they were made from, VOC with its own PNGs
-and labelme's bitmap shape pixel for pixel."""
+labelme's own JSON and Ultralytics' own YOLO segmentation labels, of tests/data/fixture_source.py (made by
+tests/data/make_*_fixtures.py; see tests/data/README.md), are imported and compared with the polygons they were
+made from, VOC with its own PNGs and labelme's bitmap shape pixel for pixel."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from annotator.project.store import Project
 from tests.data.fixture_source import BITMAP, CLASSES, SHAPES, SIZE, bitmap
 
 VOC_COLOURS = ((128, 0, 0), (0, 128, 0))  # VOC's colour map at indices 1 and 2, the labelmap's cat and dog
-DATA = Path(__file__).resolve().parent / "data" / "datumaro"
-LABELME = Path(__file__).resolve().parent / "data" / "labelme"
+DATA = Path(__file__).resolve().parent / "data"
+LABELME = DATA / "labelme"
 
 
 def _truth() -> dict[tuple[str, str], list[np.ndarray]]:
@@ -53,15 +53,16 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize(
     ("fmt", "images", "sources"),
     [
-        ("cvat", "cvat/images", ["cvat/train.xml", "cvat/val.xml"]),
+        ("cvat", "datumaro/cvat/images", ["datumaro/cvat/train.xml", "datumaro/cvat/val.xml"]),
         (
             "coco",
-            "coco_instances/images",
-            ["coco_instances/annotations/instances_train.json", "coco_instances/annotations/instances_val.json"],
+            "datumaro/coco_instances/images",
+            [f"datumaro/coco_instances/annotations/instances_{s}.json" for s in ("train", "val")],
         ),
+        ("yolo-seg", "ultralytics/images", ["ultralytics"]),  # labels by Ultralytics' convert_coco
     ],
 )
-def test_datumaros_polygon_files_import_as_the_source_instances(tmp_path, capsys, fmt, images, sources):
+def test_polygon_files_of_the_tools_import_as_the_source_instances(tmp_path, capsys, fmt, images, sources):
     with _imported(tmp_path, DATA / images, [DATA / s for s in sources], fmt, capsys) as proj:
         assert sorted(c.name for c in proj.classes.values()) == sorted(CLASSES)
         for (image, cls), want in _truth().items():
@@ -72,7 +73,7 @@ def test_datumaros_polygon_files_import_as_the_source_instances(tmp_path, capsys
 
 
 def test_datumaros_voc_segmentation_imports_pixel_for_pixel(tmp_path, capsys):
-    voc = DATA / "voc_segmentation"
+    voc = DATA / "datumaro" / "voc_segmentation"
     with _imported(tmp_path, voc / "JPEGImages", [voc], "voc", capsys) as proj:
         for image in ("a.png", "b.png"):
             cls_rgb = np.array(Image.open(voc / "SegmentationClass" / image).convert("RGB"))
