@@ -110,7 +110,7 @@ def test_bad_folders_are_named(tmp_path):
     with pytest.raises(ImportFormatError, match=r"a.png: the colour \(1, 2, 3\) is not in labelmap.txt"):
         import_voc(p, ds)
     Image.fromarray(np.zeros((H, W, 4), np.uint8)).save(ds / "SegmentationClass/a.png")
-    with pytest.raises(ImportFormatError, match="palette, grey or RGB PNG, not RGBA"):
+    with pytest.raises(ImportFormatError, match="palette, grey or RGB, not RGBA"):
         import_voc(p, ds)
     (ds / "labelmap.txt").write_text("background:0,0,0::\ncat:128,x,0::\n")
     with pytest.raises(ImportFormatError, match=r"labelmap.txt:2: the colour '128,x,0' is not R,G,B"):

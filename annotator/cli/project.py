@@ -53,14 +53,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "source",
         type=Path,
         help="a COCO .json file, a YOLO-seg folder (or its data.yaml), a VOC folder, labelme files (a folder), or a "
-        "CVAT for images .xml file (or a folder with annotations.xml)",
+        "CVAT for images .xml file (or a folder with annotations.xml), or a folder of mask PNGs",
     )
     p.add_argument(
         "--format",
         default="auto",
         choices=[AUTO, *IMPORTERS],
         help="auto: a .json file is COCO, an .xml file or a folder with annotations.xml CVAT, a folder with data.yaml "
-        "(or the .yaml) YOLO-seg, one with labelmap.txt and SegmentationClass/ VOC, another folder labelme",
+        "(or the .yaml) YOLO-seg, one with labelmap.txt and SegmentationClass/ VOC, one with dataset_meta.json or "
+        "palette.json mask PNGs, another folder labelme",
     )
     p.add_argument("--as", dest="state", type=State, default=State.ACCEPTED, choices=[State.ACCEPTED, State.PROPOSED])
     p.add_argument("--overwrite", action="store_true", help="replace accepted and edited masks too (kept otherwise)")

@@ -11,6 +11,7 @@ from annotator.config import State
 from annotator.formats.coco_import import import_coco
 from annotator.formats.cvat import import_cvat
 from annotator.formats.labelme import import_labelme
+from annotator.formats.png_masks import META_FILES, import_png
 from annotator.formats.voc import import_voc
 from annotator.formats.yolo_seg import import_yolo_seg
 from annotator.project.store import Project
@@ -29,14 +30,15 @@ IMPORTERS: dict[str, Importer] = {
     "voc": Importer("Pascal VOC segmentation (a folder with labelmap.txt)", True, import_voc),
     "labelme": Importer("labelme JSON (a folder of files, or one file)", True, import_labelme),
     "cvat": Importer("CVAT for images 1.1 XML", False, import_cvat),
+    "png": Importer("Mask PNG folder (with dataset_meta.json or palette.json)", True, import_png),
 }
 AUTO = "auto"
 
 
 def detect_format(source: Path) -> str:
     """The format of `source`: a .json file is COCO, an .xml file or a folder with annotations.xml CVAT, a folder
-    with data.yaml (or a .yaml) YOLO-seg, one with labelmap.txt and SegmentationClass/ VOC, another folder
-    labelme files."""
+    with data.yaml (or a .yaml) YOLO-seg, one with labelmap.txt and SegmentationClass/ VOC, one with
+    dataset_meta.json or palette.json mask PNGs, another folder labelme files."""
     suffix = source.suffix.lower()
     if suffix == ".json":
         return "coco"
@@ -44,8 +46,9 @@ def detect_format(source: Path) -> str:
         return "cvat"
     if suffix in (".yaml", ".yml") or (source / "data.yaml").is_file():
         return "yolo-seg"
-    voc = (source / "labelmap.txt").is_file() and (source / "SegmentationClass").is_dir()
-    return "voc" if voc else "labelme"
+    if (source / "labelmap.txt").is_file() and (source / "SegmentationClass").is_dir():
+        return "voc"
+    return "png" if any((source / n).is_file() for n in META_FILES) else "labelme"
 
 
 def import_annotations(

@@ -3,10 +3,12 @@ names onto its classes (new ones are added), and an accepted or edited mask is k
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from annotator.config import State
 from annotator.io.imageio import ImageReadError
@@ -98,3 +100,25 @@ def store(project: Project, planned: list[Planned], state: State, overwrite: boo
             project.set_proposal(p.image, by_name[p.name], labels, p.score, {"imported": source}, force=overwrite)
         else:
             project.set_mask(p.image, by_name[p.name], labels, state=state)
+
+
+def read_index_png(path: Path, colours: Mapping[tuple[int, int, int], int], known: str) -> np.ndarray:
+    """The values of a palette or grey PNG mask, or of an RGB one through `colours` (RGB -> value), as datumaro
+    writes them; ImportFormatError for another mode, or for a colour `colours` (read from `known`) lacks."""
+    try:
+        with Image.open(path) as img:
+            if img.mode in ("P", "L"):
+                return np.asarray(img)
+            if img.mode != "RGB":
+                raise ImportFormatError(f"{path}: a mask PNG must be palette, grey or RGB, not {img.mode}")
+            rgb = np.asarray(img).astype(np.int32)
+    except OSError as exc:
+        raise ImportFormatError(f"{path}: not a readable PNG ({exc})") from None
+    codes, inverse = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2], return_inverse=True)
+    index = np.empty(len(codes), np.uint8)
+    for j, code in enumerate(codes.tolist()):
+        colour = (code >> 16, (code >> 8) & 255, code & 255)
+        if colour not in colours:
+            raise ImportFormatError(f"{path}: the colour {colour} is not in {known}")
+        index[j] = colours[colour]
+    return index[inverse].reshape(rgb.shape[:2])

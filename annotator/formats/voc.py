@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from annotator.config import State
 from annotator.formats.export import (
@@ -25,7 +24,7 @@ from annotator.formats.export import (
     stem_names,
     val_split,
 )
-from annotator.formats.importing import ImportFormatError, Planned, is_kept, label_map, store
+from annotator.formats.importing import ImportFormatError, Planned, is_kept, label_map, read_index_png, store
 from annotator.io.atomic import atomic_write_bytes
 from annotator.project.store import Project
 
@@ -120,28 +119,11 @@ def read_labelmap(path: Path) -> tuple[list[str], list[int]]:
     return names, colours
 
 
-def _read_index_png(path: Path, colours: list[int]) -> np.ndarray:
-    """The indices of a palette or grey PNG, or of an RGB one by its colours' places in `colours` (flat RGB
-    triples; VOC's void colour is 255), as datumaro writes them; ImportFormatError for another mode or colour."""
-    try:
-        with Image.open(path) as img:
-            if img.mode in ("P", "L"):
-                return np.asarray(img)
-            if img.mode != "RGB":
-                raise ImportFormatError(f"{path}: a VOC mask must be a palette, grey or RGB PNG, not {img.mode}")
-            rgb = np.asarray(img).astype(np.int32)
-    except OSError as exc:
-        raise ImportFormatError(f"{path}: not a readable PNG ({exc})") from None
-    table = {tuple(colours[i : i + 3]): i // 3 for i in range(len(colours) - 3, -1, -3)}  # the first index wins
+def _colour_table(colours: list[int]) -> dict[tuple[int, int, int], int]:
+    """RGB -> index of flat RGB triples (the first index wins a repeated colour), with VOC's void colour as 255."""
+    table = {tuple(colours[i : i + 3]): i // 3 for i in range(len(colours) - 3, -1, -3)}
     table[tuple(PALETTE[3 * 255 : 3 * 256])] = 255
-    codes, inverse = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2], return_inverse=True)
-    index = np.empty(len(codes), np.uint8)
-    for j, code in enumerate(codes.tolist()):
-        colour = (code >> 16, (code >> 8) & 255, code & 255)
-        if colour not in table:
-            raise ImportFormatError(f"{path}: the colour {colour} is not in labelmap.txt or VOC's colour map")
-        index[j] = table[colour]
-    return index[inverse].reshape(rgb.shape[:2])
+    return table
 
 
 def import_voc(project: Project, source: Path | str, state: State = State.ACCEPTED, overwrite: bool = False) -> dict:
@@ -165,11 +147,11 @@ def import_voc(project: Project, source: Path | str, state: State = State.ACCEPT
             unmatched.append(voc_id)
             continue
         pid = found[0]
-        cls_map = _read_index_png(png, colours)
+        cls_map = read_index_png(png, _colour_table(colours), "labelmap.txt or VOC's colour map")
         if cls_map.shape != project.size_of(pid):
             raise ImportFormatError(f"{png}: {cls_map.shape[1]}x{cls_map.shape[0]} is not the image's size")
         obj_png = source / "SegmentationObject" / png.relative_to(source / "SegmentationClass")
-        obj_map = _read_index_png(obj_png, PALETTE) if obj_png.is_file() else None
+        obj_map = read_index_png(obj_png, _colour_table(PALETTE), "VOC's colour map") if obj_png.is_file() else None
         if obj_map is not None and obj_map.shape != cls_map.shape:
             raise ImportFormatError(f"{obj_png}: its size is not SegmentationClass's")
         images += 1
