@@ -8,6 +8,8 @@ All rows are measured in one run on one folder (made from DAVIS frames, or `--fo
 - the backbone-only rows and the plain loop in fp32 (today's path), the pipeline rows at the default precision
   (auto: int8 on an x86 CPU, bf16 on CUDA) with its masks' IoU against the fp32 plain loop's;
 - with `--bf16`: the CPU bf16 backbone, with the IoU of its masks against fp32's;
+- with `--runtimes`: the backbone exported to ONNX and run by ONNX Runtime and OpenVINO, fp32 and int8
+  (benchmarks/runtimes.py), with their masks' IoU against the fp32 plain loop's;
 - with `--cli`: `annotator propagate --no-feature-cache --no-crf` over the folder in fp32 and at the default
   precision, each in a child process: the images/s of its own summary and its peak RSS.
 `--memory 2000 20000` also runs `annotator propagate` over that many small images in child processes
@@ -174,6 +176,8 @@ def run(args) -> None:
     plain_default_ips = plain_loop("auto")[0] if other else base_ips
     if other:
         rows.append((f"plain loop, one image at a time, {default.precision_name}", plain_default_ips, ""))
+    if args.runtimes:
+        rows += runtime_rows(make, paths, base_masks, backbone_ips, args, tmp, cores)
 
     cache = FeatureCache(tmp / "cache")
     cached = make(cache=cache, precision="auto")
@@ -237,6 +241,43 @@ def run(args) -> None:
     print(f"\nBreakdown of the cold pass, s/img: {breakdown}")
     if args.cli:
         cli_rows(folder, support, mask, args)
+
+
+def runtime_rows(make, paths: list[Path], base_masks: list, fp32_ips: float, args, tmp: Path, cores: int) -> list:
+    """Rows of the backbone in ONNX Runtime and OpenVINO (benchmarks/runtimes.py), each in a fp32 predictor in place
+    of its torch backbone: backbone-only images/s, and the plain loop's masks against the fp32 baseline's. Calibrated
+    on 32 frames of videos that are not in the folder."""
+    if args.runtimes_path:
+        sys.path.insert(0, str(args.runtimes_path))
+    from benchmarks.runtimes import RuntimeBackbone, runtime_backbones
+
+    shape = (args.input_size, args.input_size)
+    probe = make()
+    calib_paths = [f for s in davis.EXTRA_NEGATIVES for f, _ in davis.frames(s)][1::3][:32]
+    calib = [
+        probe.network_input(torch.from_numpy(resize_for_network(read_image(p), args.input_size))[None]).numpy()
+        for p in calib_paths
+    ]
+    pixels = torch.from_numpy(np.stack([resize_for_network(read_image(p), args.input_size) for p in paths]))
+    rows = []
+    for name, run in runtime_backbones(probe.model.backbone, shape, calib, tmp, cores).items():
+        p = make()
+        p.model.backbone = RuntimeBackbone(run)
+        p.encode_pixels(pixels[:1])  # warm-up
+        t0 = time.perf_counter()
+        for i in range(len(paths)):  # one image at a time: the runtimes' sessions run batch 1 fastest here
+            p.encode_pixels(pixels[i : i + 1])
+        ips = len(paths) / (time.perf_counter() - t0)
+        p.batch_size = 1
+        masks = [p.predict([read_image(q)])[0].mask for q in paths]
+        rows.append(
+            (
+                f"backbone only, {name}",
+                ips,
+                f"{ips / fp32_ips:.2f}x fp32; masks vs baseline IoU {_iou(masks, base_masks):.2f}",
+            )
+        )
+    return rows
 
 
 def cli_rows(folder: Path, support: Path, mask: Path, args) -> None:
@@ -316,6 +357,10 @@ def main() -> None:
     ap.add_argument("--no-crf", dest="crf", action="store_false")
     ap.add_argument("--bf16", action="store_true", help="add the bf16-backbone row")
     ap.add_argument("--cli", action="store_true", help="add the CLI's first pass in fp32 and at the default precision")
+    ap.add_argument(
+        "--runtimes", action="store_true", help="add ONNX Runtime and OpenVINO rows (benchmarks/runtimes.py)"
+    )
+    ap.add_argument("--runtimes-path", type=Path, help="a folder where onnxruntime, onnx and openvino are installed")
     ap.add_argument("--memory", type=int, nargs="*", default=[], help="also measure peak RSS over N small images")
     ap.add_argument("--memory-input-size", type=int, default=33)
     ap.add_argument("--skip-throughput", action="store_true")
