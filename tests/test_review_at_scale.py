@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication, QToolBar
 
 from annotator.app.actions import TOOLBAR
 from annotator.app.dialogs import ModelSettings
-from annotator.app.image_list import Column
+from annotator.app.image_list import THUMB, Column
 from annotator.app.main_window import MainWindow
 from annotator.app.thumbnails import load_thumbnail
 from annotator.config import State, Theme
@@ -357,3 +357,19 @@ def test_the_toolbar_has_an_icon_for_every_action_and_the_theme_switches_follows
             assert _lightness(QApplication.palette()) > 0.6
     finally:
         win.theme.set_theme(Theme.SYSTEM)
+
+
+def test_the_name_column_shows_the_longest_relative_path_whole(qtbot, tmp_path):
+    imgs = tmp_path / "images"
+    deep = imgs / "a_rather_long_folder_name_from_a_camera" / "session_2026_12_03_morning"
+    deep.mkdir(parents=True)
+    for i in range(3):
+        write_rgb(deep / f"frame_{i:06d}_left_camera.png", scene(40, 60, (20, 20), 8, seed=i)[0])
+    w = MainWindow(imgs, settings=_settings(tmp_path))
+    qtbot.addWidget(w)
+    w.show()
+    table = w.image_list.table
+    longest = max((w.images.name(i) for i in w.images.ids), key=len)
+    assert "/" in longest
+    assert table.columnWidth(Column.NAME) >= table.fontMetrics().horizontalAdvance(longest) + THUMB
+    w.close()

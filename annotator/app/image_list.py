@@ -326,11 +326,23 @@ class ImageList(QWidget):
         self.source = source
         self.proxy.setSourceModel(source)
         header = self.table.horizontalHeader()  # its sections exist once the model has columns; fixed widths,
-        for col, width in ((Column.NAME, 250), (Column.STATE, 140), (Column.SCORE, 50), (Column.SUPPORT, 26)):
+        for col, width in (
+            (Column.NAME, self._name_width()),
+            (Column.STATE, 140),
+            (Column.SCORE, 50),
+            (Column.SUPPORT, 26),
+        ):
             header.resizeSection(col, width)  # since fitting them to their contents reads every row
         self.table.selectionModel().currentRowChanged.connect(self._current)
         source.facts_changed.connect(lambda one_row: self._counts_later.start() if one_row else self.update_counts())
         self.fill_classes()
+
+    def _name_width(self) -> int:
+        """The name column's width: the widest of the longest relative paths (by characters, so that 100,000 rows
+        cost a sort of their lengths, not a measure of each), beside the thumbnail, so no name is cut."""
+        names = sorted((self.source.name(i) for i in self.source.ids), key=len)[-50:]
+        widest = max((self.table.fontMetrics().horizontalAdvance(n) for n in names), default=0)
+        return max(250, widest + THUMB + 24)  # the thumbnail is drawn at its own width, not the icon size
 
     def fill_classes(self) -> None:
         """The class filter's choices (after classes change)."""
