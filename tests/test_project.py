@@ -236,3 +236,51 @@ def test_accepted_and_edited_masks_are_supports_and_rejections_negatives_until_t
     assert again.support_ids(1) == [b, a]
     again.set_mask(c, 1, np.zeros((30, 40), bool))  # cleared by hand: the class is absent there
     assert again.negative_ids(1) == [c] and again.support_ids(1) == [b, a]
+
+
+def test_every_change_is_announced_by_its_typed_event_once_made(proj):
+    img = sorted(proj.images)[0]
+    m = np.zeros(proj.size_of(img), bool)  # (reading a size first records it: a change of its own)
+    m[2:5, 2:5] = True
+    heard: list[tuple] = []
+    ev = proj.events
+    ev.record.connect(lambda i, c: heard.append(("record", i, c, proj.record(i, c).state)))
+    ev.classes.connect(lambda: heard.append(("classes", sorted(c.name for c in proj.classes.values()))))
+    ev.supports.connect(lambda i, c: heard.append(("supports", i, c, proj.support_ids(c))))  # takes the lock
+    changed = []
+    ev.changed.connect(lambda: changed.append(1))
+    cid = proj.add_class("dog").id
+    proj.set_proposal(img, cid, m, 0.4, {})
+    proj.set_state(img, cid, "accepted")
+    before = proj.record(img, cid)
+    proj.add_support(img, cid)
+    proj.remove_support(img, cid)
+    proj.clear_mask(img, cid)
+    proj.restore_record(img, cid, before)
+    proj.rename_class(cid, "hound")
+    proj.delete_class(cid)
+    assert heard == [
+        ("classes", sorted([*(c.name for c in proj.classes.values()), "dog"])),
+        ("record", img, cid, "proposed"),
+        ("record", img, cid, "accepted"),
+        ("supports", img, cid, [img]),
+        ("supports", img, cid, []),
+        ("record", img, cid, "unlabelled"),
+        ("record", img, cid, "accepted"),
+        ("classes", sorted([*(c.name for c in proj.classes.values()), "hound"])),
+        ("classes", sorted(c.name for c in proj.classes.values())),
+    ]
+    assert len(changed) == len(heard)  # and the autosaver's `changed` for each
+
+
+@pytest.mark.parametrize(("version", "words"), [("\n", 'version "\\n" is not a number'), (99, "format 99 is newer")])
+def test_a_crafted_index_version_is_refused_in_one_line(proj, version, words):
+    proj.save()
+    data = json.loads((proj.folder / "project.json").read_text())
+    data["version"] = version
+    proj.close()
+    for name in ("project.json", "project.json.bak"):  # no earlier copy to fall back on
+        (proj.folder / name).write_text(json.dumps(data))
+    with pytest.raises(ProjectError) as err:
+        Project.open(proj.folder)
+    assert words in str(err.value) and "\n" not in str(err.value)

@@ -373,3 +373,25 @@ def test_the_name_column_shows_the_longest_relative_path_whole(qtbot, tmp_path):
     assert "/" in longest
     assert table.columnWidth(Column.NAME) >= table.fontMetrics().horizontalAdvance(longest) + THUMB
     w.close()
+
+
+def test_the_list_and_class_list_observe_the_project_even_for_changes_made_on_other_threads(win, qtbot, tmp_path):
+    import threading
+
+    image_id = sorted(win.project.images)[3]
+    row = win.images.index(win.images.row_of[image_id], Column.STATE)
+    assert win.images.data(row, Qt.ItemDataRole.DisplayRole).endswith("proposed")
+    t = threading.Thread(target=lambda: win.project.set_state(image_id, win.class_id, State.REJECTED))
+    t.start()  # as a propagation or the session's writer changes it: off the GUI thread
+    t.join()
+    qtbot.waitUntil(lambda: win.images.data(row, Qt.ItemDataRole.DisplayRole).endswith("rejected"), timeout=2000)
+    qtbot.waitUntil(lambda: "rejected 1" in win.image_list.counts.text(), timeout=2000)
+    win.project.rename_class(win.class_id, "zebra")  # the class list hears of it, with nothing else told
+    assert win.classes.currentItem().text().startswith("zebra")
+    old, model = win.project, win.images
+    other = tmp_path / "other"
+    other.mkdir()
+    write_rgb(other / "x.png", scene(60, 80, (30, 30), 10, seed=1)[0])
+    win.open_path(other)  # the old project is closed: its views no longer observe it
+    assert win.project is not old and win.images is not model
+    assert all(not e._callbacks for e in (old.events.record, old.events.classes, old.events.supports))

@@ -64,6 +64,8 @@ class ImageTableModel(QAbstractTableModel):
     `facts_changed(one_row)` follows a change of what the rows say (not a thumbnail's arrival)."""
 
     facts_changed = Signal(bool)
+    _record_changed = Signal(int)  # the project's events, passed on to the GUI thread (queued when made elsewhere)
+    _classes_changed = Signal()
 
     def __init__(self, project: Project, thumbnails: Thumbnails, parent=None) -> None:
         super().__init__(parent)
@@ -78,6 +80,23 @@ class ImageTableModel(QAbstractTableModel):
         self._placeholder.fill(STATE_COLORS[State.UNLABELLED].darker(150))
         thumbnails.ready.connect(self._thumbnail_arrived)
         self._facts()
+        self._record_changed.connect(self.refresh)
+        self._classes_changed.connect(self.refresh_all)
+        self._observed = (
+            (project.events.record, self._on_record),
+            (project.events.supports, self._on_record),
+            (project.events.classes, self._classes_changed.emit),
+        )
+        for event, callback in self._observed:
+            event.connect(callback)
+
+    def detach(self) -> None:
+        """Stop observing the project (it is being closed, or another one shown)."""
+        for event, callback in self._observed:
+            event.disconnect(callback)
+
+    def _on_record(self, image_id: int, _class_id: int) -> None:
+        self._record_changed.emit(image_id)  # any class's change: the classes column
 
     # ---- what the rows say ------------------------------------------------------------------
     def _facts(self) -> None:

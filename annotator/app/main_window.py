@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
     """The annotator window. `open_folder` / `open_project` load work; everything else is an action."""
 
     save_failed = Signal(str)
+    _classes_changed = Signal()  # the project's classes event, passed on to the GUI thread
 
     def __init__(self, folder: Path | None = None, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self.theme = ThemeSwitch(self.qs, self)
         self.learned_from = ""  # what the running propagation learned from
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
+        self._classes_changed.connect(lambda: self._fill_classes())
         self._build_widgets()
         self._build_actions()
         self.setAcceptDrops(True)
@@ -116,7 +118,7 @@ class MainWindow(QMainWindow):
         self.canvas.edited.connect(self._mask_edited)
         self.grid = ReviewGrid(self)
         self.grid.open_image.connect(self._open_from_grid)
-        self.grid.decided.connect(lambda _ids: self.images.refresh_all())
+        self.grid.decided.connect(lambda _ids: self.images.refresh_all())  # many rows at once: counted at once
         self.grid.message.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
         self.grid.closed.connect(self.show_canvas)
         self.centre = QStackedWidget()
@@ -339,7 +341,9 @@ class MainWindow(QMainWindow):
         self.show_canvas()
         self.session = Session(proj, on_error=self.save_failed.emit)
         self.thumbnails = Thumbnails(proj, self)
-        self.images = ImageTableModel(proj, self.thumbnails, self)
+        self.images = ImageTableModel(proj, self.thumbnails, self)  # it observes the project's records
+        self._on_classes = self._classes_changed.emit
+        proj.events.classes.connect(self._on_classes)  # the class list observes its classes
         self.image_list.set_source(self.images)
         self.setWindowTitle(self._title())
         last = self._last_seen()
@@ -381,6 +385,8 @@ class MainWindow(QMainWindow):
         self.qs.setValue(self._project_key(), json.dumps(last))
         if not self.session.close():
             QMessageBox.warning(self, "Not saved", self.session.saver.last_error or "The project could not be saved.")
+        self.project.events.classes.disconnect(self._on_classes)
+        self.images.detach()
         self.session = None
         if self.thumbnails:
             self.thumbnails.shutdown()
@@ -460,7 +466,6 @@ class MainWindow(QMainWindow):
                     self.project.rename_class(self.class_id, name.strip())
                 except ProjectError as exc:
                     self.statusBar().showMessage(str(exc))
-                self._fill_classes()
 
     def recolor_class(self) -> None:
         if self.project and self.class_id:
@@ -468,7 +473,6 @@ class MainWindow(QMainWindow):
             if c.isValid():
                 self.project.recolor_class(self.class_id, c.name())
                 self.canvas.set_color(c)
-                self._fill_classes()
 
     def delete_class(self) -> None:
         if not (self.project and self.class_id):
@@ -477,7 +481,6 @@ class MainWindow(QMainWindow):
         ask = QMessageBox.question(self, "Delete class", f"Delete '{name}' and all its masks?")
         if ask == QMessageBox.StandardButton.Yes:
             self.session.delete_class()
-            self._fill_classes()
 
     # ---- images and masks -----------------------------------------------------------------
     def _thumb_chosen(self, current, _previous=None) -> None:
@@ -533,10 +536,8 @@ class MainWindow(QMainWindow):
         the record back as it was; written off the GUI thread."""
         if self.session is None or not self.session.ready():
             return
-        image_id = self.image_id
         rec = self.session.paint(self.canvas.labels, all_undone=not self.canvas.undo_stack)
         self._show_state(rec.state, rec.score)
-        QTimer.singleShot(0, lambda: self.images.refresh(image_id))
 
     def save_now(self) -> None:
         if self.session and self.session.save():
@@ -551,8 +552,7 @@ class MainWindow(QMainWindow):
         except ProjectError as exc:
             self.statusBar().showMessage(str(exc))
             return
-        self.images.refresh(self.image_id)
-        self._fill_classes()
+        self._fill_classes()  # its count of supports
         self.statusBar().showMessage(message)
 
     def remove_support(self) -> None:
@@ -560,7 +560,6 @@ class MainWindow(QMainWindow):
         if not (self.project and self.image_id and self.class_id):
             return
         message = self.session.remove_support()
-        self.images.refresh(self.image_id)
         self._fill_classes()
         self.statusBar().showMessage(message)
 
@@ -624,7 +623,6 @@ class MainWindow(QMainWindow):
         self.eta.setText(f"{rate:.2f} img/s · ETA {int(eta // 60)}:{int(eta % 60):02d}")
 
     def _proposal_arrived(self, image_id: int, stored: bool) -> None:
-        self.images.refresh(image_id)
         if stored and image_id == self.image_id:
             self.show_image(image_id)
 
@@ -712,7 +710,6 @@ class MainWindow(QMainWindow):
             self.canvas.close_polygon()
             return
         self.session.set_state(state)
-        self.images.refresh(self.image_id)
         self.step(1)
 
     def accept_current(self) -> None:
@@ -821,8 +818,6 @@ class MainWindow(QMainWindow):
         finally:
             QApplication.restoreOverrideCursor()
         done, warnings = import_report(n, "tick 'Replace accepted and edited masks' to replace them")
-        self._fill_classes(self.class_id)
-        self.images.refresh_all()
         if self.image_id is not None:
             self.show_image(self.image_id)
         self.statusBar().showMessage("; ".join([done[0].upper() + done[1:], *warnings]))

@@ -190,13 +190,11 @@ def run(args: argparse.Namespace) -> int:
     """The `propagate` command: supports -> proposals for every image -> one COCO file. Under torchrun each
     process proposes a contiguous slice of the images and rank 0 joins the slices in order."""
     import torch
-    from tqdm import tqdm
 
-    from annotator.formats.coco import CocoSpool, stale_spools, write_coco
+    from annotator.formats.coco import stale_spools, write_coco
     from annotator.inference.device import available_cores, decode_workers
     from annotator.inference.distributed import close_world, init_world
-    from annotator.inference.propagate import SupportError, folder_sample, load_negative, load_support, propagate
-    from annotator.io.atomic import unwritable_reason
+    from annotator.inference.propagate import SupportError, folder_sample, load_negative, load_support
     from annotator.io.imageio import ImageReadError, list_images
     from annotator.io.weights import WeightsError
 
@@ -205,19 +203,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(problem)
     if args.project is not None:
         return run_project(args)
-    for flag, value in (
-        ("--images", args.images),
-        ("--support", args.support),
-        ("--label", args.label),
-        ("--out", args.out),
-    ):
-        if not value:
-            return fail(f"{flag} is required (or give --project and --class)")
-    if not args.label.strip():
-        return fail("--label must name the class")
-    problem = unwritable_reason(args.out)
+    problem = _folder_problem(args)
     if problem:
-        return fail(f"--out {args.out}: {problem}")
+        return fail(problem)
     try:
         supports = [load_support(s) for s in args.support]
         negatives = [load_negative(s) for s in args.negative]
@@ -241,36 +229,12 @@ def run(args: argparse.Namespace) -> int:
     for sp in stale_spools(args.out) if world.main else []:
         sp.unlink(missing_ok=True)
     spools = [args.out.with_name(f".{args.out.name}.{world.run_id()}.part{r}.jsonl") for r in range(world.size)]
-    skipped: list[str] = []
-    n_masks = 0
     t0 = time.perf_counter()
-    known = {p: m for p, _, m in supports}
-    mine = world.shard(paths)
-    bar = tqdm(
-        total=len(mine),
-        unit="img",
-        desc=f"{args.label} on {predictor.device_name}",
-        file=sys.stderr,
-        disable=None if world.main else True,
-        dynamic_ncols=True,
-    )
     try:
-        spool = CocoSpool(spools[world.rank])
         try:
-            for res in propagate(predictor, mine, known, args.batch_size, workers):
-                bar.update(1)
-                if res.error:
-                    skipped.append(res.error)
-                    tqdm.write(f"skipped: {res.error}", file=sys.stderr)
-                    continue
-                if res.score is not None and res.score < args.presence_threshold:  # a support scores 1
-                    res.mask, res.score = np.zeros_like(res.mask), None
-                n_masks += spool.add(
-                    res.path.relative_to(args.images).as_posix(), res.height, res.width, res.mask, res.score
-                )
+            known = {p: m for p, _, m in supports}
+            _propagate_to_spool(args, predictor, world.shard(paths), known, workers, spools[world.rank], world.main)
         finally:
-            bar.close()
-            spool.close()
             predictor.close()
         world.barrier()
         if world.main:
@@ -304,6 +268,51 @@ def run(args: argparse.Namespace) -> int:
         )
     close_world(world)
     return 0
+
+
+def _folder_problem(args: argparse.Namespace) -> str | None:
+    """What is missing or wrong in `propagate`'s folder form (--images, --support, --label, --out), if anything."""
+    from annotator.io.atomic import unwritable_reason
+
+    for flag, value in (
+        ("--images", args.images),
+        ("--support", args.support),
+        ("--label", args.label),
+        ("--out", args.out),
+    ):
+        if not value:
+            return f"{flag} is required (or give --project and --class)"
+    if not args.label.strip():
+        return "--label must name the class"
+    problem = unwritable_reason(args.out)
+    return f"--out {args.out}: {problem}" if problem else None
+
+
+def _propagate_to_spool(args, predictor, paths: list[Path], known: dict, workers: int, spool_path: Path, main: bool):
+    """Propose the class on `paths` (this process's share) into a COCO spool, with a progress bar on the main
+    process; an unreadable image is said and skipped, a proposal under --presence-threshold comes out empty."""
+    from tqdm import tqdm
+
+    from annotator.formats.coco import CocoSpool
+    from annotator.inference.propagate import propagate
+
+    desc = f"{args.label} on {predictor.device_name}"
+    bar = tqdm(
+        total=len(paths), unit="img", desc=desc, file=sys.stderr, disable=None if main else True, dynamic_ncols=True
+    )
+    spool = CocoSpool(spool_path)
+    try:
+        for res in propagate(predictor, paths, known, args.batch_size, workers):
+            bar.update(1)
+            if res.error:
+                tqdm.write(f"skipped: {res.error}", file=sys.stderr)
+                continue
+            if res.score is not None and res.score < args.presence_threshold:  # a support scores 1
+                res.mask, res.score = np.zeros_like(res.mask), None
+            spool.add(res.path.relative_to(args.images).as_posix(), res.height, res.width, res.mask, res.score)
+    finally:
+        bar.close()
+        spool.close()
 
 
 WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG)

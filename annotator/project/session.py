@@ -174,8 +174,8 @@ class Session:
 
     def delete_class(self) -> None:
         self.flush()
-        self.project.delete_class(self.class_id)
-        self.class_id = None
+        class_id, self.class_id = self.class_id, None  # no class is current when the views hear of it
+        self.project.delete_class(class_id)
 
     # ---- review ---------------------------------------------------------------------------
     def start_review(self) -> bool:

@@ -31,6 +31,7 @@ from annotator.io.atomic import atomic_write_bytes, compact_json
 from annotator.io.imageio import ImageReadError, image_size, list_image_files
 from annotator.project import history as project_history
 from annotator.project import lock as writer_lock
+from annotator.project.events import Event, ProjectEvents
 
 LOCK = "project.lock"
 MASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.png")  # a plain file name under masks/, nothing else
@@ -182,7 +183,7 @@ class Project:
         self._by_file: dict[str, int] = {}
         self._next_image_id = 1
         self._lock = threading.RLock()
-        self._listeners: list[Callable[[], None]] = []
+        self.events = ProjectEvents()
         self._holds_lock = False
         self.dirty = False
 
@@ -306,8 +307,11 @@ class Project:
     def _load(self, data: dict) -> None:
         """Fill the project from a parsed index; an entry that is malformed, duplicated, refers to nothing, or
         names a file outside the project is named in `report.problems` and ignored (never read or deleted)."""
-        if not isinstance(data.get("version", 0), int) or data.get("version", 0) > VERSION:
-            raise ProjectError(f"project format {data['version']} is newer than this annotator ({VERSION}); update it")
+        version = data.get("version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ProjectError(f"project format version {json.dumps(version)[:40]} is not a number")  # one line
+        if version > VERSION:
+            raise ProjectError(f"project format {version} is newer than this annotator ({VERSION}); update it")
         bad = self.report.problems.append
         for c in data["classes"]:
             try:
@@ -384,14 +388,9 @@ class Project:
         return image_id
 
     # ---- observers and saving -------------------------------------------------------------
-    def subscribe(self, callback: Callable[[], None]) -> None:
-        """Call `callback` after every change (an AutoSaver or a view listens here)."""
-        self._listeners.append(callback)
-
     def _changed(self) -> None:
         self.dirty = True
-        for cb in self._listeners:
-            cb()
+        self.events.changed.emit()
 
     def to_dict(self) -> dict:
         with self._lock:
@@ -422,12 +421,14 @@ class Project:
             raise ProjectError(f"{self.folder} is open read-only (another process writes it); nothing was changed")
 
     @contextmanager
-    def _editing(self) -> Iterator[None]:
+    def _editing(self, event: Event | None = None, *args: int) -> Iterator[None]:
         """Every change of the index goes through here: refused on a read-only project (where it could never
-        be saved), made under the lock, then announced to the listeners."""
+        be saved), made under the lock, then announced: `event` (one of self.events) with `args`, and `changed`."""
         self._writable()
         with self._lock:
             yield
+        if event is not None:
+            event.emit(*args)
         self._changed()
 
     def save(self) -> None:
@@ -453,25 +454,25 @@ class Project:
             raise ProjectError("a class needs a name")
         if self.class_named(name) is not None:
             raise ProjectError(f"there is already a class named '{name}'")
-        with self._editing():
+        with self._editing(self.events.classes):
             cid = max(self.classes, default=0) + 1
             info = ClassInfo(cid, name, color or class_color(cid))
             self.classes[cid] = info
         return info
 
     def rename_class(self, class_id: int, name: str) -> None:
-        with self._editing():
+        with self._editing(self.events.classes):
             if self.class_named(name) not in (None, class_id):
                 raise ProjectError(f"there is already a class named '{name}'")
             self.classes[class_id].name = name
 
     def recolor_class(self, class_id: int, color: str) -> None:
-        with self._editing():
+        with self._editing(self.events.classes):
             self.classes[class_id].color = color
 
     def delete_class(self, class_id: int) -> None:
         """Remove a class with its masks and supports."""
-        with self._editing():
+        with self._editing(self.events.classes):
             del self.classes[class_id]
             self.supports.pop(class_id, None)
             self.not_supports.pop(class_id, None)
@@ -546,7 +547,7 @@ class Project:
                 labels = labels.astype(np.uint8)
             self._check_size(image_id, labels.shape)
         name = self._write_mask(image_id, class_id, labels) if labels is not None and labels.any() else None
-        with self._editing():
+        with self._editing(self.events.record, image_id, class_id):
             old = self.records.get((image_id, class_id), MaskRecord())
             self.records[(image_id, class_id)] = MaskRecord(
                 **{**asdict(old), **fields, "mask": name if labels is not None else old.mask}
@@ -579,7 +580,7 @@ class Project:
     def clear_mask(self, image_id: int, class_id: int) -> None:
         """The user emptied the mask: no pixels, unlabelled (not accepted), and propagation may propose again."""
         self._writable()
-        with self._editing():
+        with self._editing(self.events.record, image_id, class_id):
             self.records[(image_id, class_id)] = MaskRecord()
 
     def restore_record(self, image_id: int, class_id: int, before: MaskRecord) -> None:
@@ -587,7 +588,7 @@ class Project:
         self._writable()
         if before.mask is not None and not (self.folder / "masks" / before.mask).is_file():
             raise ProjectError(f"mask file {before.mask} is gone; the edit stays")
-        with self._editing():
+        with self._editing(self.events.record, image_id, class_id):
             self.records[(image_id, class_id)] = replace(before)
 
     def set_state(self, image_id: int, class_id: int, state: State | str) -> None:
@@ -600,7 +601,7 @@ class Project:
     # ---- supports and negatives: what propagation learns from -----------------------------
     def add_support(self, image_id: int, class_id: int) -> None:
         """Mark the (accepted or edited) mask of this image as a support of the class."""
-        with self._editing():
+        with self._editing(self.events.supports, image_id, class_id):
             if self.mask(image_id, class_id) is None:
                 raise ProjectError(
                     f"{self.images[image_id].file} has no mask of '{self.classes[class_id].name}' to use"
@@ -613,7 +614,7 @@ class Project:
 
     def remove_support(self, image_id: int, class_id: int) -> None:
         """ "Not a support": propagation no longer learns from this image's mask (which stays as it is)."""
-        with self._editing():
+        with self._editing(self.events.supports, image_id, class_id):
             if image_id in self.supports.get(class_id, []):
                 self.supports[class_id].remove(image_id)
             ids = self.not_supports.setdefault(class_id, [])
@@ -680,7 +681,7 @@ class AutoSaver:
         self.last_error: str | None = None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
-        project.subscribe(self.schedule)
+        project.events.changed.connect(self.schedule)
 
     def schedule(self) -> None:
         with self._lock:
