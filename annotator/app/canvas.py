@@ -328,8 +328,11 @@ class Canvas(QGraphicsView):
         """Redraw the outline of each instance (of their union beyond MAX_OUTLINED instances), or clear it when
         outlines are off."""
         path = QPainterPath()
-        if self.show_outline and self.labels.any():
-            ids = np.flatnonzero(np.bincount(self.labels.ravel())[1:]) + 1
+        top = int(self.labels.max()) if self.show_outline else 0
+        if top:
+            ids = [1]  # one instance (the usual case) costs one comparison; several, a count over the mask only
+            if top > 1:
+                ids = np.flatnonzero(np.bincount(self.labels[self.labels > 0], minlength=top + 1)).tolist()
             parts = [self.labels == k for k in ids] if len(ids) <= MAX_OUTLINED else [self.mask]
             for part in parts:
                 contours, _ = cv2.findContours(part.view(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
