@@ -93,7 +93,6 @@ class Canvas(QGraphicsView):
     """Shows one image and edits its instance label map. Emits `edited` after every finished edit (undo/redo too)."""
 
     edited = Signal()
-    instance_changed = Signal(int)  # the instance the tools now paint
     brush_changed = Signal(int)
     zoomed = Signal(float)  # the view's scale (1.0 = 100%)
 
@@ -170,8 +169,7 @@ class Canvas(QGraphicsView):
         return self.instance
 
     def _set_instance(self, instance: int) -> None:
-        self.instance = min(instance, (1 << 16) - 1)
-        self.instance_changed.emit(self.instance)
+        self.instance = min(instance, (1 << 16) - 1)  # the label maps are 16-bit
 
     def set_opacity(self, value: float) -> None:
         self.overlay.setOpacity(max(0.0, min(1.0, value)))
