@@ -178,7 +178,7 @@ def _paint_support(win):
 def test_propagation_fills_the_thumbnails_and_review_keys_change_states(win, qtbot):
     _paint_support(win)
     QTest.keyClick(win, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
-    assert win.worker is not None and win.progress.isVisible()
+    assert win.worker is not None and win.job.progress.isVisible()
     with qtbot.waitSignal(win.worker.finished, timeout=120000):
         pass
     win.wait_for_worker()
@@ -212,8 +212,8 @@ def test_propagation_can_be_cancelled(win, qtbot, folder):
     with qtbot.waitSignal(worker.result, timeout=60000):
         pass
     QTest.keyClick(win, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
-    assert win.worker is None and not win.progress.isVisible()
-    old_thread = win.jobs.thread
+    assert win.worker is None and not win.job.progress.isVisible()
+    old_thread = win.job.jobs.thread
     if old_thread.isRunning():  # the cancelled run is finishing its last image off the GUI thread
         win.propagate("all")
         assert win.worker is None  # a new run waits for it instead of sharing the predictor beside it
@@ -313,7 +313,7 @@ def test_adapt_to_this_folder_trains_a_head_in_the_background_and_propagation_us
     monkeypatch.setattr(workflows, "ADAPT_CONFIG", TrainConfig(steps=6, batch=2, input_size=97, checkpoint_every=3))
     _paint_support(win)
     QTest.keyClick(win, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
-    assert win.worker is not None and win.progress.isVisible()
+    assert win.worker is not None and win.job.progress.isVisible()
     QTest.keyClick(win, Qt.Key.Key_Right)  # the GUI stays usable while it trains
     with qtbot.waitSignal(win.worker.finished, timeout=180000) as done:
         pass
@@ -457,11 +457,11 @@ def test_cancelling_adapt_says_so_and_clears_its_progress(win, qtbot, monkeypatc
     _paint_support(win)
     win.adapt_to_folder()
     worker = win.worker
-    assert win.eta.text().startswith("adapting")
+    assert win.job.eta.text().startswith("adapting")
     with qtbot.waitSignal(worker.finished, timeout=180000) as done:  # listening before it can stop
         QTest.keyClick(win, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
         assert win.statusBar().currentMessage().startswith("Adaptation cancelled")
-        assert win.eta.text() == "" and not win.progress.isVisible() and win.worker is None
+        assert win.job.eta.text() == "" and not win.job.progress.isVisible() and win.worker is None
     assert done.args[0] is True  # the worker saw the cancel
     win.wait_for_worker()
     assert win.statusBar().currentMessage().startswith("Adaptation cancelled")  # its end did not overwrite it

@@ -1,8 +1,10 @@
-"""The app's background job: one at a time, in its own QThread, cancellable, kept alive until its thread ends."""
+"""The app's background job: one at a time, in its own QThread, cancellable, kept alive until its thread ends; and
+its part of the status bar (JobPanel)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QThread
+from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar
 
 from annotator.app.workers import start_in_thread
 
@@ -59,3 +61,66 @@ class Jobs(QObject):
     def _forget(self) -> None:
         done = self.sender()
         self._alive = [(t, w) for t, w in self._alive if t is not done]
+
+
+class JobPanel(QObject):
+    """The status bar's part of the background job: its progress bar, rate or step, and Cancel; one job at a time
+    (Jobs). `ended(message)` follows the shown job's end: finished, failed or cancelled, said in words."""
+
+    ended = Signal(str)
+
+    def __init__(self, status_bar: QStatusBar, parent: QObject) -> None:
+        super().__init__(parent)
+        self.jobs = Jobs(self)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setFormat("%v/%m")
+        self.progress.hide()
+        self.eta = QLabel("")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel)
+        for w in (self.progress, self.eta, self.cancel_button):
+            status_bar.addPermanentWidget(w)
+        self._cancelled = ""
+
+    def start(self, worker: QObject, total: int, text: str, cancelled: str) -> None:
+        """Run `worker` (its signals connected) and show it: `total` steps (0: unknown yet), `text` until the first
+        report, `cancelled` said if the user cancels it."""
+        self.progress.setRange(0, total)
+        self.progress.setValue(0)
+        self.eta.setText(text)
+        self.progress.show()
+        self.cancel_button.show()
+        self._cancelled = cancelled
+        self.jobs.start(worker)
+
+    def rate(self, done: int, total: int, rate: float) -> None:
+        """A propagation's report: images done, and the rate with the time left."""
+        self.progress.setValue(done)
+        left = (total - done) / rate if rate > 0 else 0
+        self.eta.setText(f"{rate:.2f} img/s · ETA {int(left // 60)}:{int(left % 60):02d}")
+
+    def step(self, done: int, total: int, what: str) -> None:
+        """An adaptation's report: steps done of `total`, and what it does."""
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.eta.setText(f"adapting: {what}")
+
+    def cancel(self) -> None:
+        """Stop the shown job, and say so."""
+        if self.jobs.cancel():
+            self._end(self._cancelled)
+
+    def finish(self, worker: QObject, message: str) -> bool:
+        """`worker` ended with `message`; False (nothing said) if it was no longer shown (cancelled before)."""
+        if not self.jobs.end(worker):
+            return False
+        self._end(message)
+        return True
+
+    def _end(self, message: str) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
+        self.eta.setText("")
+        self.ended.emit(message)

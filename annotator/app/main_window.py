@@ -24,8 +24,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QSlider,
     QSpinBox,
     QStackedWidget,
@@ -36,7 +34,7 @@ from annotator.app.actions import GESTURES, MENUS, RECENT, SEPARATOR, THEMES, TO
 from annotator.app.canvas import Canvas
 from annotator.app.dialogs import ExportDialog, HelpDialog, ImportDialog, ModelSettings, SettingsDialog
 from annotator.app.image_list import ImageIdRole, ImageList, ImageTableModel
-from annotator.app.jobs import Jobs
+from annotator.app.jobs import JobPanel
 from annotator.app.review_grid import ReviewGrid
 from annotator.app.theme import ThemeSwitch, icon
 from annotator.app.thumbnails import Thumbnails
@@ -75,7 +73,6 @@ class MainWindow(QMainWindow):
         self.session: Session | None = None
         self.thumbnails: Thumbnails | None = None
         self.images: ImageTableModel | None = None  # the rows of the image list and the strip
-        self.jobs = Jobs(self)
         self.theme = ThemeSwitch(self.qs, self)
         self.learned_from = ""  # what the running propagation learned from
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
@@ -102,7 +99,7 @@ class MainWindow(QMainWindow):
     @property
     def worker(self) -> PropagationWorker | AdaptWorker | None:
         """The background job shown (progress bar, Cancel), if any."""
-        return self.jobs.current
+        return self.job.jobs.current
 
     @property
     def review(self) -> list[int] | None:
@@ -158,15 +155,9 @@ class MainWindow(QMainWindow):
         self.zoom_label = QLabel("")
         self.canvas.zoomed.connect(lambda scale: self.zoom_label.setText(f"{100 * scale:.0f}%"))
         self.device_label = QLabel("device: not started")
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
-        self.progress.setFormat("%v/%m")
-        self.progress.hide()
-        self.eta = QLabel("")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.hide()
-        self.cancel_button.clicked.connect(self.cancel_job)
-        for w in (self.progress, self.eta, self.cancel_button, self.zoom_label, self.device_label):
+        self.job = JobPanel(sb, self)  # the background job's progress, rate and Cancel
+        self.job.ended.connect(self._job_ended)
+        for w in (self.zoom_label, self.device_label):
             sb.addPermanentWidget(w)
         sb.showMessage("Open a folder of images (Ctrl+O)")
 
@@ -569,10 +560,10 @@ class MainWindow(QMainWindow):
         images are left alone unless `include_rejected`."""
         if not (self.project and self.class_id):
             return
-        if self.jobs.busy:
+        if self.job.jobs.busy:
             self.statusBar().showMessage("A propagation is already running (Ctrl+. cancels it)")
             return
-        if self.jobs.stopping:  # a cancelled run finishing its last image
+        if self.job.jobs.stopping:  # a cancelled run finishing its last image
             self.statusBar().showMessage("Waiting for the cancelled propagation to stop…")
             QTimer.singleShot(200, lambda: self.propagate(scope, include_rejected))
             return
@@ -599,28 +590,15 @@ class MainWindow(QMainWindow):
         self.learned_from = ""
         worker.learned.connect(self._learned)
         worker.started_on.connect(lambda name: self.device_label.setText(f"device: {name}"))
-        worker.progress.connect(self._progress)
+        worker.progress.connect(self.job.rate)
         worker.result.connect(self._proposal_arrived)
         worker.skipped.connect(lambda msg: self.statusBar().showMessage(f"skipped: {msg}", 5000))
         worker.finished.connect(self._propagation_done)  # a method of the window: queued onto the GUI thread
-        self.progress.setRange(0, len(ids))
-        self.progress.setValue(0)
-        self.eta.setText("starting…")
-        self._show_job(worker)
-
-    def _show_job(self, worker: PropagationWorker | AdaptWorker) -> None:
-        self.progress.show()
-        self.cancel_button.show()
-        self.jobs.start(worker)
+        self.job.start(worker, len(ids), "starting…", "Propagation cancelled")
 
     def _learned(self, summary: str) -> None:
         self.learned_from = summary
         self.statusBar().showMessage(f"Propagating: {summary}")
-
-    def _progress(self, done: int, total: int, rate: float) -> None:
-        self.progress.setValue(done)
-        eta = (total - done) / rate if rate > 0 else 0
-        self.eta.setText(f"{rate:.2f} img/s · ETA {int(eta // 60)}:{int(eta % 60):02d}")
 
     def _proposal_arrived(self, image_id: int, stored: bool) -> None:
         if stored and image_id == self.image_id:
@@ -628,18 +606,13 @@ class MainWindow(QMainWindow):
 
     def cancel_job(self) -> None:
         """Stop the running propagation or adaptation, and say which."""
-        adapting = isinstance(self.worker, AdaptWorker)
-        if self.jobs.cancel():
-            self._end_job("Adaptation cancelled; run it again to continue" if adapting else "Propagation cancelled")
+        self.job.cancel()
 
     def _propagation_done(self, done: int, _cancelled: bool, error: str) -> None:
-        if self.jobs.end(self.sender()):  # else it was cancelled, and the window already said so
-            self._end_job(error or f"Propagation done: {done} images, {self.learned_from}")
+        # (if it was cancelled, the panel already said so)
+        self.job.finish(self.sender(), error or f"Propagation done: {done} images, {self.learned_from}")
 
-    def _end_job(self, message: str) -> None:
-        self.progress.hide()
-        self.cancel_button.hide()
-        self.eta.setText("")
+    def _job_ended(self, message: str) -> None:
         self.statusBar().showMessage(message)
         if self.review_action.isChecked():
             self.session.requeue()
@@ -651,24 +624,17 @@ class MainWindow(QMainWindow):
         """Train SG-One's head on this folder's images in the background; propagation then uses it."""
         if not self.project:
             return
-        if self.jobs.busy or self.jobs.stopping:
+        if self.job.jobs.busy or self.job.jobs.stopping:
             self.statusBar().showMessage("Wait for the running job to finish (Ctrl+. cancels it)")
             return
         self._flush_writes()
         worker = AdaptWorker(self.project, self.model_settings.device)
-        worker.progress.connect(self._adapt_progress)
+        worker.progress.connect(self.job.step)
         worker.finished.connect(self._adapt_done)
-        self.progress.setRange(0, 0)
-        self.eta.setText("adapting: reading images…")
-        self._show_job(worker)
-
-    def _adapt_progress(self, done: int, total: int, what: str) -> None:
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        self.eta.setText(f"adapting: {what}")
+        self.job.start(worker, 0, "adapting: reading images…", "Adaptation cancelled; run it again to continue")
 
     def _adapt_done(self, cancelled: bool, error: str) -> None:
-        if not self.jobs.end(self.sender()):
+        if self.job.jobs.current is not self.sender():  # cancelled before: the panel said so
             return
         if not error and not cancelled:
             self.model_settings.model = Model.SGONE
@@ -678,11 +644,11 @@ class MainWindow(QMainWindow):
             if cancelled
             else f"SG-One adapted to this folder ({adapted_checkpoint(self.project).name}); propagation now uses it"
         )
-        self._end_job(msg)
+        self.job.finish(self.sender(), msg)
 
     def wait_for_worker(self, timeout_ms: int = 60000) -> None:
         """Block until every job's thread has stopped (closing, tests)."""
-        self.jobs.wait(timeout_ms)
+        self.job.jobs.wait(timeout_ms)
 
     def edit_settings(self) -> None:
         dlg = SettingsDialog(self.model_settings, self)
@@ -843,7 +809,7 @@ class MainWindow(QMainWindow):
         HelpDialog(self.named_actions, GESTURES, self).exec()
 
     def closeEvent(self, event) -> None:
-        self.jobs.cancel()
+        self.job.jobs.cancel()
         self.wait_for_worker()
         self._close_session()
         self.theme.stop()
