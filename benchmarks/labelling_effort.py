@@ -94,6 +94,8 @@ ROWS: dict[str, Loop] = {
     "default without the supports' count of parts": Loop(LearningConfig(parts=False)),
     "default with the presence floor on the supports' own scenes too": Loop(LearningConfig(floor_own_scenes=True)),
     "default without the supports' colours": Loop(LearningConfig(colour=0.0)),
+    "default with the supports' colours at half weight (0.5)": Loop(LearningConfig(colour=0.5)),
+    "default with the supports' colours at weight 1.5": Loop(LearningConfig(colour=1.5)),
     "default with twice the head's samples (32,768 a label)": Loop(LearningConfig(max_samples=32768)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }

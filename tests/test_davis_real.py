@@ -193,11 +193,13 @@ def test_the_supports_colours_sharpen_a_videos_other_frames():
     frames = [(read_image(i), read_mask(m)) for i, m in davis.frames("breakdance")[::4]]
     feats = predictor.encode([im for im, _ in frames])
     ious = {}
-    for colour in (0.0, LearningConfig().colour):
+    default = LearningConfig().colour
+    for colour in (0.0, default):
         predictor.learning = LearningConfig(colour=colour)
         predictor.set_support_features(feats[:2], [m for _, m in frames[:2]], images=[im for im, _ in frames[:2]])
         ious[colour] = [
             float(_iou(predictor.match(f, gt.shape, im)[0] > 0.5, gt)) for f, (im, gt) in zip(feats[2:], frames[2:])
         ]
-    # Measured, mean IoU of the 3 other frames with 2 supports: 0.615 without the colours, 0.653 with them.
-    assert np.mean(ious[0.5]) > max(0.63, np.mean(ious[0.0]) + 0.025), ious
+    # Measured, mean IoU of the 3 other frames with 2 supports: 0.616 without the colours, 0.653 with them at
+    # weight 0.5, 0.649 at 1.0 (the default since the effort benchmark's sweep, benchmarks/RESULTS.md).
+    assert np.mean(ious[default]) > max(0.63, np.mean(ious[0.0]) + 0.025), ious

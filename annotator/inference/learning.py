@@ -62,7 +62,7 @@ class LearningConfig:
     presence_gap: float = 0.05  # ... and in the folder's widest gap in presence scores of at least this (0: off)
     floor_own_scenes: bool = False  # the floor also applies where the close head decides alone (a support's scene)
     parts: bool = True  # a proposal keeps only as many connected parts (its strongest) as a support has at most
-    colour: float = 0.5  # weight of the own-scene supports' colour log ratio in the foreground logit (0: off)
+    colour: float = 1.0  # weight of the own-scene supports' colour log ratio in the foreground logit (0: off; 1: as is)
     folder_sample: int = 32  # the folder's images the transductive pieces look at (Tent, the presence gap)
     bg_prototypes: int = 5  # k-means prototypes of the supports' background
     max_fg_prototypes: int = 8  # beyond this many supports, their prototypes are clustered
