@@ -208,7 +208,7 @@ class ImportDialog(QDialog):
         self.start = start
         form = QFormLayout(self)
         self.source = QLineEdit()
-        self.source.setPlaceholderText("a COCO or CVAT file, or a YOLO-seg, VOC or labelme folder")
+        self.source.setPlaceholderText("a COCO or CVAT file, or a YOLO-seg, VOC, labelme or mask PNG folder")
         pick_file, pick_folder = QPushButton("File…"), QPushButton("Folder…")
         pick_file.clicked.connect(self._pick_file)
         pick_folder.clicked.connect(self._pick_folder)

@@ -77,14 +77,13 @@ class ThemeSwitch(QObject):
     """The theme in use: stored in QSettings ('theme'), applied to the whole application (the Fusion style with a
     light or dark palette), and re-applied when the system's scheme changes while it is followed."""
 
-    changed = Signal(bool)  # whether the palette now in use is dark
+    changed = Signal()  # the palette changed: what is drawn in its colours is drawn again
 
     def __init__(self, settings: QSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.qs = settings
         value = str(settings.value("theme", Theme.SYSTEM.value))
         self.theme = Theme(value) if value in Theme.values() else Theme.SYSTEM
-        self.dark = False
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._system_changed)
         self._following = True
         self._apply()
@@ -111,5 +110,4 @@ class ThemeSwitch(QObject):
         style = QStyleFactory.create("Fusion")  # a style that draws what the palette says, on every platform
         app.setStyle(style)
         app.setPalette(dark_palette() if dark else style.standardPalette())
-        self.dark = dark
-        self.changed.emit(dark)
+        self.changed.emit()

@@ -45,6 +45,21 @@ def image_matcher(project: Project) -> Callable[[str], int | None]:
     return match
 
 
+def image_by_stem(project: Project) -> Callable[[str], int | None]:
+    """A function giving the one project image whose relative path without its extension is the name asked for
+    (`sub/a` for `sub/a.jpg`), as VOC ids and mask PNG folders name them; None if none or several (`a.jpg` and
+    `a.png`). The stems are indexed once."""
+    by_stem: dict[str, list[int]] = {}
+    for i, e in project.images.items():
+        by_stem.setdefault(e.file.rsplit(".", 1)[0], []).append(i)
+
+    def match(stem: str) -> int | None:
+        found = by_stem.get(stem, [])
+        return found[0] if len(found) == 1 else None
+
+    return match
+
+
 def image_size(project: Project, image: int, where: str) -> tuple[int, int]:
     """(height, width) of a matched project image, or ImportFormatError naming `where` (the file and the image
     name in it) when the image cannot be read: an import is checked whole before anything is stored."""

@@ -17,6 +17,7 @@ from annotator.config import State
 from annotator.formats.importing import (
     ImportFormatError,
     Planned,
+    image_by_stem,
     image_matcher,
     image_size,
     is_kept,
@@ -56,17 +57,14 @@ def import_png(project: Project, source: Path | str, state: State = State.ACCEPT
     Everything is read and checked before anything is stored. Returns the counts of what was done and left out."""
     source = Path(source)
     names, colours, background = read_meta(source)
-    match = image_matcher(project)
-    by_stem: dict[str, list[int]] = {}
-    for i, e in project.images.items():
-        by_stem.setdefault(e.file.rsplit(".", 1)[0], []).append(i)
+    match, by_stem = image_matcher(project), image_by_stem(project)
     planned, unmatched, kept, images = [], [], 0, 0
     for png in sorted(p for p in source.rglob("*.png") if p.is_file()):
         rel = png.relative_to(source).as_posix()
-        pid = match(rel[: -len(".png")])  # the PNG export's a.jpg.png
+        name = rel[: -len(".png")]
+        pid = match(name)  # the PNG export's a.jpg.png
         if pid is None:
-            stems = by_stem.get(rel[: -len(".png")], [])
-            pid = stems[0] if len(stems) == 1 else None
+            pid = by_stem(name)  # other tools' a.png
         if pid is None:
             unmatched.append(rel)
             continue

@@ -24,7 +24,15 @@ from annotator.formats.export import (
     stem_names,
     val_split,
 )
-from annotator.formats.importing import ImportFormatError, Planned, is_kept, label_map, read_index_png, store
+from annotator.formats.importing import (
+    ImportFormatError,
+    Planned,
+    image_by_stem,
+    is_kept,
+    label_map,
+    read_index_png,
+    store,
+)
 from annotator.io.atomic import atomic_write_bytes
 from annotator.project.store import Project
 
@@ -136,22 +144,20 @@ def import_voc(project: Project, source: Path | str, state: State = State.ACCEPT
     if not (source / "labelmap.txt").is_file() or not (source / "SegmentationClass").is_dir():
         raise ImportFormatError(f"{source}: not a VOC segmentation folder (no labelmap.txt or SegmentationClass/)")
     names, colours = read_labelmap(source / "labelmap.txt")
-    by_id: dict[str, list[int]] = {}
-    for i, e in project.images.items():
-        by_id.setdefault(e.file.rsplit(".", 1)[0], []).append(i)
+    by_id = image_by_stem(project)
+    class_colours, object_colours = _colour_table(colours), _colour_table(PALETTE)
     planned, unmatched, kept, annotations, images = [], [], 0, 0, 0
     for png in sorted((source / "SegmentationClass").rglob("*.png")):
         voc_id = png.relative_to(source / "SegmentationClass").with_suffix("").as_posix()
-        found = by_id.get(voc_id, [])
-        if len(found) != 1:
+        pid = by_id(voc_id)
+        if pid is None:
             unmatched.append(voc_id)
             continue
-        pid = found[0]
-        cls_map = read_index_png(png, _colour_table(colours), "labelmap.txt or VOC's colour map")
+        cls_map = read_index_png(png, class_colours, "labelmap.txt or VOC's colour map")
         if cls_map.shape != project.size_of(pid):
             raise ImportFormatError(f"{png}: {cls_map.shape[1]}x{cls_map.shape[0]} is not the image's size")
         obj_png = source / "SegmentationObject" / png.relative_to(source / "SegmentationClass")
-        obj_map = read_index_png(obj_png, _colour_table(PALETTE), "VOC's colour map") if obj_png.is_file() else None
+        obj_map = read_index_png(obj_png, object_colours, "VOC's colour map") if obj_png.is_file() else None
         if obj_map is not None and obj_map.shape != cls_map.shape:
             raise ImportFormatError(f"{obj_png}: its size is not SegmentationClass's")
         images += 1
