@@ -161,3 +161,12 @@ class CRFPool:
             if w.is_alive():
                 w.kill()
                 w.join(1)
+            _until_reaped(w, 1.0)
+
+
+def _until_reaped(worker, timeout_s: float) -> None:
+    """Wait until `worker` reads as exited: the pool's own manager thread may reap a killed worker first, and
+    until it records the exit code, `is_alive()` in this thread still says True (a race seen in CI)."""
+    deadline = time.monotonic() + timeout_s
+    while worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.005)
