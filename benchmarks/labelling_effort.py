@@ -62,6 +62,7 @@ class Loop:
     accepted_as_supports: bool = True  # accepted proposals join the supports
     negatives: bool = True  # rejections (and confirmed empties) are passed to the model
     second_look: float = 0.0  # margin of a second look at each proposal's box (0: none; see SecondLook)
+    crf: CRFParams = CRFParams()  # with --crf: the refinement's parameters
 
 
 BASICS = dict(exclude_rejected=False, accepted_as_supports=False, negatives=False)  # today's reviewer side
@@ -97,6 +98,16 @@ ROWS: dict[str, Loop] = {
     "default with the supports' colours at half weight (0.5)": Loop(LearningConfig(colour=0.5)),
     "default with the supports' colours at weight 1.5": Loop(LearningConfig(colour=1.5)),
     "default with twice the head's samples (32,768 a label)": Loop(LearningConfig(max_samples=32768)),
+    "default with the CRF's foreground bias at 0.5": Loop(LearningConfig(), crf=CRFParams(fg_bias=0.5)),
+    "default with the CRF's foreground bias at 1.0": Loop(LearningConfig(), crf=CRFParams(fg_bias=1.0)),
+    "default with the CRF's foreground bias at 1.5": Loop(LearningConfig(), crf=CRFParams(fg_bias=1.5)),
+    "default with the CRF's foreground bias at 2.0": Loop(LearningConfig(), crf=CRFParams(fg_bias=2.0)),
+    "CRF's foreground bias at 1.0, weaker appearance kernel (compat 3)": Loop(
+        LearningConfig(), crf=CRFParams(fg_bias=1.0, bilateral_compat=3)
+    ),
+    "CRF's foreground bias at 1.0, stronger appearance kernel (compat 8)": Loop(
+        LearningConfig(), crf=CRFParams(fg_bias=1.0, bilateral_compat=8)
+    ),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 
@@ -254,7 +265,7 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
             matched = {p: (look.rematch(p, prob), score) for p, (prob, score) in matched.items()}
         out.matching.append(time.perf_counter() - t0)
         if use_crf:
-            jobs = [(p, prob.astype(np.float16), CRFParams()) for p, (prob, _) in matched.items()]
+            jobs = [(p, prob.astype(np.float16), loop.crf) for p, (prob, _) in matched.items()]
             res = pool.map(_crf_job, jobs, chunksize=2)
             masks = {p: _unpack(bits, shape) for p, (bits, shape, _) in zip(matched, res)}
             out.crf.append(sum(r[2] for r in res))

@@ -19,7 +19,9 @@ from annotator.config import out_of_range
 
 @dataclass(frozen=True)
 class CRFParams:
-    """Mean-field iterations, smoothness kernel (position) and appearance kernel (position + colour).
+    """Mean-field iterations, smoothness kernel (position) and appearance kernel (position + colour), and a bias
+    added to the foreground's logit in the unary (> 0: fuller masks, for thin objects such as people's limbs,
+    whose proposals come out with high precision and low recall; off by default, see benchmarks/RESULTS.md).
 
     `max_side` caps the resolution the CRF runs at; larger images are refined downscaled and the
     marginals upsampled, which keeps a 4000x3000 photo at the cost of a 1024-pixel one.
@@ -31,6 +33,7 @@ class CRFParams:
     bilateral_sxy: float = 50.0
     bilateral_srgb: float = 13.0
     bilateral_compat: float = 5.0
+    fg_bias: float = 0.0
     max_side: int = 1024
 
     def as_dict(self) -> dict:
@@ -54,6 +57,7 @@ CRF_RANGES = {
     "bilateral_sxy": (0.1, 500.0),
     "bilateral_srgb": (0.1, 255.0),
     "bilateral_compat": (0.0, 100.0),
+    "fg_bias": (-10.0, 10.0),
     "max_side": (64, 8192),
 }
 
@@ -76,7 +80,9 @@ def refine(image: np.ndarray, fg_prob: np.ndarray, params: CRFParams = CRFParams
     ph, pw = prob.shape
     probs = np.stack([1.0 - prob, prob]).clip(1e-5, 1.0 - 1e-5).astype(np.float32)
     crf = dcrf.DenseCRF2D(pw, ph, 2)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs)))
+    unary = unary_from_softmax(probs)  # -log p per label: a logit bias is a lower foreground energy
+    unary[1] -= params.fg_bias
+    crf.setUnaryEnergy(np.ascontiguousarray(unary))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
     crf.addPairwiseBilateral(
         sxy=params.bilateral_sxy,
