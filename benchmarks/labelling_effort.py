@@ -98,16 +98,25 @@ ROWS: dict[str, Loop] = {
     "default with the supports' colours at half weight (0.5)": Loop(LearningConfig(colour=0.5)),
     "default with the supports' colours at weight 1.5": Loop(LearningConfig(colour=1.5)),
     "default with twice the head's samples (32,768 a label)": Loop(LearningConfig(max_samples=32768)),
-    "default with the CRF's foreground bias at 0.5": Loop(LearningConfig(), crf=CRFParams(fg_bias=0.5)),
-    "default with the CRF's foreground bias at 1.0": Loop(LearningConfig(), crf=CRFParams(fg_bias=1.0)),
-    "default with the CRF's foreground bias at 1.5": Loop(LearningConfig(), crf=CRFParams(fg_bias=1.5)),
-    "default with the CRF's foreground bias at 2.0": Loop(LearningConfig(), crf=CRFParams(fg_bias=2.0)),
+    "the CRF's foreground bias at 0.5 on every query": Loop(
+        LearningConfig(own_scene_bias=0.0), crf=CRFParams(fg_bias=0.5)
+    ),
+    "the CRF's foreground bias at 1.0 on every query": Loop(
+        LearningConfig(own_scene_bias=0.0), crf=CRFParams(fg_bias=1.0)
+    ),
+    "the CRF's foreground bias at 1.5 on every query": Loop(
+        LearningConfig(own_scene_bias=0.0), crf=CRFParams(fg_bias=1.5)
+    ),
+    "the CRF's foreground bias at 2.0 on every query": Loop(
+        LearningConfig(own_scene_bias=0.0), crf=CRFParams(fg_bias=2.0)
+    ),
     "CRF's foreground bias at 1.0, weaker appearance kernel (compat 3)": Loop(
-        LearningConfig(), crf=CRFParams(fg_bias=1.0, bilateral_compat=3)
+        LearningConfig(own_scene_bias=0.0), crf=CRFParams(fg_bias=1.0, bilateral_compat=3)
     ),
     "CRF's foreground bias at 1.0, stronger appearance kernel (compat 8)": Loop(
-        LearningConfig(), crf=CRFParams(fg_bias=1.0, bilateral_compat=8)
+        LearningConfig(own_scene_bias=0.0), crf=CRFParams(fg_bias=1.0, bilateral_compat=8)
     ),
+    "default without the foreground bias on the supports' own scenes": Loop(LearningConfig(own_scene_bias=0.0)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 
@@ -305,9 +314,10 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     fs = [f for f in folders(args.negatives) if f.cls in args.classes]
-    predictor = Predictor(
+    predictor = Predictor(  # its CRF is run here, in a pool, but matching must know whether one follows
         build_model(), device=args.device, input_size=args.input_size, crf=None, precision=args.precision
     )
+    predictor.crf = CRFParams() if args.crf else None
     paths = sorted({p for f in fs for p, _ in f.positives} | {p for f in fs for p in f.negatives})
     feats, backbone_s = features(paths, predictor, Path(args.cache) / f"effort_{predictor.model_tag}.safetensors")
     rows = []

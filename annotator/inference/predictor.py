@@ -385,10 +385,13 @@ class Predictor:
             dropped = None
             if self.learned.parts:  # after presence: the dropped parts are still evidence that the class is there
                 margin, dropped = self._strongest_parts(margin)
+            own = self.learned.own_scenes(scene)
+            if self.crf is not None and self.learning.own_scene_bias and (own is None or own.any()):
+                margin = margin + self.learning.own_scene_bias  # fuller masks for the CRF to trim (learning.py)
             # bilinear upsampling is linear: the margin is upsampled instead of both logits
             margin = F.interpolate(margin, size=size, mode="bilinear", align_corners=False)
             colours = self.learned.colours
-            colour = colours.logit(image, self.learned.own_scenes(scene)) if image is not None and colours else None
+            colour = colours.logit(image, own) if image is not None and colours else None
             if colour is not None:
                 colour = torch.from_numpy(colour).to(margin.device, margin.dtype)
                 if dropped is not None:  # a dropped part stays dropped, however like the class its colours are
