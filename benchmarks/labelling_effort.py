@@ -117,6 +117,8 @@ ROWS: dict[str, Loop] = {
         LearningConfig(own_scene_bias=0.0), crf=CRFParams(fg_bias=1.0, bilateral_compat=8)
     ),
     "default without the foreground bias on the supports' own scenes": Loop(LearningConfig(own_scene_bias=0.0)),
+    "default with the own-scene foreground bias at 0.5": Loop(LearningConfig(own_scene_bias=0.5)),
+    "default with the own-scene foreground bias at 1.5": Loop(LearningConfig(own_scene_bias=1.5)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 
