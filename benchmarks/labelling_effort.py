@@ -316,10 +316,13 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     fs = [f for f in folders(args.negatives) if f.cls in args.classes]
-    predictor = Predictor(  # its CRF is run here, in a pool, but matching must know whether one follows
-        build_model(), device=args.device, input_size=args.input_size, crf=None, precision=args.precision
+    predictor = Predictor(  # its CRF runs here, in a pool (loop.crf), but matching must know whether one follows
+        build_model(),
+        device=args.device,
+        input_size=args.input_size,
+        crf=CRFParams() if args.crf else None,
+        precision=args.precision,
     )
-    predictor.crf = CRFParams() if args.crf else None
     paths = sorted({p for f in fs for p, _ in f.positives} | {p for f in fs for p in f.negatives})
     feats, backbone_s = features(paths, predictor, Path(args.cache) / f"effort_{predictor.model_tag}.safetensors")
     rows = []

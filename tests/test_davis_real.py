@@ -205,15 +205,24 @@ def test_the_supports_colours_sharpen_a_videos_other_frames():
     assert np.mean(ious[default]) > max(0.63, np.mean(ious[0.0]) + 0.025), ious
 
 
-def test_the_crfs_foreground_bias_fills_out_a_dancers_thin_mask():
-    """Proposals come out too thin on people (high precision, low recall): a positive foreground bias in the CRF
-    (a setting, off by default) fills them out while its appearance kernel keeps them inside colour edges."""
+@pytest.fixture(scope="module")
+def dancer():
+    """A predictor with the CRF on, and the features of every other breakdance frame (RGB, mask) beside them."""
     from annotator.build import build_model
     from annotator.inference.predictor import Predictor
 
-    predictor = Predictor(build_model(), device="cpu", crf=None)
+    predictor = Predictor(build_model(), device="cpu", crf=CRFParams())
     frames = [(read_image(i), read_mask(m)) for i, m in davis.frames("breakdance")[::2]]
-    feats = predictor.encode([im for im, _ in frames])
+    return predictor, frames, predictor.encode([im for im, _ in frames])
+
+
+def test_the_crfs_foreground_bias_fills_out_a_dancers_thin_mask(dancer):
+    """Proposals come out too thin on people (high precision, low recall): a positive foreground bias in the CRF
+    (a setting, off by default) fills them out while its appearance kernel keeps them inside colour edges."""
+    from annotator.inference.learning import LearningConfig
+
+    predictor, frames, feats = dancer
+    predictor.learning = LearningConfig(own_scene_bias=0.0)  # the CRF's own bias alone
     predictor.set_support_features(feats[:1], [frames[0][1]], images=[frames[0][0]])
     probs = [predictor.match(f, gt.shape, im)[0] for f, (im, gt) in zip(feats[1:], frames[1:])]
     ious = {
@@ -226,18 +235,15 @@ def test_the_crfs_foreground_bias_fills_out_a_dancers_thin_mask():
     assert np.mean(ious[1.0]) > max(0.57, np.mean(ious[CRFParams().fg_bias]) + 0.03), ious
 
 
-def test_a_videos_own_frames_get_fuller_masks_where_a_crf_follows_and_other_scenes_do_not():
+def test_a_videos_own_frames_get_fuller_masks_where_a_crf_follows_and_other_scenes_do_not(dancer):
     """The learning loop's foreground bias (LearningConfig.own_scene_bias) speaks only on queries of the supports'
     own scenes, and only where the predictor's CRF refines them: it fills out the dancer, and another video's
     frame, or any frame without the CRF, is matched as before."""
-    from annotator.build import build_model
     from annotator.inference.learning import LearningConfig
-    from annotator.inference.predictor import Predictor
 
-    predictor = Predictor(build_model(), device="cpu", crf=CRFParams())
-    frames = [(read_image(i), read_mask(m)) for i, m in davis.frames("breakdance")[::2]]
+    predictor, frames, feats = dancer
     other = read_image(davis.frames("car-shadow")[0][0])
-    feats = predictor.encode([im for im, _ in frames] + [other])
+    other_feats = predictor.encode([other])[0]
     probs, ious = {}, {}
     default = LearningConfig().own_scene_bias
     for bias in (0.0, default):
@@ -245,7 +251,7 @@ def test_a_videos_own_frames_get_fuller_masks_where_a_crf_follows_and_other_scen
         predictor.set_support_features(feats[:1], [frames[0][1]], images=[frames[0][0]])
         probs[bias] = [predictor.match(f, im.shape[:2], im)[0] for f, (im, _) in zip(feats[1:], frames[1:])]
         ious[bias] = [float(_iou(refine(im, p) > 0.5, gt)) for p, (im, gt) in zip(probs[bias], frames[1:])]
-        probs[bias].append(predictor.match(feats[-1], other.shape[:2], other)[0])
+        probs[bias].append(predictor.match(other_feats, other.shape[:2], other)[0])
         predictor.crf = None
         probs[bias].append(predictor.match(feats[1], frames[1][0].shape[:2], frames[1][0])[0])
         predictor.crf = CRFParams()
