@@ -282,6 +282,8 @@ def test_the_settings_dialog_sets_the_crf_parameters_and_they_persist(tmp_path, 
     assert again.crf_params == CRFParams(iterations=8, bilateral_srgb=0.1)
     dlg.crf.setChecked(False)
     assert not dlg.crf_fields["iterations"].isEnabled()
+    assert "add up" in dlg.crf_fields["fg_bias"].toolTip()  # each field says what it does
+    assert all(box.toolTip() for box in dlg.crf_fields.values())
 
 
 def test_thumbnails_arrive_lazily(win, qtbot):
@@ -432,6 +434,9 @@ def test_import_from_the_file_menu_adds_classes_and_masks_and_names_a_bad_file(w
     }
     (tmp_path / "in.json").write_text(json.dumps(coco))
     dlg = ImportDialog(str(tmp_path), win)
+    dlg.show()  # laid out: the source field shows its hint whole
+    hint = dlg.source.placeholderText()
+    assert dlg.source.width() > dlg.source.fontMetrics().horizontalAdvance(hint)
     dlg.source.setText(str(tmp_path / "in.json"))
     dlg.state.setCurrentIndex(1)
     assert dlg.value() == (tmp_path / "in.json", "auto", "proposed", False)

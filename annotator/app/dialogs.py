@@ -30,7 +30,7 @@ from annotator.config import DEVICES, MIN_INSTANCE_AREA, Model, State, out_of_ra
 from annotator.formats.export import ExportOptions
 from annotator.formats.exporters import EXPORTERS
 from annotator.formats.importers import AUTO, IMPORTERS
-from annotator.inference.crf import CRF_RANGES, CRFParams
+from annotator.inference.crf import CRF_HELP, CRF_RANGES, CRFParams
 
 
 def _add_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:
@@ -107,6 +107,7 @@ class SettingsDialog(QDialog):
             box.setRange(lo, hi)
             box.setValue(getattr(current.crf_params, f.name))
             box.setEnabled(current.crf)
+            box.setToolTip(CRF_HELP[f.name][0].upper() + CRF_HELP[f.name][1:])
             self.crf.toggled.connect(box.setEnabled)
             self.crf_fields[f.name] = box
         self.threshold = QDoubleSpinBox()
@@ -208,7 +209,9 @@ class ImportDialog(QDialog):
         self.start = start
         form = QFormLayout(self)
         self.source = QLineEdit()
-        self.source.setPlaceholderText("a COCO or CVAT file, or a YOLO-seg, VOC, labelme or mask PNG folder")
+        hint = "a COCO or CVAT file, or a YOLO-seg, VOC, labelme or mask PNG folder"
+        self.source.setPlaceholderText(hint)
+        self.source.setMinimumWidth(self.source.fontMetrics().horizontalAdvance(hint) + 24)  # the hint shows whole
         pick_file, pick_folder = QPushButton("File…"), QPushButton("Folder…")
         pick_file.clicked.connect(self._pick_file)
         pick_folder.clicked.connect(self._pick_folder)

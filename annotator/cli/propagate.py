@@ -22,7 +22,7 @@ from annotator.config import (
     out_of_range,
     parse_input_size,
 )
-from annotator.inference.crf import CRFParams
+from annotator.inference.crf import CRF_HELP, CRFParams
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -105,7 +105,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             dest=f"crf_{f.name}",
             type=type(f.default),
             default=f.default,
-            help=argparse.SUPPRESS if f.name == "max_side" else None,
+            help=argparse.SUPPRESS if f.name == "max_side" else f"{CRF_HELP[f.name]} (default {f.default})",
         )
 
 

@@ -61,6 +61,19 @@ CRF_RANGES = {
     "max_side": (64, 8192),
 }
 
+# What each parameter does, in one line: the CLI's --crf-* help and the settings dialog's tooltips.
+CRF_HELP = {
+    "iterations": "mean-field iterations: more follow the image further from the network's mask",
+    "gaussian_sxy": "reach of the smoothness kernel in pixels: it removes specks and fills pinholes",
+    "gaussian_compat": "weight of the smoothness kernel",
+    "bilateral_sxy": "reach of the appearance kernel in pixels: alike colours within it take the same label",
+    "bilateral_srgb": "colour difference the appearance kernel still counts as alike (0-255 per channel)",
+    "bilateral_compat": "weight of the appearance kernel: higher snaps the mask to colour edges harder",
+    "fg_bias": "added to the foreground's logit on every image (> 0: fuller masks; on a video's own frames "
+    "the learning loop already adds 1.0, and the two add up)",
+    "max_side": "larger images are refined at this side, and the result scaled up",
+}
+
 
 def _fit(image: np.ndarray, prob: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     h, w = prob.shape
