@@ -45,4 +45,18 @@ def group_of(sequence: str) -> str | None:
     return next((g for g, seqs in GROUPS.items() if sequence in seqs), None)
 
 
+# Classes of the groups that a sequence shows besides its annotated object, seen by looking at its frames
+# (2026-12-06): riders, spectators and passers-by are people, and scooter-black's street has parked cars.
+# Its frames are not free of those classes: no folder of such a class takes them as class-free frames.
+ALSO_SHOWS: dict[str, frozenset[str]] = {
+    **{s: frozenset({"person"}) for s in EXTRA_NEGATIVES + GROUPS["car"]},
+    "scooter-black": frozenset({"person", "car"}),
+}
+
+
+def free_of(sequence: str, cls: str) -> bool:
+    """Whether no frame of the sequence shows the class: neither its annotated object nor anything in ALSO_SHOWS."""
+    return group_of(sequence) != cls and cls not in ALSO_SHOWS.get(sequence, frozenset())
+
+
 GROUPS_FLAT: tuple[str, ...] = tuple(s for seqs in GROUPS.values() for s in seqs) + EXTRA_NEGATIVES

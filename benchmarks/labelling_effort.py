@@ -1,7 +1,9 @@
 """Labelling effort on the shared DAVIS 2016 data: how many images a simulated reviewer must draw or clear.
 
 Folders: per class group, up to 15 frames with the class (evenly spaced over the group's videos) and 10
-without (evenly spaced over every other video). The first support is the first positive's true mask.
+without (evenly spaced over the videos that do not show the class: benchmarks.davis.free_of; with
+`--unlabelled-negatives`, over every other group's video, riders and parked cars included). The first support
+is the first positive's true mask.
 Each round (at most 5):
 - propagate over the folder with every support and negative so far (accepted images are kept);
 - the reviewer walks the proposals from least to most confident, then the images judged empty; an
@@ -180,12 +182,15 @@ class Folder:
     negatives: list[Path]
 
 
-def folders(negatives: int = NEGATIVES) -> list[Folder]:
-    """The benchmark's folders, one per class group, deterministic; `negatives` class-free frames in each."""
+def folders(negatives: int = NEGATIVES, unlabelled: bool = False) -> list[Folder]:
+    """The benchmark's folders, one per class group, deterministic; `negatives` class-free frames in each, from
+    the videos that do not show the class (davis.free_of); `unlabelled`: from every other group's video, as
+    before 2026-12-06, though riders and spectators are people and scooter-black's street has parked cars."""
     out = []
     for cls, seqs in davis.GROUPS.items():
         pos = [f for s in seqs for f in davis.frames(s)]
-        neg = [f for s in davis.GROUPS_FLAT if davis.group_of(s) != cls for f, _ in davis.frames(s)]
+        free = [s for s in davis.GROUPS_FLAT if (davis.group_of(s) != cls if unlabelled else davis.free_of(s, cls))]
+        neg = [f for s in free for f, _ in davis.frames(s)]
         out.append(Folder(cls, evenly_spaced(pos, POSITIVES), evenly_spaced(neg, negatives) if negatives else []))
     return out
 
@@ -315,7 +320,7 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
 
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
-    fs = [f for f in folders(args.negatives) if f.cls in args.classes]
+    fs = [f for f in folders(args.negatives, args.unlabelled_negatives) if f.cls in args.classes]
     predictor = Predictor(  # its CRF runs here, in a pool (loop.crf), but matching must know whether one follows
         build_model(),
         device=args.device,
@@ -451,6 +456,12 @@ def main() -> None:
         type=int,
         default=NEGATIVES,
         help="class-free frames per folder (0: folders where every image has the class)",
+    )
+    ap.add_argument(
+        "--unlabelled-negatives",
+        action="store_true",
+        help="the folders before 2026-12-06: class-free frames from every other group's video, though some show "
+        "the class unlabelled (people on person's, parked cars on car's)",
     )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto", choices=Precision.values(), help=Precision.__doc__)
