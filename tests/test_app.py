@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -225,11 +226,13 @@ def test_propagation_can_be_cancelled(win, qtbot, folder):
     assert 1 <= proposed < 11
 
 
-def test_export_writes_coco_that_pycocotools_loads(win, tmp_path):
+def test_export_writes_coco_that_pycocotools_loads(win, qtbot, tmp_path):
     from annotator.formats.export import ExportOptions
 
     _paint_support(win)
     win.export_to(tmp_path / "out.json", "coco-rle", ExportOptions())
+    assert win.worker is not None  # in the background: the window goes on meanwhile
+    qtbot.waitUntil(lambda: win.worker is None, timeout=30000)
     said = win.statusBar().currentMessage()  # in words, and what was left out
     images = len(json.loads((tmp_path / "out.json").read_text())["images"])
     assert said.startswith(f"Exported {images} images, 1 annotation to {tmp_path / 'out.json'}"), said
@@ -423,6 +426,34 @@ def test_export_dialog_offers_every_format_and_the_holes_policy_only_for_coco_po
     assert (dlg.value()[1].val_fraction, dlg.value()[1].seed) == (0.25, 7)
     dlg.format.setCurrentIndex(keys.index("coco-rle"))  # no split for a format without one
     assert dlg.value()[1].val_fraction == 0.0
+
+
+def test_an_export_runs_in_the_background_shows_its_progress_and_can_be_cancelled(win, qtbot, tmp_path, monkeypatch):
+    from annotator.formats import export
+    from annotator.formats.export import ExportOptions
+
+    _paint_support(win)
+    slow = export.image_size_or_skip
+
+    def one_image_a_tenth_of_a_second(*args):
+        time.sleep(0.1)
+        return slow(*args)
+
+    monkeypatch.setattr(export, "image_size_or_skip", one_image_a_tenth_of_a_second)
+    win.export_to(tmp_path / "out.json", "coco-rle", ExportOptions())
+    panel = win.job
+    qtbot.waitUntil(lambda: panel.progress.value() >= 2, timeout=10000)  # a step per image, while the GUI runs
+    assert panel.progress.maximum() == len(win.project.images) and panel.eta.text() == "exporting"
+    win.export_to(tmp_path / "again.json", "coco-rle", ExportOptions())  # one job at a time
+    assert win.statusBar().currentMessage().startswith("Wait for the running job")
+    win.cancel_job()
+    assert win.statusBar().currentMessage() == f"Export cancelled: {tmp_path / 'out.json'} was not written"
+    win.wait_for_worker()
+    assert not (tmp_path / "out.json").exists() and not panel.progress.isVisible()
+    qtbot.waitUntil(lambda: not win.job.jobs.stopping, timeout=10000)
+    win.export_to(tmp_path / "out.json", "coco-rle", ExportOptions())  # and it can run again, to the end
+    qtbot.waitUntil(lambda: win.worker is None, timeout=30000)
+    assert win.statusBar().currentMessage().startswith("Exported") and (tmp_path / "out.json").exists()
 
 
 def test_import_from_the_file_menu_adds_classes_and_masks_and_names_a_bad_file(win, tmp_path, monkeypatch):

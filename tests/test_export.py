@@ -13,7 +13,9 @@ from pycocotools.coco import COCO
 from annotator.cli import main
 from annotator.config import State
 from annotator.formats.export import ExportError, ExportOptions, export_coco, export_png
+from annotator.formats.exporters import EXPORTERS
 from annotator.project.store import Project
+from annotator.utils.progress import Cancelled, Steps
 from tests.synthetic import mask_cases, scene, write_rgb
 
 H, W = 23, 31
@@ -205,3 +207,24 @@ def test_png_export_writes_background_for_images_rejected_for_every_class(tmp_pa
     empty = np.array(Image.open(tmp_path / "png" / "empty.png.png"))
     assert empty.shape == (H, W) and not empty.any()
     assert not (tmp_path / "png" / "todo.png.png").exists()
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPORTERS))
+def test_every_export_reports_a_step_per_image_and_stops_when_cancelled(tmp_path, fmt):
+    root = tmp_path / "images"
+    root.mkdir()
+    for i in range(4):
+        write_rgb(root / f"{i}.png", scene(H, W, None, 0, seed=i)[0])
+    p = Project.create(tmp_path / "proj", root)
+    cid = p.add_class("thing").id
+    for i in range(4):
+        p.set_mask(p.image_id(f"{i}.png"), cid, scene(H, W, (11, 15), 5, seed=i)[1])
+    seen: list[tuple[int, int]] = []
+    EXPORTERS[fmt].write(p, tmp_path / "all", ExportOptions(), Steps(lambda d, t: seen.append((d, t))))
+    assert seen == [(k, 4) for k in range(4)]
+    stop = Steps(lambda d, t: seen.append((d, t)), cancelled=lambda: len(seen) >= 6)
+    with pytest.raises(Cancelled):
+        EXPORTERS[fmt].write(p, tmp_path / "cut", ExportOptions(), stop)
+    assert seen[4:] == [(0, 4), (1, 4)]  # stopped before its third image
+    if not EXPORTERS[fmt].folder:  # one file, written at the end: not there
+        assert not (tmp_path / "cut").exists()

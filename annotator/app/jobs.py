@@ -102,10 +102,10 @@ class JobPanel(QObject):
         self.eta.setText(f"{rate:.2f} img/s · ETA {int(left // 60)}:{int(left % 60):02d}")
 
     def step(self, done: int, total: int, what: str) -> None:
-        """An adaptation's report: steps done of `total`, and what it does."""
+        """A report in steps (an adaptation, an export): steps done of `total`, and what it does."""
         self.progress.setRange(0, total)
         self.progress.setValue(done)
-        self.eta.setText(f"adapting: {what}")
+        self.eta.setText(what)
 
     def cancel(self) -> None:
         """Stop the shown job, and say so."""

@@ -38,7 +38,7 @@ from annotator.app.jobs import JobPanel
 from annotator.app.review_grid import ReviewGrid
 from annotator.app.theme import ThemeSwitch, icon
 from annotator.app.thumbnails import Thumbnails
-from annotator.app.workers import AdaptWorker, PropagationWorker, close_predictors
+from annotator.app.workers import AdaptWorker, PropagationWorker, StepsWorker, close_predictors
 from annotator.config import Model, State
 from annotator.formats.export import ExportError, left_out_proposals
 from annotator.formats.exporters import EXPORTERS
@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
         self.images: ImageTableModel | None = None  # the rows of the image list and the strip
         self.theme = ThemeSwitch(self.qs, self)
         self.learned_from = ""  # what the running propagation learned from
+        self._exporting: tuple | None = None  # the latest export: (worker, out, exporter, options)
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
         self._classes_changed.connect(lambda: self._fill_classes())
         self._build_widgets()
@@ -97,7 +98,7 @@ class MainWindow(QMainWindow):
         return self.session.class_id if self.session else None
 
     @property
-    def worker(self) -> PropagationWorker | AdaptWorker | None:
+    def worker(self) -> PropagationWorker | AdaptWorker | StepsWorker | None:
         """The background job shown (progress bar, Cancel), if any."""
         return self.job.jobs.current
 
@@ -561,7 +562,7 @@ class MainWindow(QMainWindow):
         if not (self.project and self.class_id):
             return
         if self.job.jobs.busy:
-            self.statusBar().showMessage("A propagation is already running (Ctrl+. cancels it)")
+            self.statusBar().showMessage("A job is already running (Ctrl+. cancels it)")
             return
         if self.job.jobs.stopping:  # a cancelled run finishing its last image
             self.statusBar().showMessage("Waiting for the cancelled propagation to stop…")
@@ -789,21 +790,37 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("; ".join([done[0].upper() + done[1:], *warnings]))
 
     def export_to(self, out: Path, fmt: str, opts) -> None:
+        """Export in the background, with the status bar's progress and Cancel; what was written, skipped and left
+        out is said when it ends, a failure in a message box."""
+        if self.job.jobs.busy or self.job.jobs.stopping:
+            self.statusBar().showMessage("Wait for the running job to finish (Ctrl+. cancels it), then export")
+            return
         self._flush_writes()
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            n = EXPORTERS[fmt].write(self.project, out, opts)
-            left = left_out_proposals(self.project, opts)
-            parts = [f"Exported {EXPORTERS[fmt].summary(n, out)}"]
-            if n["skipped"]:
-                parts.append(f"skipped {len(n['skipped'])} unreadable images, e.g. {n['skipped'][0]}")
-            if left:
-                parts.append(f"left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')")
-            self.statusBar().showMessage("; ".join(parts))
-        except (ExportError, ProjectError, OSError) as exc:
-            QMessageBox.warning(self, "Export failed", str(exc))
-        finally:
-            QApplication.restoreOverrideCursor()
+        exporter, project = EXPORTERS[fmt], self.project
+        worker = StepsWorker(
+            lambda steps: exporter.write(project, out, opts, steps), "exporting", (ExportError, ProjectError, OSError)
+        )
+        worker.progress.connect(self.job.step)
+        worker.finished.connect(self._export_done)
+        self._exporting = (worker, out, exporter, opts)
+        left = f"the files written so far stay in {out}" if exporter.folder else f"{out} was not written"
+        self.job.start(worker, 0, "exporting…", f"Export cancelled: {left}")
+
+    def _export_done(self, cancelled: bool, error: str) -> None:
+        worker, out, exporter, opts = self._exporting
+        if cancelled or worker is not self.sender():  # cancelled: the panel said so
+            return
+        if error:
+            if self.job.finish(worker, f"Export failed: {error}"):
+                QMessageBox.warning(self, "Export failed", error)
+            return
+        n = worker.result
+        parts = [f"Exported {exporter.summary(n, out)}"]
+        if n["skipped"]:
+            parts.append(f"skipped {len(n['skipped'])} unreadable images, e.g. {n['skipped'][0]}")
+        if left := left_out_proposals(self.project, opts):
+            parts.append(f"left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')")
+        self.job.finish(worker, "; ".join(parts))
 
     def show_help(self) -> None:
         HelpDialog(self.named_actions, GESTURES, self).exec()

@@ -1,10 +1,12 @@
-"""Background work for the app: propagation in a QThread that reports progress and can be cancelled."""
+"""Background work for the app, each in a QThread, reporting progress and cancellable: propagation, SG-One's
+adaptation, and work done in steps (an export)."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal
@@ -18,6 +20,7 @@ from annotator.inference.propagate import ImageResult, SupportError
 from annotator.io.weights import WeightsError
 from annotator.project.store import Project, ProjectError
 from annotator.project.workflows import adapt_to_project, propagate_into_project
+from annotator.utils.progress import Cancelled, Steps
 
 _predictors: dict[tuple, Predictor] = {}
 
@@ -138,11 +141,46 @@ class AdaptWorker(QObject):
 
     def run(self) -> None:
         try:
-            adapt_to_project(self.project, self.device, stop=self._cancel.is_set, progress=self.progress.emit)
+            adapt_to_project(
+                self.project,
+                self.device,
+                stop=self._cancel.is_set,
+                progress=lambda done, total, what: self.progress.emit(done, total, f"adapting: {what}"),
+            )
         except (WeightsError, ValueError, RuntimeError, OSError) as exc:
             self.finished.emit(self._cancel.is_set(), str(exc))
             return
         self.finished.emit(self._cancel.is_set(), "")
+
+
+class StepsWorker(QObject):
+    """Runs `work(steps)` off the GUI thread: work that calls `steps(done, total)` once per step (an export), which
+    reports progress and raises Cancelled once cancelled. Its return value is kept in `result`; the exceptions
+    of `errors` end it with their message."""
+
+    progress = Signal(int, int, str)  # done, total, what
+    finished = Signal(bool, str)  # cancelled, error ('' when none)
+
+    def __init__(self, work: Callable[[Steps], object], what: str, errors: tuple[type[Exception], ...]) -> None:
+        super().__init__()
+        self.work, self.what, self.errors = work, what, errors
+        self.result: object = None
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def run(self) -> None:
+        try:
+            steps = Steps(lambda done, total: self.progress.emit(done, total, self.what), self._cancel.is_set)
+            self.result = self.work(steps)
+        except Cancelled:
+            self.finished.emit(True, "")
+            return
+        except self.errors as exc:
+            self.finished.emit(False, str(exc))
+            return
+        self.finished.emit(False, "")
 
 
 def start_in_thread(worker: QObject, parent: QObject) -> QThread:

@@ -28,6 +28,7 @@ from annotator.formats.importing import ImportFormatError, Planned, image_matche
 from annotator.formats.labelme import import_counts, plan_instances
 from annotator.io.atomic import atomic_write_bytes
 from annotator.project.store import Project
+from annotator.utils.progress import NO_STEPS, Steps
 
 CVAT_VERSION = "1.1"
 MAX_FILE_BYTES = 512 * 2**20  # the XML is read whole; larger is refused by name
@@ -37,7 +38,7 @@ def _points_text(poly: np.ndarray) -> str:
     return ";".join(f"{round(float(x), 3)},{round(float(y), 3)}" for x, y in poly)
 
 
-def export_cvat(project: Project, out: Path | str, opts: ExportOptions | None = None) -> dict:
+def export_cvat(project: Project, out: Path | str, opts: ExportOptions | None = None, steps: Steps = NO_STEPS) -> dict:
     """Write CVAT for images 1.1 XML to `out`: every image with an exported mask (or rejected for every class: no
     shapes), its masks as polygons. Returns the counts."""
     out, opts = Path(out), opts or ExportOptions()
@@ -57,7 +58,8 @@ def export_cvat(project: Project, out: Path | str, opts: ExportOptions | None = 
         ET.SubElement(label, "type").text = "polygon"
         ET.SubElement(label, "attributes")
     written, shapes, skipped = 0, 0, []
-    for i in chosen:
+    for k, i in enumerate(chosen):
+        steps(k, len(chosen))
         size = image_size_or_skip(project, i, skipped)
         if size is None:
             continue

@@ -24,6 +24,7 @@ from annotator.inference.mask_parts import parts_of_at_least
 from annotator.io.atomic import atomic_write_bytes, atomic_write_json
 from annotator.io.imageio import ImageReadError
 from annotator.project.store import MaskRecord, Project
+from annotator.utils.progress import NO_STEPS, Steps
 
 
 class ExportError(RuntimeError):
@@ -157,14 +158,18 @@ def polygons_of(mask: np.ndarray) -> list[list[float]] | None:
     return [[round(v, 2) for v in p.reshape(-1).tolist()] for p in outline_polygons(mask)]
 
 
-def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportOptions()) -> dict:
-    """Write a COCO instances file atomically; returns counts {'images', 'annotations', 'rle_fallbacks'}."""
+def export_coco(
+    project: Project, out: Path | str, opts: ExportOptions = ExportOptions(), steps: Steps = NO_STEPS
+) -> dict:
+    """Write a COCO instances file atomically; returns counts {'images', 'annotations', 'rle_fallbacks'}. `steps`:
+    called per image (Cancelled stops it before anything is written)."""
     cats = [{"id": c.id, "name": c.name, "supercategory": ""} for c in project.classes.values()]
     coco = CocoBuilder(categories=cats)
     fallbacks = 0
     by_image = exported_records(project, opts)
     skipped: list[str] = []
-    for image_id, entry in sorted(project.images.items()):
+    for k, (image_id, entry) in enumerate(sorted(project.images.items())):
+        steps(k, len(project.images))
         size = image_size_or_skip(project, image_id, skipped)
         if size is None:
             continue
@@ -196,7 +201,9 @@ def export_coco(project: Project, out: Path | str, opts: ExportOptions = ExportO
     }
 
 
-def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = ExportOptions()) -> dict:
+def export_png(
+    project: Project, out_dir: Path | str, opts: ExportOptions = ExportOptions(), steps: Steps = NO_STEPS
+) -> dict:
     """One palette PNG per image with an exported mask, or rejected for every class (all background), named by
     png_name (0 = background, k = class k; a later class wins an overlap), palette.json and dataset_meta.json
     (datumaro's label map)."""
@@ -210,7 +217,8 @@ def export_png(project: Project, out_dir: Path | str, opts: ExportOptions = Expo
         palette[3 * c.id : 3 * c.id + 3] = [int(c.color[i : i + 2], 16) for i in (1, 3, 5)]
     written, skipped = 0, []
     background = background_images(project)
-    for image_id, entry in sorted(project.images.items()):
+    for k, (image_id, entry) in enumerate(sorted(project.images.items())):
+        steps(k, len(project.images))
         recs = by_image.get(image_id, [])
         size = image_size_or_skip(project, image_id, skipped) if recs or image_id in background else None
         if size is None:

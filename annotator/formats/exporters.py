@@ -7,18 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annotator.formats.cvat import export_cvat
-from annotator.formats.export import ExportOptions, export_coco, export_png
+from annotator.formats.export import export_coco, export_png
 from annotator.formats.labelme import export_labelme
 from annotator.formats.voc import export_voc
 from annotator.formats.yolo_seg import export_yolo_seg
-from annotator.project.store import Project
 
 
 @dataclass(frozen=True)
 class Exporter:
     label: str  # as the app's dialog shows it
     folder: bool  # writes a folder (else one file)
-    write: Callable[[Project, Path, ExportOptions], dict]  # returns counts, with 'images' and 'skipped'
+    write: Callable[..., dict]  # (project, out, options[, steps]) -> counts, with 'images' and 'skipped'
     polygons: bool = False  # COCO with polygons rather than RLE
     counts: Callable[[dict], str] = lambda n: f"{count(n['images'], 'image')}, {count(n['annotations'], 'annotation')}"
     file: tuple[str, str] = ("annotations.json", "COCO JSON (*.json)")  # one file's default name and dialog filter

@@ -43,12 +43,15 @@ from annotator.formats.importing import (
 )
 from annotator.io.atomic import atomic_write_bytes
 from annotator.project.store import Project
+from annotator.utils.progress import NO_STEPS, Steps
 
 LABELME_VERSION = "5.4.1"  # the file layout written (labelme reads older and newer ones alike)
 MAX_FILE_BYTES = 256 * 2**20  # a labelme file is one image's shapes; larger is not one
 
 
-def export_labelme(project: Project, out_dir: Path | str, opts: ExportOptions | None = None) -> dict:
+def export_labelme(
+    project: Project, out_dir: Path | str, opts: ExportOptions | None = None, steps: Steps = NO_STEPS
+) -> dict:
     """Write a labelme JSON per image with an exported mask (or rejected for every class: no shapes) into
     `out_dir`, mirroring subfolders, `imagePath` pointing at the project's image. Returns the counts."""
     out_dir, opts = Path(out_dir), opts or ExportOptions()
@@ -57,7 +60,8 @@ def export_labelme(project: Project, out_dir: Path | str, opts: ExportOptions | 
     chosen = sorted(set(records) | background_images(project))
     json_of = stem_names(project, chosen, ".json", "labelme", "its file")
     written, shapes_written, skipped = 0, 0, []
-    for i in chosen:
+    for k, i in enumerate(chosen):
+        steps(k, len(chosen))
         size = image_size_or_skip(project, i, skipped)
         if size is None:
             continue

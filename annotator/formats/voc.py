@@ -35,6 +35,7 @@ from annotator.formats.importing import (
 )
 from annotator.io.atomic import atomic_write_bytes
 from annotator.project.store import Project
+from annotator.utils.progress import NO_STEPS, Steps
 
 LABELMAP_HEADER = "# label:color_rgb:parts:actions"
 
@@ -58,7 +59,9 @@ def _palette() -> list[int]:
 PALETTE = _palette()
 
 
-def export_voc(project: Project, out_dir: Path | str, opts: ExportOptions | None = None) -> dict:
+def export_voc(
+    project: Project, out_dir: Path | str, opts: ExportOptions | None = None, steps: Steps = NO_STEPS
+) -> dict:
     """Write the VOC segmentation layout into `out_dir` for each image with an exported mask (or rejected for every
     class: all background). Instances are the user's, else connected components. `opts.val_fraction` of the images,
     drawn with `opts.seed`, are listed in val.txt and the rest in train.txt (none: all in default.txt)."""
@@ -77,7 +80,8 @@ def export_voc(project: Project, out_dir: Path | str, opts: ExportOptions | None
     for folder in ("SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):  # even with no image
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
     written, objects, skipped, listed = 0, 0, [], {"train": [], "val": []}
-    for i in chosen:
+    for k, i in enumerate(chosen):
+        steps(k, len(chosen))
         size = image_size_or_skip(project, i, skipped)
         if size is None:
             continue

@@ -39,6 +39,7 @@ from annotator.formats.importing import (
 from annotator.io.atomic import atomic_copy, atomic_write_bytes
 from annotator.io.imageio import IMAGE_EXTENSIONS
 from annotator.project.store import Project
+from annotator.utils.progress import NO_STEPS, Steps
 
 
 def _line(index: int, poly: np.ndarray, h: int, w: int) -> str:
@@ -50,6 +51,7 @@ def export_yolo_seg(
     project: Project,
     out_dir: Path | str,
     opts: ExportOptions | None = None,
+    steps: Steps = NO_STEPS,
 ) -> dict:
     """Write the Ultralytics layout into `out_dir`: a copy of each image with an exported mask (or rejected for
     every class: a background image, with an empty label file), its label file and data.yaml. `opts.val_fraction`
@@ -65,7 +67,8 @@ def export_yolo_seg(
     for part in ("images", "labels"):  # the layout is there even when no image is exported
         (out_dir / part / "train").mkdir(parents=True, exist_ok=True)
     written, lines, skipped = 0, 0, []
-    for i in chosen:
+    for k, i in enumerate(chosen):
+        steps(k, len(chosen))
         size = image_size_or_skip(project, i, skipped)
         if size is None:
             continue

@@ -42,10 +42,7 @@ from annotator.modeling.prototypes import (
     scene_descriptor,
     spherical_kmeans,
 )
-
-
-class Cancelled(Exception):
-    """Fitting was stopped by its `cancelled` callback."""
+from annotator.utils.progress import Cancelled
 
 
 @dataclass(frozen=True)
