@@ -456,7 +456,7 @@ def test_an_export_runs_in_the_background_shows_its_progress_and_can_be_cancelle
     assert win.statusBar().currentMessage().startswith("Exported") and (tmp_path / "out.json").exists()
 
 
-def test_import_from_the_file_menu_adds_classes_and_masks_and_names_a_bad_file(win, tmp_path, monkeypatch):
+def test_import_from_the_file_menu_adds_classes_and_masks_and_names_a_bad_file(win, qtbot, tmp_path, monkeypatch):
     cat = [[60.0, 20.0, 100.0, 20.0, 100.0, 60.0, 60.0, 60.0]]
     coco = {
         "images": [{"id": 1, "file_name": "1.png", "height": 120, "width": 160}],
@@ -472,6 +472,8 @@ def test_import_from_the_file_menu_adds_classes_and_masks_and_names_a_bad_file(w
     dlg.state.setCurrentIndex(1)
     assert dlg.value() == (tmp_path / "in.json", "auto", "proposed", False)
     win.import_from(tmp_path / "in.json", "auto", State.PROPOSED, False)
+    assert win.worker is not None  # in the background
+    qtbot.waitUntil(lambda: win.worker is None, timeout=30000)
     assert win.statusBar().currentMessage() == "Imported 1 annotations as 1 masks on 1 images"
     cid = next(c.id for c in win.project.classes.values() if c.name == "cat")
     assert any(win.classes.item(i).data(Qt.ItemDataRole.UserRole) == cid for i in range(win.classes.count()))
@@ -482,7 +484,43 @@ def test_import_from_the_file_menu_adds_classes_and_masks_and_names_a_bad_file(w
     (tmp_path / "bad.json").write_text("{not json")
     before = dict(win.project.records)
     win.import_from(tmp_path / "bad.json", "coco", State.ACCEPTED, False)
+    qtbot.waitUntil(lambda: win.worker is None, timeout=30000)
     assert warned and "bad.json" in warned[0] and win.project.records == before
+    assert win.statusBar().currentMessage().startswith("Import failed: ")
+
+
+def test_an_import_runs_in_the_background_and_a_cancelled_one_keeps_what_it_stored(win, qtbot, tmp_path, monkeypatch):
+    files = sorted(e.file for e in win.project.images.values())
+    coco = {
+        "images": [{"id": i, "file_name": f, "height": 120, "width": 160} for i, f in enumerate(files, 1)],
+        "categories": [{"id": 1, "name": "box"}],
+        "annotations": [
+            {"id": i, "image_id": i, "category_id": 1, "segmentation": [[10.0, 10.0, 50.0, 10.0, 50.0, 50.0]]}
+            for i in range(1, len(files) + 1)
+        ],
+    }
+    (tmp_path / "in.json").write_text(json.dumps(coco))
+    store = win.project.set_mask
+
+    def a_tenth_of_a_second_each(*args, **kw):
+        time.sleep(0.1)
+        return store(*args, **kw)
+
+    monkeypatch.setattr(win.project, "set_mask", a_tenth_of_a_second_each)
+    win.import_from(tmp_path / "in.json", "coco", State.ACCEPTED, False)
+    qtbot.waitUntil(lambda: win.job.progress.value() >= 2, timeout=10000)  # a step per mask
+    assert win.job.progress.maximum() == len(files) and win.job.eta.text() == "importing"
+    win.cancel_job()
+    assert win.statusBar().currentMessage() == "Import cancelled: the masks stored until then stay"
+    win.wait_for_worker()
+    qtbot.waitUntil(lambda: not win.job.jobs.stopping, timeout=10000)
+    cid = win.project.class_named("box")
+    stored = sum(win.project.record(i, cid).state == State.ACCEPTED for i in win.project.images)
+    assert 2 <= stored < len(files)
+    win.import_from(tmp_path / "in.json", "coco", State.ACCEPTED, True)  # again, to the end
+    qtbot.waitUntil(lambda: win.worker is None, timeout=30000)
+    assert win.statusBar().currentMessage().startswith(f"Imported {len(files)} annotations")
+    assert all(win.project.record(i, cid).state == State.ACCEPTED for i in win.project.images)
 
 
 def test_cancelling_adapt_says_so_and_clears_its_progress(win, qtbot, monkeypatch):

@@ -10,7 +10,9 @@ import pytest
 from annotator.cli import main
 from annotator.formats.coco import encode_rle
 from annotator.formats.coco_import import CocoImportError, import_coco
+from annotator.formats.importers import import_annotations
 from annotator.project.store import Project
+from annotator.utils.progress import Cancelled, Steps
 from tests.synthetic import scene, write_rgb
 
 
@@ -20,6 +22,9 @@ def proj(tmp_path):
     for n in ("a.png", "b.png"):
         write_rgb(tmp_path / "images" / n, scene(20, 30, None, 0, seed=1)[0])
     return Project.create(tmp_path / "proj", tmp_path / "images")
+
+
+SIZE = {"height": 20, "width": 30}
 
 
 def _coco(tmp_path, anns, images=None, name="in.json"):
@@ -255,3 +260,20 @@ def test_a_large_file_is_streamed_not_held_whole(proj, tmp_path):
         tracemalloc.stop()
     assert done["annotations"] == 2000 and size > 12e6
     assert peak < size / 4, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
+
+
+def test_an_import_reports_a_step_per_mask_and_a_cancelled_one_keeps_only_the_masks_stored_before(proj, tmp_path):
+    images = [{"id": 7, "file_name": "a.png", "height": 20, "width": 30}, {"id": 8, "file_name": "b.png", **SIZE}]
+    m = _mask(slice(2, 9), slice(3, 12))
+    path = _coco(tmp_path, [_ann(1, m), _ann(2, m, cat=4), _ann(3, m, image_id=8)], images)
+    seen: list[tuple[int, int]] = []
+    stop = Steps(lambda d, t: seen.append((d, t)), cancelled=lambda: len(seen) == 1)
+    with pytest.raises(Cancelled):
+        import_annotations(proj, path, steps=stop)
+    assert seen == [(0, 3)]  # one mask stored, then stopped before the second
+    stored = [(i, c) for (i, c), r in proj.records.items() if r.state == "accepted"]
+    assert len(stored) == 1 and np.array_equal(proj.mask(*stored[0]), m)
+    seen.clear()
+    import_annotations(proj, path, steps=Steps(lambda d, t: seen.append((d, t))))
+    assert seen == [(0, 2), (1, 2)]  # again: the one stored is accepted now, so kept; the other two are stored
+    assert sum(r.state == "accepted" for r in proj.records.values()) == 3

@@ -772,22 +772,39 @@ class MainWindow(QMainWindow):
             self.import_from(source, fmt, state, overwrite)
 
     def import_from(self, source: Path, fmt: str, state: State, overwrite: bool) -> None:
-        """Import and show the result: new classes, masks and states; what was done and left out in the status bar,
-        a bad file in a message box (nothing is stored then)."""
-        self._flush_writes()
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            n = import_annotations(self.project, source, fmt, state, overwrite)
-            self.session.save()
-        except (ImportFormatError, ProjectError, ImageReadError, OSError) as exc:
-            QMessageBox.warning(self, "Import failed", str(exc))
+        """Import in the background, with the status bar's progress (a step per mask stored) and Cancel; then show
+        the result: new classes, masks and states, what was done and left out in the status bar, a bad file in a
+        message box (nothing is stored then: every format is read and checked before a mask is stored)."""
+        if self.job.jobs.busy or self.job.jobs.stopping:
+            self.statusBar().showMessage("Wait for the running job to finish (Ctrl+. cancels it), then import")
             return
-        finally:
-            QApplication.restoreOverrideCursor()
-        done, warnings = import_report(n, "tick 'Replace accepted and edited masks' to replace them")
-        if self.image_id is not None:
-            self.show_image(self.image_id)
-        self.statusBar().showMessage("; ".join([done[0].upper() + done[1:], *warnings]))
+        self._flush_writes()
+        project = self.project
+        worker = StepsWorker(
+            lambda steps: import_annotations(project, source, fmt, state, overwrite, steps=steps),
+            "importing",
+            (ImportFormatError, ProjectError, ImageReadError, OSError),
+        )
+        worker.progress.connect(self.job.step)
+        worker.finished.connect(self._import_done)
+        self.job.start(worker, 0, "importing: reading…", "Import cancelled: the masks stored until then stay")
+
+    def _import_done(self, cancelled: bool, error: str) -> None:
+        worker = self.sender()
+        if not error:
+            self.session.save()  # what was stored, all of it or (cancelled) until then
+            if self.image_id is not None:
+                said = self.statusBar().currentMessage()
+                self.show_image(self.image_id)  # its mask may be new
+                self.statusBar().showMessage(said)
+        if cancelled:  # the panel said so
+            return
+        if error:
+            if self.job.finish(worker, f"Import failed: {error}"):
+                QMessageBox.warning(self, "Import failed", error)
+            return
+        done, warnings = import_report(worker.result, "tick 'Replace accepted and edited masks' to replace them")
+        self.job.finish(worker, "; ".join([done[0].upper() + done[1:], *warnings]))
 
     def export_to(self, out: Path, fmt: str, opts) -> None:
         """Export in the background, with the status bar's progress and Cancel; what was written, skipped and left

@@ -31,6 +31,7 @@ from annotator.formats.importing import (
 )
 from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
+from annotator.utils.progress import NO_STEPS, Steps
 from annotator.utils.sampling import evenly_spaced
 
 
@@ -274,6 +275,7 @@ def import_coco(
     overwrite: bool = False,
     allow_overlap: bool = False,
     strict: bool = False,
+    steps: Steps = NO_STEPS,
 ) -> dict:
     """Add the file's categories (matched by name) and masks (as instances) to the project. An accepted or
     edited mask is kept unless `overwrite`; instances of one class that overlap are refused unless
@@ -307,7 +309,7 @@ def import_coco(
         shape = tuple(instances[0].rle["size"])
         labels = partial(label_map, (inst.mask for inst in instances), len(instances), shape)
         planned.append(Planned(pid, name, labels, float(np.mean(scores)) if scores else None))
-    store(project, planned, state, overwrite, path.name)
+    store(project, planned, state, overwrite, path.name, steps)
     return {
         "images": coco.images,
         "masks": len(planned),

@@ -145,7 +145,13 @@ def _images(path: Path) -> Iterator[ET.Element]:
     yield from root.iter("image")
 
 
-def import_cvat(project: Project, source: Path | str, state: State = State.ACCEPTED, overwrite: bool = False) -> dict:
+def import_cvat(
+    project: Project,
+    source: Path | str,
+    state: State = State.ACCEPTED,
+    overwrite: bool = False,
+    steps: Steps = NO_STEPS,
+) -> dict:
     """Add a CVAT for images XML file (or a folder's annotations.xml) to the project: classes by label, the shapes
     of one (label, group_id) as an instance. Everything is read and checked before anything is stored; accepted and
     edited masks are kept unless `overwrite`. Returns the counts of what was done and left out."""
@@ -183,5 +189,5 @@ def import_cvat(project: Project, source: Path | str, state: State = State.ACCEP
             key = ("group", group) if group not in (None, "", "0") else ("shape", n)
             instances.setdefault(label, {}).setdefault(key, []).append(outline)
         planned += plan_instances(project, pid, instances, (h, w), overwrite, str(path), tally)
-    store(project, planned, state, overwrite, path.name)
+    store(project, planned, state, overwrite, path.name, steps)
     return import_counts(found, planned, tally, unmatched)

@@ -15,13 +15,14 @@ from annotator.formats.png_masks import META_FILES, import_png
 from annotator.formats.voc import import_voc
 from annotator.formats.yolo_seg import import_yolo_seg
 from annotator.project.store import Project
+from annotator.utils.progress import NO_STEPS, Steps
 
 
 @dataclass(frozen=True)
 class Importer:
     label: str  # as the app's dialog shows it
     folder: bool  # reads a folder (else one file, or a folder holding it)
-    read: Callable[..., dict]  # (project, source, state, overwrite) -> counts
+    read: Callable[..., dict]  # (project, source, state, overwrite[, steps]) -> counts
 
 
 IMPORTERS: dict[str, Importer] = {
@@ -59,13 +60,15 @@ def import_annotations(
     overwrite: bool = False,
     allow_overlap: bool = False,
     strict: bool = False,
+    steps: Steps = NO_STEPS,
 ) -> dict:
     """Import `source` in format `fmt` (AUTO: detect_format) into the project (unsaved). `allow_overlap` and
-    `strict` are COCO's. Returns the importer's counts; raises ImportFormatError naming a bad entry."""
+    `strict` are COCO's; `steps` is called per mask stored. Returns the importer's counts; raises
+    ImportFormatError naming a bad entry."""
     fmt = detect_format(source) if fmt == AUTO else fmt
     if fmt == "coco":
-        return import_coco(project, source, state, overwrite, allow_overlap, strict)
-    return IMPORTERS[fmt].read(project, source, state, overwrite)
+        return import_coco(project, source, state, overwrite, allow_overlap, strict, steps)
+    return IMPORTERS[fmt].read(project, source, state, overwrite, steps)
 
 
 def import_report(n: dict, overwrite_hint: str) -> tuple[str, list[str]]:

@@ -13,6 +13,7 @@ from PIL import Image
 from annotator.config import State
 from annotator.io.imageio import ImageReadError
 from annotator.project.store import Project
+from annotator.utils.progress import NO_STEPS, Steps
 
 MAX_INSTANCES = 65535  # instances of one class on one image (the label maps are 16-bit)
 
@@ -103,13 +104,17 @@ def is_kept(project: Project, image: int, name: str, overwrite: bool) -> bool:
     return rec.state == State.ACCEPTED or rec.edited
 
 
-def store(project: Project, planned: list[Planned], state: State, overwrite: bool, source: str) -> None:
+def store(
+    project: Project, planned: list[Planned], state: State, overwrite: bool, source: str, steps: Steps = NO_STEPS
+) -> None:
     """Add the classes the planned masks name (in name order) and store the masks: as the user's own (`state`
-    accepted) or as proposals marked as imported from `source`. Called once everything was read and checked."""
+    accepted) or as proposals marked as imported from `source`. Called once everything was read and checked;
+    `steps` is called per mask (Cancelled stops it: the masks stored until then stay)."""
     by_name = {c.name: c.id for c in project.classes.values()}
     for name in sorted({p.name for p in planned} - set(by_name)):
         by_name[name] = project.add_class(name).id
-    for p in planned:
+    for k, p in enumerate(planned):
+        steps(k, len(planned))
         labels = p.labels() if callable(p.labels) else p.labels
         if state == State.PROPOSED:
             project.set_proposal(p.image, by_name[p.name], labels, p.score, {"imported": source}, force=overwrite)

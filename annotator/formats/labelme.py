@@ -221,7 +221,11 @@ def _read(path: Path) -> dict:
 
 
 def import_labelme(
-    project: Project, source: Path | str, state: State = State.ACCEPTED, overwrite: bool = False
+    project: Project,
+    source: Path | str,
+    state: State = State.ACCEPTED,
+    overwrite: bool = False,
+    steps: Steps = NO_STEPS,
 ) -> dict:
     """Add labelme files (one, or a folder of them, searched recursively) to the project: the classes by label,
     the shapes of one (label, group_id) as an instance. Everything is read and checked before anything is stored;
@@ -267,5 +271,5 @@ def import_labelme(
             key = ("group", group) if isinstance(group, int) else ("shape", n)
             instances.setdefault(label.strip(), {}).setdefault(key, []).append(outline)
         planned += plan_instances(project, pid, instances, (h, w), overwrite, str(path), tally)
-    store(project, planned, state, overwrite, source.name)
+    store(project, planned, state, overwrite, source.name, steps)
     return import_counts(found, planned, tally, unmatched)

@@ -25,6 +25,7 @@ from annotator.formats.importing import (
     store,
 )
 from annotator.project.store import Project
+from annotator.utils.progress import NO_STEPS, Steps
 
 META_FILES = ("dataset_meta.json", "palette.json")
 
@@ -52,7 +53,13 @@ def read_meta(source: Path) -> tuple[dict[int, str], dict[tuple[int, int, int], 
     return names, colours, background
 
 
-def import_png(project: Project, source: Path | str, state: State = State.ACCEPTED, overwrite: bool = False) -> dict:
+def import_png(
+    project: Project,
+    source: Path | str,
+    state: State = State.ACCEPTED,
+    overwrite: bool = False,
+    steps: Steps = NO_STEPS,
+) -> dict:
     """Add a mask PNG folder to the project: classes by the meta's names, a mask per class present in each PNG.
     Everything is read and checked before anything is stored. Returns the counts of what was done and left out."""
     source = Path(source)
@@ -82,7 +89,7 @@ def import_png(project: Project, source: Path | str, state: State = State.ACCEPT
                 kept += 1
                 continue
             planned.append(Planned(pid, name, (values == k).astype(np.uint8)))
-    store(project, planned, state, overwrite, source.name)
+    store(project, planned, state, overwrite, source.name, steps)
     return {
         "images": images,
         "masks": len(planned),

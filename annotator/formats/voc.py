@@ -138,7 +138,13 @@ def _colour_table(colours: list[int]) -> dict[tuple[int, int, int], int]:
     return table
 
 
-def import_voc(project: Project, source: Path | str, state: State = State.ACCEPTED, overwrite: bool = False) -> dict:
+def import_voc(
+    project: Project,
+    source: Path | str,
+    state: State = State.ACCEPTED,
+    overwrite: bool = False,
+    steps: Steps = NO_STEPS,
+) -> dict:
     """Add a VOC segmentation folder to the project: classes by labelmap.txt's names, masks as palette indices or,
     in RGB masks (datumaro's), by labelmap.txt's colours (objects by VOC's colour map), an image by its id (its
     relative path without the extension), instances from SegmentationObject where it is there. 255 (VOC's "void"
@@ -180,7 +186,7 @@ def import_voc(project: Project, source: Path | str, state: State = State.ACCEPT
             parts += [rest] if rest.any() else []  # pixels of the class in no object: one more instance
             annotations += len(parts)
             planned.append(Planned(pid, names[k], label_map(parts, len(parts), m.shape)))
-    store(project, planned, state, overwrite, source.name)
+    store(project, planned, state, overwrite, source.name, steps)
     return {
         "images": images,
         "masks": len(planned),

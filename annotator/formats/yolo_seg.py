@@ -133,7 +133,11 @@ def _polygon(tokens: list[str], names: list[str], where: str) -> tuple[int, list
 
 
 def import_yolo_seg(
-    project: Project, source: Path | str, state: State = State.ACCEPTED, overwrite: bool = False
+    project: Project,
+    source: Path | str,
+    state: State = State.ACCEPTED,
+    overwrite: bool = False,
+    steps: Steps = NO_STEPS,
 ) -> dict:
     """Add an Ultralytics-layout dataset (its folder, or its data.yaml) to the project: the classes by name, each
     label line as an instance. Everything is read and checked before anything is stored; accepted and edited
@@ -190,7 +194,7 @@ def import_yolo_seg(
                 continue
             masks = (mask_utils.decode(mask_utils.frPyObjects([p], h, w))[..., 0] > 0 for p in polys)
             planned.append(Planned(pid, names[cls], label_map(masks, len(polys), (h, w))))
-    store(project, planned, state, overwrite, data_yaml.parent.name)
+    store(project, planned, state, overwrite, data_yaml.parent.name, steps)
     return {
         "images": found,
         "masks": len(planned),
