@@ -267,6 +267,9 @@ def test_an_import_reports_a_step_per_mask_and_a_cancelled_one_keeps_only_the_ma
     m = _mask(slice(2, 9), slice(3, 12))
     path = _coco(tmp_path, [_ann(1, m), _ann(2, m, cat=4), _ann(3, m, image_id=8)], images)
     seen: list[tuple[int, int]] = []
+    with pytest.raises(Cancelled):  # cancelled while reading: not even the classes are added
+        import_annotations(proj, path, steps=Steps(cancelled=lambda: True))
+    assert not proj.classes and not proj.records
     stop = Steps(lambda d, t: seen.append((d, t)), cancelled=lambda: len(seen) == 1)
     with pytest.raises(Cancelled):
         import_annotations(proj, path, steps=stop)

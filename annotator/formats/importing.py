@@ -110,11 +110,13 @@ def store(
     """Add the classes the planned masks name (in name order) and store the masks: as the user's own (`state`
     accepted) or as proposals marked as imported from `source`. Called once everything was read and checked;
     `steps` is called per mask (Cancelled stops it: the masks stored until then stay)."""
+    steps(0, len(planned))  # cancelled while the source was read: nothing is stored, not even a class
     by_name = {c.name: c.id for c in project.classes.values()}
     for name in sorted({p.name for p in planned} - set(by_name)):
         by_name[name] = project.add_class(name).id
     for k, p in enumerate(planned):
-        steps(k, len(planned))
+        if k:
+            steps(k, len(planned))
         labels = p.labels() if callable(p.labels) else p.labels
         if state == State.PROPOSED:
             project.set_proposal(p.image, by_name[p.name], labels, p.score, {"imported": source}, force=overwrite)
