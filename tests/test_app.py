@@ -456,6 +456,23 @@ def test_an_export_runs_in_the_background_shows_its_progress_and_can_be_cancelle
     assert win.statusBar().currentMessage().startswith("Exported") and (tmp_path / "out.json").exists()
 
 
+def test_opening_another_folder_stops_the_job_working_on_the_one_closed(win, qtbot, tmp_path, monkeypatch):
+    from annotator.formats import export
+    from annotator.formats.export import ExportOptions
+
+    slow = export.image_size_or_skip
+    monkeypatch.setattr(export, "image_size_or_skip", lambda *a: (time.sleep(0.1), slow(*a))[1])
+    old = win.project
+    win.export_to(tmp_path / "out.json", "coco-rle", ExportOptions())
+    qtbot.waitUntil(lambda: win.job.progress.value() >= 1, timeout=10000)
+    other = tmp_path / "other"
+    other.mkdir()
+    write_rgb(other / "z.png", scene(20, 30, None, 0, seed=3)[0])
+    win.open_path(other)
+    assert win.project is not old and win.worker is None and not win.job.jobs.stopping
+    assert not (tmp_path / "out.json").exists()
+
+
 def test_import_from_the_file_menu_adds_classes_and_masks_and_names_a_bad_file(win, qtbot, tmp_path, monkeypatch):
     cat = [[60.0, 20.0, 100.0, 20.0, 100.0, 60.0, 60.0, 60.0]]
     coco = {

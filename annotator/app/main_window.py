@@ -329,6 +329,9 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def set_project(self, proj: Project) -> None:
+        if self.job.jobs.busy or self.job.jobs.stopping:  # a job works on the project being closed: stop it first
+            self.job.cancel()
+            self.wait_for_worker()
         self._close_session()
         self.show_canvas()
         self.session = Session(proj, on_error=self.save_failed.emit)
