@@ -103,3 +103,27 @@ def test_a_bad_folder_is_named_and_nothing_stored(tmp_path, setup, words):
     with pytest.raises(ImportFormatError, match=words):
         import_png(p, d)
     assert p.records == {} and sorted(c.name for c in p.classes.values()) == ["cat", "dog"]
+
+
+def test_an_import_holds_its_planned_masks_compressed_not_as_pixels(tmp_path):
+    import tracemalloc
+
+    n, side = 40, 1000  # 40 masks of a million pixels: 40 MB held as pixels until the import stores them
+    files = tuple(f"{i:02d}.png" for i in range(n))
+    p = cat_dog_project(tmp_path, side, side, files)
+    out = tmp_path / "masks"
+    out.mkdir()
+    meta = {"label_map": {"0": "background", "1": "cat"}, "segmentation_colors": [[0, 0, 0], [1, 1, 1]]}
+    (out / "dataset_meta.json").write_text(json.dumps(meta))
+    m = np.zeros((side, side), np.uint8)
+    m[100:700, 200:900] = 1
+    for f in files:
+        Image.fromarray(m).save(out / f)
+    tracemalloc.start()
+    try:
+        counts = import_png(p, out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert counts["masks"] == n and np.array_equal(p.mask(p.image_id("07.png"), 1), m.astype(bool))
+    assert peak < 15 * side * side, f"peak {peak / 1e6:.0f} MB"  # a few maps at a time, not all 40

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from annotator.config import State
 from annotator.io.imageio import ImageReadError
-from annotator.project.store import Project
+from annotator.project.store import Project, encode_labels
 from annotator.utils.progress import NO_STEPS, Steps
 
 MAX_INSTANCES = 65535  # instances of one class on one image (the label maps are 16-bit)
@@ -73,12 +75,21 @@ def image_size(project: Project, image: int, where: str) -> tuple[int, int]:
 @dataclass
 class Planned:
     """One (image, class) mask an import will store: an instance label map (0 = background), or a function that
-    makes it when it is stored (a large import then holds one map at a time), and its score."""
+    makes it when it is stored, and its score. A map given as pixels is kept as PNG bytes until then, so an
+    import, checked whole before it stores anything, holds its masks compressed (a large one: one map at a time)."""
 
     image: int
     name: str
-    labels: np.ndarray | Callable[[], np.ndarray]
+    labels: Callable[[], np.ndarray]  # given as a map [H,W] too, which is then kept as PNG bytes
     score: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.labels, np.ndarray):
+            self.labels = partial(_decode_labels, encode_labels(self.labels))
+
+
+def _decode_labels(png: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
 def label_map(masks: Iterable[np.ndarray], count: int, shape: tuple[int, int]) -> np.ndarray:
@@ -117,7 +128,7 @@ def store(
     for k, p in enumerate(planned):
         if k:
             steps(k, len(planned))
-        labels = p.labels() if callable(p.labels) else p.labels
+        labels = p.labels()
         if state == State.PROPOSED:
             project.set_proposal(p.image, by_name[p.name], labels, p.score, {"imported": source}, force=overwrite)
         else:

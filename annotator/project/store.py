@@ -159,7 +159,8 @@ def _record_problem(r: object, images: dict, classes: dict) -> str | None:
     return None
 
 
-def _encode_labels(labels: np.ndarray) -> bytes:
+def encode_labels(labels: np.ndarray) -> bytes:
+    """A label map as PNG bytes (8-bit, or 16-bit beyond 255 instances): how masks are kept, on disk and elsewhere."""
     dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
     ok, buf = cv2.imencode(".png", labels.astype(dtype))
     if not ok:
@@ -525,7 +526,7 @@ class Project:
         return None if lab is None else lab > 0
 
     def _write_mask(self, image_id: int, class_id: int, labels: np.ndarray) -> str:
-        data = _encode_labels(labels)
+        data = encode_labels(labels)
         name = f"{image_id}-{class_id}-{hashlib.sha1(data).hexdigest()[:16]}.png"
         path = self.folder / "masks" / name
         if not path.exists():
