@@ -102,7 +102,7 @@ class JobPanel(QObject):
         self.eta.setText(f"{rate:.2f} img/s · ETA {int(left // 60)}:{int(left % 60):02d}")
 
     def step(self, done: int, total: int, what: str) -> None:
-        """A report in steps (an adaptation, an export): steps done of `total`, and what it does."""
+        """A report in steps (an adaptation, an export, an import): steps done of `total`, and what it does."""
         self.progress.setRange(0, total)
         self.progress.setValue(done)
         self.eta.setText(what)

@@ -49,6 +49,7 @@ from annotator.project.review import unreviewed
 from annotator.project.session import Session, open_or_create
 from annotator.project.store import Project, ProjectError, ProjectLockedError
 from annotator.project.workflows import adapted_checkpoint
+from annotator.utils.progress import Steps
 
 ORG, APP = "annotator", "annotator"
 
@@ -75,7 +76,6 @@ class MainWindow(QMainWindow):
         self.images: ImageTableModel | None = None  # the rows of the image list and the strip
         self.theme = ThemeSwitch(self.qs, self)
         self.learned_from = ""  # what the running propagation learned from
-        self._exporting: tuple | None = None  # the latest export: (worker, out, exporter, options)
         self.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 15000))
         self._classes_changed.connect(lambda: self._fill_classes())
         self._build_widgets()
@@ -783,31 +783,26 @@ class MainWindow(QMainWindow):
             return
         self._flush_writes()
         project = self.project
-        worker = StepsWorker(
-            lambda steps: import_annotations(project, source, fmt, state, overwrite, steps=steps),
-            "importing",
-            (ImportFormatError, ProjectError, ImageReadError, OSError),
-        )
+
+        def work(steps: Steps) -> str:  # off the GUI thread: what it did, in words
+            n = import_annotations(project, source, fmt, state, overwrite, steps=steps)
+            done, warnings = import_report(n, "tick 'Replace accepted and edited masks' to replace them")
+            return "; ".join([done[0].upper() + done[1:], *warnings])
+
+        worker = StepsWorker(work, "importing", (ImportFormatError, ProjectError, ImageReadError, OSError))
         worker.progress.connect(self.job.step)
         worker.finished.connect(self._import_done)
         self.job.start(worker, 0, "importing: reading…", "Import cancelled: the masks stored until then stay")
 
     def _import_done(self, cancelled: bool, error: str) -> None:
-        worker = self.sender()
         if not error:
             self.session.save()  # what was stored, all of it or (cancelled) until then
             if self.image_id is not None:
                 said = self.statusBar().currentMessage()
                 self.show_image(self.image_id)  # its mask may be new
                 self.statusBar().showMessage(said)
-        if cancelled:  # the panel said so
-            return
-        if error:
-            if self.job.finish(worker, f"Import failed: {error}"):
-                QMessageBox.warning(self, "Import failed", error)
-            return
-        done, warnings = import_report(worker.result, "tick 'Replace accepted and edited masks' to replace them")
-        self.job.finish(worker, "; ".join([done[0].upper() + done[1:], *warnings]))
+        if not cancelled:  # (if it was, the panel said so)
+            self._steps_done(self.sender(), "Import failed", error)
 
     def export_to(self, out: Path, fmt: str, opts) -> None:
         """Export in the background, with the status bar's progress and Cancel; what was written, skipped and left
@@ -817,30 +812,30 @@ class MainWindow(QMainWindow):
             return
         self._flush_writes()
         exporter, project = EXPORTERS[fmt], self.project
-        worker = StepsWorker(
-            lambda steps: exporter.write(project, out, opts, steps), "exporting", (ExportError, ProjectError, OSError)
-        )
+
+        def work(steps: Steps) -> str:  # off the GUI thread: what it wrote and left out, in words
+            n = exporter.write(project, out, opts, steps)
+            left = left_out_proposals(project, opts)
+            done, warnings = exporter.report(n, out, left, "tick 'also export unreviewed proposals'")
+            return "; ".join([f"Exported {done}", *warnings])
+
+        worker = StepsWorker(work, "exporting", (ExportError, ProjectError, OSError))
         worker.progress.connect(self.job.step)
         worker.finished.connect(self._export_done)
-        self._exporting = (worker, out, exporter, opts)
         left = f"the files written so far stay in {out}" if exporter.folder else f"{out} was not written"
         self.job.start(worker, 0, "exporting…", f"Export cancelled: {left}")
 
     def _export_done(self, cancelled: bool, error: str) -> None:
-        worker, out, exporter, opts = self._exporting
-        if cancelled or worker is not self.sender():  # cancelled: the panel said so
-            return
-        if error:
-            if self.job.finish(worker, f"Export failed: {error}"):
-                QMessageBox.warning(self, "Export failed", error)
-            return
-        n = worker.result
-        parts = [f"Exported {exporter.summary(n, out)}"]
-        if n["skipped"]:
-            parts.append(f"skipped {len(n['skipped'])} unreadable images, e.g. {n['skipped'][0]}")
-        if left := left_out_proposals(self.project, opts):
-            parts.append(f"left out {left} proposals not yet reviewed (tick 'also export unreviewed proposals')")
-        self.job.finish(worker, "; ".join(parts))
+        if not cancelled:  # (if it was, the panel said so)
+            self._steps_done(self.sender(), "Export failed", error)
+
+    def _steps_done(self, worker: StepsWorker, failed: str, error: str) -> None:
+        """An import or export ended: its message (worker.result) in the status bar, or its error in a message box
+        too; nothing if it is no longer the job shown (cancelled before)."""
+        if not error:
+            self.job.finish(worker, worker.result)
+        elif self.job.finish(worker, f"{failed}: {error}"):
+            QMessageBox.warning(self, failed, error)
 
     def show_help(self) -> None:
         HelpDialog(self.named_actions, GESTURES, self).exec()

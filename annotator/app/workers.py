@@ -1,5 +1,5 @@
 """Background work for the app, each in a QThread, reporting progress and cancellable: propagation, SG-One's
-adaptation, and work done in steps (an export)."""
+adaptation, and work done in steps (an export, an import)."""
 
 from __future__ import annotations
 
@@ -154,7 +154,8 @@ class AdaptWorker(QObject):
 
 
 class StepsWorker(QObject):
-    """Runs `work(steps)` off the GUI thread: work that calls `steps(done, total)` once per step (an export), which
+    """Runs `work(steps)` off the GUI thread: work that calls `steps(done, total)` once per step (an export, an
+    import), which
     reports progress and raises Cancelled once cancelled. Its return value is kept in `result`; the exceptions
     of `errors` end it with their message."""
 

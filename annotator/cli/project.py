@@ -124,18 +124,12 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
             )
             n = exporter.write(proj, args.out, opts)
-            print(f"wrote {exporter.summary(n, args.out)}")
-            if n["skipped"]:
-                print(
-                    f"warning: skipped {len(n['skipped'])} images that cannot be read, e.g. {n['skipped'][0]}",
-                    file=sys.stderr,
-                )
-            left = left_out_proposals(proj, opts)
-            if left:
-                print(
-                    f"warning: left out {left} proposals not yet reviewed (--include-proposals exports them)",
-                    file=sys.stderr,
-                )
+            done, warnings = exporter.report(
+                n, args.out, left_out_proposals(proj, opts), "--include-proposals exports them"
+            )
+            print(f"wrote {done}")
+            for w in warnings:
+                print(f"warning: {w}", file=sys.stderr)
         return 0
     except (ProjectError, ExportError, ImportFormatError, ImageReadError) as exc:
         return fail(str(exc))

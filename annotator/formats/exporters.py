@@ -28,6 +28,17 @@ class Exporter:
         extra = f" ({count(n['rle_fallbacks'], 'mask')} with holes kept as RLE)" if n.get("rle_fallbacks") else ""
         return f"{self.counts(n)} to {out}{extra}"
 
+    def report(self, n: dict, out: Path, left: int, proposals_hint: str) -> tuple[str, list[str]]:
+        """What an export wrote (`summary`) and its warnings, as the CLI prints them and the app shows them: the
+        images it could not read, and the `left` proposals not yet reviewed (`proposals_hint`: how this front end
+        exports them)."""
+        warnings = []
+        if n["skipped"]:
+            warnings.append(f"skipped {len(n['skipped'])} images that cannot be read, e.g. {n['skipped'][0]}")
+        if left:
+            warnings.append(f"left out {left} proposals not yet reviewed ({proposals_hint})")
+        return self.summary(n, out), warnings
+
 
 def count(n: int, noun: str) -> str:
     """'1 image', '2 images'."""

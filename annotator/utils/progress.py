@@ -1,4 +1,5 @@
-"""Progress and cancellation of long work that a front end runs in the background (an export, the head's fit)."""
+"""Progress and cancellation of long work that a front end runs in the background (an export, an import, the
+head's fit)."""
 
 from __future__ import annotations
 
