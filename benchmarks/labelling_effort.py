@@ -223,6 +223,7 @@ class Outcome:
     fitting: list[float] = field(default_factory=list)
     matching: list[float] = field(default_factory=list)
     crf: list[float] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)  # per round: each positive's IoU ("d": drawn, "a": accepted)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -311,6 +312,14 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
             fixes += 1
             if fixes == FIXES_PER_ROUND:
                 break
+        out.trace.append(
+            " ".join(
+                f"{p.parent.name[:5]}{p.stem[-3:]}:"
+                + ("d" if p in drawn else "a" if p in accepted else "")
+                + f"{iou(state[p], truth[p]):.2f}"
+                for p in truth
+            )
+        )
         if fixes == 0:
             break
     final = {**current, **accepted}
@@ -371,6 +380,11 @@ def run(args) -> None:
             + " | ".join(f"{s:.2f}" for s in stages)
             + " |"
         )
+    if args.trace:
+        print("\nEach positive's IoU after each round's proposals (d: drawn by then, a: accepted by then):")
+        for name, outs in rows:
+            for o in outs:
+                print(f"  {name}, {o.cls}:", *(f"\n    r{i + 1} {t}" for i, t in enumerate(o.trace)))
     print("\nPer class (draws % / rejects %):")
     for name, outs in rows:
         print(
@@ -464,6 +478,7 @@ def main() -> None:
         help="the folders before 2026-12-06: class-free frames from every other group's video, though some show "
         "the class unlabelled (people on person's, parked cars on car's)",
     )
+    ap.add_argument("--trace", action="store_true", help="print each positive's IoU after each round")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto", choices=Precision.values(), help=Precision.__doc__)
     ap.add_argument("--cache", default="benchmarks/.cache", help="folder for the backbone features")

@@ -6,7 +6,8 @@ All rows are measured in one run on one folder (made from DAVIS frames, or `--fo
 - the pipeline (workers decode ahead, CRF behind) without CRF, cold cache; then again with the features
   in memory, and again from the disk cache alone (a new session); then with the CRF;
 - the backbone-only rows and the plain loop in fp32 (today's path), the pipeline rows at the default precision
-  (auto: int8 on an x86 CPU, bf16 on CUDA) with its masks' IoU against the fp32 plain loop's;
+  (auto: int8 on an x86 CPU, bf16 on CUDA) with its masks' IoU against the fp32 plain loop's; where set-up made
+  OpenVINO's int8 files, its backbone-only and plain-loop rows (`--precision int8-openvino`);
 - with `--bf16`: the CPU bf16 backbone, with the IoU of its masks against fp32's;
 - with `--runtimes`: the backbone exported to ONNX and run by ONNX Runtime and OpenVINO, fp32 and int8
   (benchmarks/runtimes.py), with their masks' IoU against the fp32 plain loop's;
@@ -114,9 +115,9 @@ def run(args) -> None:
     workers = args.workers if args.workers is not None else decode_workers(cores)
     rows: list[tuple[str, float, str]] = []
 
-    def make(crf: bool = False, cache: FeatureCache | None = None, precision: str = "fp32") -> Predictor:
+    def make(crf: bool = False, cache: FeatureCache | None = None, precision: str = "fp32", model=None) -> Predictor:
         p = Predictor(
-            build_model(),
+            model or build_model(),
             device=args.device,
             input_size=args.input_size,
             crf=CRFParams() if crf else None,
@@ -154,8 +155,8 @@ def run(args) -> None:
             torch.cuda.synchronize()
         return n / (time.perf_counter() - t0)
 
-    def plain_loop(precision: str) -> tuple[float, list]:
-        one = make(precision=precision)
+    def plain_loop(precision: str, model=None) -> tuple[float, list]:
+        one = make(precision=precision, model=model)
         one.batch_size = 1
         t0 = time.perf_counter()
         masks = [one.predict([read_image(p)])[0].mask for p in paths]
@@ -169,6 +170,14 @@ def run(args) -> None:
     if other:
         name = f"backbone only (pixels in memory), {default.precision_name}"
         rows.append((name, default_backbone_ips, f"{default_backbone_ips / backbone_ips:.2f}x fp32"))
+    try:  # OpenVINO's int8 beside it (--precision int8-openvino), where set-up made its files
+        openvino = make(precision="int8-openvino").model
+    except ValueError as exc:
+        openvino = None
+        print(f"no OpenVINO rows: {exc}", file=sys.stderr)
+    if openvino is not None:
+        ips = backbone_rate(make(precision="int8-openvino", model=openvino), pixels)
+        rows.append(("backbone only (pixels in memory), int8-openvino", ips, f"{ips / backbone_ips:.2f}x fp32"))
     del pixels
 
     base_ips, base_masks = plain_loop("fp32")
@@ -176,6 +185,10 @@ def run(args) -> None:
     plain_default_ips = plain_loop("auto")[0] if other else base_ips
     if other:
         rows.append((f"plain loop, one image at a time, {default.precision_name}", plain_default_ips, ""))
+    if openvino is not None:
+        ips, masks = plain_loop("int8-openvino", openvino)
+        note = f"masks vs baseline IoU {_iou(masks, base_masks):.2f}"
+        rows.append(("plain loop, one image at a time, int8-openvino", ips, note))
     if args.runtimes:
         rows += runtime_rows(make, paths, base_masks, backbone_ips, args, tmp, cores)
 

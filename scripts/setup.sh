@@ -20,3 +20,4 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp_file" 2>/dev/null)" != "$stam
 fi
 
 "$venv/bin/python" -m annotator.io.setup_weights
+"$venv/bin/python" -m annotator.io.openvino_ir

@@ -28,11 +28,13 @@ from annotator.inference.learning import NO_LEARNING, Learned, LearningConfig, g
 from annotator.inference.loading import resize_for_network
 from annotator.inference.mask_parts import strongest_parts
 from annotator.io.int8_ranges import load_ranges
+from annotator.io.openvino_ir import checked_ir
 from annotator.io.weights import WeightsError
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, VGG16OS8
+from annotator.modeling.openvino_backbone import OpenVINOVGG16OS8
 from annotator.modeling.panet import PANet
 from annotator.modeling.prototypes import masked_average_pool, scene_descriptor
-from annotator.modeling.quantized import QuantizedVGG16OS8, int8_supported, quantize
+from annotator.modeling.quantized import QuantizedVGG16OS8, activation_bits, int8_supported, quantize
 from annotator.modeling.sgone import SGOne
 from annotator.utils.sampling import evenly_spaced
 
@@ -66,6 +68,9 @@ class Timings:
         if self._sync:
             torch.cuda.synchronize()
         setattr(self, name, getattr(self, name) + time.perf_counter() - t0)
+
+
+INT8_BACKBONES = (QuantizedVGG16OS8, OpenVINOVGG16OS8)
 
 
 class Predictor:
@@ -118,16 +123,19 @@ class Predictor:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
 
-    def _int8_backbone(self, precision: Precision) -> QuantizedVGG16OS8 | None:
-        """The int8 version of the model's backbone where `precision` asks for it, or is auto on a CPU that has
-        the int8 engine and a backbone with calibrated ranges (the shipped VGG-16); else None. ValueError if int8
-        was asked for and cannot be had."""
-        if isinstance(self.model.backbone, QuantizedVGG16OS8):  # a model another predictor made int8
-            if precision not in (Precision.INT8, Precision.AUTO):
+    def _int8_backbone(self, precision: Precision) -> QuantizedVGG16OS8 | OpenVINOVGG16OS8 | None:
+        """The int8 version of the model's backbone where `precision` asks for it (int8: PyTorch's; int8-openvino:
+        OpenVINO's, from the checked files set-up made, annotator.io.openvino_ir), or is auto on a CPU that has
+        the int8 engine and a backbone with calibrated ranges (the shipped VGG-16: PyTorch's); else None.
+        ValueError if int8 was asked for and cannot be had."""
+        int8 = (Precision.INT8, Precision.INT8_OPENVINO, Precision.AUTO)
+        if isinstance(self.model.backbone, INT8_BACKBONES):  # a model another predictor made int8
+            if precision not in int8:
                 raise ValueError(f"precision {precision}: the model's backbone is already int8; build a new model")
             return self.model.backbone
-        if precision not in (Precision.INT8, Precision.AUTO):
+        if precision not in int8:
             return None
+        bits = activation_bits()
         why = None
         if self.device.type != "cpu":
             why = f"it runs on the CPU only, not on {self.device.type}"
@@ -138,13 +146,15 @@ class Predictor:
         else:
             try:
                 ranges = load_ranges(self.model.weights_name)
+                if precision == Precision.INT8_OPENVINO:
+                    return OpenVINOVGG16OS8(checked_ir(bits), bits, torch.get_num_threads())
             except WeightsError as exc:
                 why = str(exc)
         if why:
-            if precision == Precision.INT8:
-                raise ValueError(f"precision int8: {why}")
+            if precision != Precision.AUTO:
+                raise ValueError(f"precision {precision}: {why}")
             return None
-        return quantize(self.model.backbone, ranges)
+        return quantize(self.model.backbone, ranges, bits)
 
     @property
     def device_name(self) -> str:
@@ -153,9 +163,11 @@ class Predictor:
     @property
     def precision_name(self) -> str:
         """The backbone's arithmetic as reports name it: "int8" ("int8-7bit": 7-bit activations, on a CPU without
-        VNNI), "float32", "bfloat16" or "float16"."""
+        VNNI; "-openvino" when OpenVINO runs it), "float32", "bfloat16" or "float16"."""
         if self.int8:
-            return "int8" if self.model.backbone.bits == 8 else f"int8-{self.model.backbone.bits}bit"
+            bits = self.model.backbone.bits
+            engine = "-openvino" if isinstance(self.model.backbone, OpenVINOVGG16OS8) else ""
+            return ("int8" if bits == 8 else f"int8-{bits}bit") + engine
         return str(self.precision).removeprefix("torch.")
 
     @property

@@ -123,3 +123,43 @@ def quantize(backbone: VGG16OS8, ranges: Ranges, bits: int | None = None) -> Qua
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return QuantizedVGG16OS8(tq.convert(stack, inplace=True), bits).eval()
+
+
+def _fake_quantize_activation(x: torch.Tensor, lo: float, hi: float, bits: int) -> torch.Tensor:
+    """x through u8 quantisation over [lo, hi] in `bits` (7: the same range on codes 0-127, which leaves the u8
+    codes above unused: OpenVINO runs 256-level FakeQuantize in int8, and 7-bit codes keep AVX2's 16-bit pair sums
+    from saturating)."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max(hi - lo, 1e-8) / (2**bits - 1)
+    return torch.fake_quantize_per_tensor_affine(x, scale, int(round(-lo / scale)), 0, 255)
+
+
+def _fake_quantize_weight(w: torch.Tensor) -> torch.Tensor:
+    """Symmetric s8 per output channel, as PyTorch's default per-channel weight observer makes it (max |w| / 127.5)."""
+    scale = w.abs().amax(dim=(1, 2, 3)).clamp_min(1e-8) / 127.5
+    return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -128, 127)
+
+
+class FakeQuantizedVGG16OS8(nn.Module):
+    """VGG16OS8 in float with the int8 backbone's quantisation made explicit (FakeQuantize at the calibrated ranges,
+    conv5_3 in float, as in `quantize`): normalised images [N,3,H,W] -> (conv4_3, conv5_3). What OpenVINO converts
+    into its int8 backbone (annotator.io.openvino_ir); in PyTorch itself it runs at fp32's speed."""
+
+    def __init__(self, backbone: VGG16OS8, ranges: Ranges, bits: int) -> None:
+        super().__init__()
+        self.features = copy.deepcopy(backbone.features).requires_grad_(False)
+        self.ranges, self.bits = ranges, bits
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _fake_quantize_activation(x, *self.ranges["quant"], self.bits)
+        for idx, layer in enumerate(self.features):
+            if isinstance(layer, nn.Conv2d):
+                w = layer.weight if idx == CONV5_3 else _fake_quantize_weight(layer.weight)
+                x = nn.functional.conv2d(x, w, layer.bias, layer.stride, layer.padding, layer.dilation)
+            else:
+                x = layer(x)
+                if isinstance(layer, nn.ReLU):  # a fused conv + ReLU's output: its quantisation point
+                    x = _fake_quantize_activation(x, *self.ranges[f"features.{idx - 1}"], self.bits)
+            if idx == CONV4_3_POOL:
+                conv4 = x
+        return conv4, x
