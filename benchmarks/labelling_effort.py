@@ -291,7 +291,8 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
             masks = {p: prob > 0.5 for p, (prob, _) in matched.items()}
         current = {**{p: rejected[p] for p in rejected if p not in matched}, **masks}
         state = {**current, **accepted}
-        out.miou.append(100 * float(np.mean([iou(state[p], truth[p]) for p in truth])))
+        ious = {p: iou(state[p], truth[p]) for p in truth}  # this round's proposals (drawn and accepted: as kept)
+        out.miou.append(100 * float(np.mean(list(ious.values()))))
         score = {p: matched[p][1] for p in matched}
         order = sorted((p for p in matched if masks[p].any()), key=lambda p: (score[p], str(p)))
         order += sorted((p for p in matched if not masks[p].any()), key=str)
@@ -316,8 +317,8 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
             " ".join(
                 f"{p.parent.name[:5]}{p.stem[-3:]}:"
                 + ("d" if p in drawn else "a" if p in accepted else "")
-                + f"{iou(state[p], truth[p]):.2f}"
-                for p in truth
+                + f"{v:.2f}"
+                for p, v in ious.items()
             )
         )
         if fixes == 0:

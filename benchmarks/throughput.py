@@ -171,13 +171,14 @@ def run(args) -> None:
         name = f"backbone only (pixels in memory), {default.precision_name}"
         rows.append((name, default_backbone_ips, f"{default_backbone_ips / backbone_ips:.2f}x fp32"))
     try:  # OpenVINO's int8 beside it (--precision int8-openvino), where set-up made its files
-        openvino = make(precision="int8-openvino").model
+        openvino = make(precision="int8-openvino")
     except ValueError as exc:
         openvino = None
         print(f"no OpenVINO rows: {exc}", file=sys.stderr)
     if openvino is not None:
-        ips = backbone_rate(make(precision="int8-openvino", model=openvino), pixels)
-        rows.append(("backbone only (pixels in memory), int8-openvino", ips, f"{ips / backbone_ips:.2f}x fp32"))
+        ips = backbone_rate(openvino, pixels)
+        name = f"backbone only (pixels in memory), {openvino.precision_name}"
+        rows.append((name, ips, f"{ips / backbone_ips:.2f}x fp32"))
     del pixels
 
     base_ips, base_masks = plain_loop("fp32")
@@ -185,10 +186,10 @@ def run(args) -> None:
     plain_default_ips = plain_loop("auto")[0] if other else base_ips
     if other:
         rows.append((f"plain loop, one image at a time, {default.precision_name}", plain_default_ips, ""))
-    if openvino is not None:
-        ips, masks = plain_loop("int8-openvino", openvino)
+    if openvino is not None:  # its model, already converted, in a one-image-at-a-time predictor
+        ips, masks = plain_loop("int8-openvino", openvino.model)
         note = f"masks vs baseline IoU {_iou(masks, base_masks):.2f}"
-        rows.append(("plain loop, one image at a time, int8-openvino", ips, note))
+        rows.append((f"plain loop, one image at a time, {openvino.precision_name}", ips, note))
     if args.runtimes:
         rows += runtime_rows(make, paths, base_masks, backbone_ips, args, tmp, cores)
 
