@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from annotator.build import build_model
-from annotator.inference.learning import Cancelled, LearningConfig, gap_floor, learn
+from annotator.inference.learning import Cancelled, LearningConfig, gap_floor, learn, pixel_sample
 from annotator.inference.predictor import Predictor
 from annotator.modeling.prototypes import scene_descriptor
 from tests.synthetic import scene
@@ -31,6 +31,15 @@ def test_fitting_is_deterministic_under_a_seed():
     c = learn(feats, masks, cfg.changed(seed=1)).head.conv.weight
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+def test_the_folders_pixels_are_sampled_image_by_image_as_from_all_of_them_at_once():
+    feats = [f.half() for f in _features(3)[0]]
+    pixels = torch.stack(feats).float().permute(0, 2, 3, 1).reshape(-1, 64)  # every pixel of the folder, one a row
+    drawn = pixel_sample(feats, 100, torch.Generator().manual_seed(5))
+    assert torch.equal(drawn, pixels[torch.randperm(len(pixels), generator=torch.Generator().manual_seed(5))[:100]])
+    assert len(torch.unique(drawn, dim=0)) == 100  # without replacement
+    assert len(pixel_sample(feats, 10**6, torch.Generator())) == len(pixels)
 
 
 def test_fitting_can_be_cancelled():

