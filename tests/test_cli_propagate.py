@@ -472,3 +472,22 @@ def test_an_input_size_of_height_by_width_runs_and_a_malformed_one_is_named(fold
     with pytest.raises(SystemExit) as exit_:
         main([*base, "--input-size", "417x"])
     assert exit_.value.code == 2 and "'417x': a side or HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_without_the_disk_cache_each_image_goes_through_the_backbone_once(folder, capsys, monkeypatch, tmp_path):
+    from annotator.inference.predictor import Predictor
+
+    root, _ = folder
+    monkeypatch.setenv("ANNOTATOR_CACHE_DIR", str(tmp_path / "cache"))
+    encoded = []
+    real = Predictor.encode_pixels
+    monkeypatch.setattr(Predictor, "encode_pixels", lambda self, px: encoded.append(len(px)) or real(self, px))
+    argv = ["propagate", "--images", str(root / "images"), "--label", "ball", "--out", str(tmp_path / "o.json")]
+    argv += ["--support", f"{root / 'images' / 'support.png'}:{root / 'support_mask.png'}", "--no-crf"]
+    rc, stdout, stderr = _run([*argv, "--no-feature-cache", "--device", "cpu"], capsys)
+    assert rc == 0, stderr
+    # the support once to learn from, then the 5 other readable images: Tent's folder sample and the
+    # propagation share their features in memory (they were encoded twice before)
+    assert sum(encoded) == 6
+    assert not (tmp_path / "cache").exists()  # nothing written to disk
+    assert "6 images" in stdout
