@@ -155,9 +155,8 @@ class AdaptWorker(QObject):
 
 class StepsWorker(QObject):
     """Runs `work(steps)` off the GUI thread: work that calls `steps(done, total)` once per step (an export, an
-    import), which
-    reports progress and raises Cancelled once cancelled. Its return value is kept in `result`; the exceptions
-    of `errors` end it with their message."""
+    import), which reports progress and raises Cancelled once cancelled. Its return value is kept in `result`; the
+    exceptions of `errors` end it with their message."""
 
     progress = Signal(int, int, str)  # done, total, what
     finished = Signal(bool, str)  # cancelled, error ('' when none)

@@ -173,9 +173,10 @@ def build_predictor(args: argparse.Namespace, device: str, cores: int):
     from annotator.inference.predictor import Predictor
 
     crf = crf_params(args)
-    cache = FeatureCache()  # in memory only: the folder sample's features are not computed twice
     if args.use_cache:
         cache = FeatureCache(args.feature_cache or default_cache_folder(), disk_bytes=int(args.cache_gb * 2**30))
+    else:  # in memory only: the folder sample's features are not computed twice
+        cache = FeatureCache()
     procs = min(args.batch_size, cores) if crf and args.batch_size > 1 else 0
     return Predictor(
         build_model(model_spec(args)),
