@@ -178,6 +178,11 @@ METHODS = {
         "both",
         "mask",
     ),
+    "default with the close head added to PANet's logits while there is one support": (
+        {**ALL_THREE, "learning": LearningConfig(head_alone_from=2)},
+        "both",
+        "mask",
+    ),
     "default without the supports' count of parts": (
         {**ALL_THREE, "learning": LearningConfig(parts=False)},
         "both",
