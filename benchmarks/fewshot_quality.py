@@ -178,8 +178,8 @@ METHODS = {
         "both",
         "mask",
     ),
-    "default with the close head alone from one support": (
-        {**ALL_THREE, "learning": LearningConfig(head_alone_from=1)},
+    "default with the close head added to PANet's logits while there is one support": (
+        {**ALL_THREE, "learning": LearningConfig(head_alone_from=2)},
         "both",
         "mask",
     ),

@@ -121,7 +121,9 @@ ROWS: dict[str, Loop] = {
     "default without the foreground bias on the supports' own scenes": Loop(LearningConfig(own_scene_bias=0.0)),
     "default with the own-scene foreground bias at 0.5": Loop(LearningConfig(own_scene_bias=0.5)),
     "default with the own-scene foreground bias at 1.5": Loop(LearningConfig(own_scene_bias=1.5)),
-    "default with the close head alone from one support": Loop(LearningConfig(head_alone_from=1)),
+    "default with the close head added to PANet's logits while there is one support": Loop(
+        LearningConfig(head_alone_from=2)
+    ),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 

@@ -99,10 +99,11 @@ def test_the_presence_gap_needs_two_groups_and_a_wide_enough_gap():
     assert gap_floor([0.0, 0.0, 0.0, 0.95], 0.05) == 0.0
 
 
-def test_the_head_decides_alone_from_two_supports():
+def test_the_head_decides_alone_from_as_many_supports_as_configured():
     feats, masks = _features(3)
-    assert not learn(feats[:1], masks[:1], LearningConfig()).head_alone  # one support: added to PANet's logits
-    assert learn(feats[:2], masks[:2], LearningConfig()).head_alone
+    assert learn(feats[:1], masks[:1], LearningConfig()).head_alone  # the default: from the first support on
+    assert not learn(feats[:1], masks[:1], LearningConfig(head_alone_from=2)).head_alone  # added to PANet's logits
+    assert learn(feats[:2], masks[:2], LearningConfig(head_alone_from=2)).head_alone
     assert not learn(feats[:2], masks[:2], LearningConfig(head_alone_from=0)).head_alone
 
 

@@ -5,15 +5,16 @@
 - background prototypes from the supports' background (and, off by default, from rejected regions);
 - fitted `PixelHead`s (1x1 conv, class-balanced logistic regression on the supports' pixels): supports' pixels
   are positives and backgrounds, rejected regions are negatives. Two are fitted. A close one (light L2) decides
-  on queries of the supports' own scenes (a video's other frames, told by `scene_descriptor`): added to PANet's
-  logits with one support, alone from two on (a linear classifier over the supports then generalises better
-  than their prototypes). On other scenes it overfits the supports, so a more regularised one is added to
-  PANet's logits there (benchmarks/fewshot_quality.py, benchmarks/labelling_effort.py);
+  alone on queries of the supports' own scenes (a video's other frames, told by `scene_descriptor`), from the
+  first support on: there a linear classifier over the supports separates better than their prototypes. On other
+  scenes it overfits the supports, so a more regularised one is added to PANet's logits there
+  (benchmarks/fewshot_quality.py, benchmarks/labelling_effort.py);
 - the folder's own pixels: Tent's entropy minimisation (on) and confident pseudo-labels (off) in that fit;
 - a presence floor (set by the predictor) above the negatives' scores and, where the folder's own scores split
   into two groups with a clear gap between them, in that gap: so images like the negatives come back empty.
   Not on the supports' own scenes, where the close head decides alone: there the user drew the class, and a small
-  object (libby, the little dog) scored under a floor set by large animals' frames and came back empty;
+  object (libby, the little dog) scored under a floor set by large animals' frames and came back empty; there a
+  negative teaches the head alone (and an image where it finds nothing comes back empty, whatever its colours);
 - the supports' count of parts: where each support is one object, a proposal keeps only its strongest part
   (annotator.inference.mask_parts), so the crowd around the drawn dancer is not proposed;
 - the supports' colours (annotator.inference.colour_model), on queries of their own scenes;
@@ -53,7 +54,7 @@ class LearningConfig:
     negatives: bool = True  # rejected regions are background samples of the head's fit
     negative_prototypes: int = 0  # k-means prototypes per negative region added to the background (0: none)
     head: bool = True  # fit a 1x1-conv head on supports and negatives
-    head_alone_from: int = 2  # from this many supports the head's logit alone decides (0: never) ...
+    head_alone_from: int = 1  # from this many supports the head's logit alone decides (0: never) ...
     same_scene: float = 0.985  # ... on a query this alike (scene cosine) to a support, e.g. a video's frame (0: any)
     other_scene_l2: float = 1e-3  # on other scenes a second head, more regularised, is added to PANet's logits
     pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit

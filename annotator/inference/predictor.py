@@ -392,7 +392,7 @@ class Predictor:
                 sim = (region @ F.normalize(fg_protos, dim=1).T).max()
                 # Rounded: it ranks proposals, and its last float bits vary with the tensors' memory layout.
                 presence = round(max(0.0, float(sim)), 4)
-            if presence < self.learned.floor_for(alone):
+            if not fg.any() or presence < self.learned.floor_for(alone):  # the colours alone do not make an object
                 return np.zeros(size, np.float32), presence
             dropped = None
             if self.learned.parts:  # after presence: the dropped parts are still evidence that the class is there

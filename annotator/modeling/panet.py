@@ -6,8 +6,8 @@ prototype-alignment regulariser (PAR) segments the supports back from prototypes
 query's own prediction; it is what training or test-time adaptation minimises.
 
 At inference (`segment`), with the extras the annotator measured: several prototypes per side (each pixel
-takes its best match: one per support, k-means of the background), a fitted head's logit offset (or, from
-two supports on, the head's logit alone), and the self-prototype pass (match again with prototypes averaged
+takes its best match: one per support, k-means of the background), a fitted head's logit offset (or, on
+the supports' own scenes, the head's logit alone), and the self-prototype pass (match again with prototypes averaged
 with the query's own confident regions).
 """
 
@@ -102,8 +102,8 @@ class PANet(nn.Module):
         head_alone: bool = False,
     ) -> torch.Tensor:
         """Logits [1,2,h,w] of one query's features [1,C,h,w] against prototype sets bg [B,C] and fg [F,C];
-        `head_alone`: the fitted head's logit `offset` [1,h,w] alone decides (fitted on two or more supports, a
-        linear classifier generalises better than their prototypes)."""
+        `head_alone`: the fitted head's logit `offset` [1,h,w] alone decides (on the supports' own scenes a
+        linear classifier separates better than their prototypes)."""
         if head_alone and offset is not None:
             return torch.stack([torch.zeros_like(offset), offset], dim=1)
         match = self.matcher(feats, offset)

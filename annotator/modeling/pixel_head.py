@@ -1,7 +1,7 @@
 """The fitted head: a 1x1-conv foreground classifier over frozen, cached backbone features.
 
-It adds a per-pixel correction to PANet's prototype logits, or (fitted closely to two supports or more, on
-their own scenes) its logit alone decides foreground. `annotator.inference.learning` fits it on the supports, the
+It adds a per-pixel correction to PANet's prototype logits, or (fitted closely to the supports, on their own
+scenes) its logit alone decides foreground. `annotator.inference.learning` fits it on the supports, the
 negatives (and the folder's pixels, for Tent) without touching the backbone.
 """
 
