@@ -33,7 +33,7 @@ from annotator.io.weights import WeightsError
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, VGG16OS8
 from annotator.modeling.openvino_backbone import OpenVINOVGG16OS8
 from annotator.modeling.panet import PANet
-from annotator.modeling.prototypes import masked_average_pool, scene_descriptor
+from annotator.modeling.prototypes import inverse_norms, masked_average_pool, scene_descriptor
 from annotator.modeling.quantized import QuantizedVGG16OS8, activation_bits, int8_supported, quantize
 from annotator.modeling.sgone import SGOne
 from annotator.utils.sampling import evenly_spaced
@@ -380,10 +380,12 @@ class Predictor:
             dtype = self.model.match_dtype if self.device.type != "mps" else torch.float32  # mps has no float64
             feats = feats.to(self.device, dtype)[None]
             fg_protos, bg_protos = self.learned.fg.to(dtype), self.learned.bg.to(dtype)
-            scene = scene_descriptor(feats)[0] if self.learned.scenes is not None else None  # 2 ms: only if used
+            # the features' inverse norms, for the scene test and PANet's cosines both (a pass over the features)
+            inv = inverse_norms(feats) if self.model.learns_from_reviews else None
+            scene = scene_descriptor(feats, inv)[0] if self.learned.scenes is not None else None  # only if used
             head, alone = self.learned.head_for(scene)
             offset = head(feats).to(dtype) if head is not None else None
-            logits = self.model.segment(feats, bg_protos, fg_protos, offset, alone)
+            logits = self.model.segment(feats, bg_protos, fg_protos, offset, alone, inv)
             margin = logits[:, 1:] - logits[:, :1]  # [1,1,h,w]: softmax over (bg, fg) is its sigmoid
             fg = (margin[:, 0] > 0).to(dtype)
             presence = 0.0

@@ -79,11 +79,12 @@ class PANet(nn.Module):
         """The features prototypes live in (the backbone's own), for the presence score."""
         return feats
 
-    def matcher(self, feats: torch.Tensor, offset: torch.Tensor | None = None):
+    def matcher(self, feats: torch.Tensor, offset: torch.Tensor | None = None, inv_norms: torch.Tensor | None = None):
         """(bg [B,C], fg [F,C] prototypes) -> logits [1,2,h,w] of features [1,C,h,w]: each side's best prototype,
         plus a fitted head's foreground `offset` [1,h,w]. What does not depend on the prototypes (the features'
-        inverse norms) is computed once, however often the prototypes change."""
-        inv = inverse_norms(feats)
+        inverse norms, or `inv_norms` where the caller has them) is computed once, however often the prototypes
+        change."""
+        inv = inverse_norms(feats) if inv_norms is None else inv_norms
 
         def match(bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
             logits = best_match_logits(feats, bg, fg, self.scale, inv)
@@ -100,13 +101,15 @@ class PANet(nn.Module):
         fg: torch.Tensor,
         offset: torch.Tensor | None = None,
         head_alone: bool = False,
+        inv_norms: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits [1,2,h,w] of one query's features [1,C,h,w] against prototype sets bg [B,C] and fg [F,C];
+        """Logits [1,2,h,w] of one query's features [1,C,h,w] against prototype sets bg [B,C] and fg [F,C]
+        (`inv_norms`: the features' inverse_norms, where the caller has them already);
         `head_alone`: the fitted head's logit `offset` [1,h,w] alone decides (on the supports' own scenes a
         linear classifier separates better than their prototypes)."""
         if head_alone and offset is not None:
             return torch.stack([torch.zeros_like(offset), offset], dim=1)
-        match = self.matcher(feats, offset)
+        match = self.matcher(feats, offset, inv_norms)
         logits = match(bg, fg)
         if not self.self_refine:
             return logits

@@ -74,9 +74,10 @@ class SGOne(nn.Module):
         fg: torch.Tensor,
         offset: torch.Tensor | None = None,
         head_alone: bool = False,
+        inv_norms: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits [1,2,h,w] of one query's features from its (bg [1,C], fg [1,C]) prototype pair (SG-One fits no
-        head: `offset` and `head_alone` are PANet's)."""
+        head and matches no cosine over these features: `offset`, `head_alone` and `inv_norms` are PANet's)."""
         return self.match(feats, torch.cat([bg, fg]))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
