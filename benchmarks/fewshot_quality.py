@@ -5,7 +5,8 @@ Episodes (one per support sequence of each class group, see benchmarks/davis.py)
 - positives: every frame of the group's other sequences; for the one-sequence groups (blackswan,
   camel, cows, goat), the frames of the last 60% of the same sequence, supports taken from the first
   40% ("within-sequence", reported apart because it is easier);
-- negatives: the middle frame of every sequence outside the group (the class is absent).
+- negatives: the middle frame of every sequence that does not show the class (davis.free_of: not only its
+  group's videos are left out, but those whose riders, spectators or parked cars are people or cars too).
 Backbone features of every frame are computed once and shared by all configurations, so the
 backbone's time is counted once per image; matching and CRF are timed per query. CRF runs in a
 process pool (one per core) and its time is measured inside the workers.
@@ -58,7 +59,7 @@ def episodes(shots: int) -> list[Episode]:
     """The benchmark's episodes for k = `shots`, deterministic."""
     out = []
     for cls, seqs in davis.GROUPS.items():
-        outside = [s for s in davis.GROUPS_FLAT if davis.group_of(s) != cls]
+        outside = [s for s in davis.GROUPS_FLAT if davis.free_of(s, cls)]
         negatives = [davis.frames(s)[len(davis.frames(s)) // 2][0] for s in outside]
         for seq in seqs:
             fr = davis.frames(seq)
