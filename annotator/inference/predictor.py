@@ -33,7 +33,7 @@ from annotator.io.weights import WeightsError
 from annotator.modeling.backbones import IMAGENET_MEAN, IMAGENET_STD, VGG16OS8
 from annotator.modeling.openvino_backbone import OpenVINOVGG16OS8
 from annotator.modeling.panet import PANet
-from annotator.modeling.prototypes import inverse_norms, masked_average_pool, scene_descriptor
+from annotator.modeling.prototypes import inverse_norms, masked_average_pool, resize_mask, scene_descriptor
 from annotator.modeling.quantized import QuantizedVGG16OS8, activation_bits, int8_supported, quantize
 from annotator.modeling.sgone import SGOne
 from annotator.utils.sampling import evenly_spaced
@@ -273,14 +273,14 @@ class Predictor:
         self._fit(feats, fg_t, neg_feats, neg_t, (), cancelled)
         if folder and (self.learning.pseudo_labels or self.learning.entropy):
             if self.learning.presence and neg_t is not None:  # the first fit's predictions see the negatives' floor
-                self.learned.presence_floor = self._presence_floor(feats, neg_feats)
+                self.learned.presence_floor = self._presence_floor(feats, neg_feats, neg_t)
             side = tuple(folder[0].shape[-2:])
             pseudo = [(f.to(self.device), torch.from_numpy(self.match(f, side)[0])) for f in folder]
             confident = [(f, p) for f, p in pseudo if p.max() > 0.5] or pseudo  # images where the class was found
             self._fit(feats, fg_t, neg_feats, neg_t, confident, cancelled)
         gap = folder if self.learning.presence_gap else ()
         if self.learning.presence and (neg_t is not None or gap):  # once, on the final fit
-            self.learned.presence_floor = self._presence_floor(feats, neg_feats, gap)
+            self.learned.presence_floor = self._presence_floor(feats, neg_feats, neg_t, gap)
         if images and self.learning.colour > 0:
             self.learned.colours = ColourModel.fit(images, masks, self.learning.colour)
 
@@ -298,14 +298,22 @@ class Predictor:
             self.learned = learn(feats, fg_t, self.learning, neg_feats, neg_t, pseudo, cancelled)
 
     def _presence_floor(
-        self, feats: torch.Tensor, neg_feats: torch.Tensor | None, folder: Sequence[torch.Tensor] = ()
+        self,
+        feats: torch.Tensor,
+        neg_feats: torch.Tensor | None,
+        neg_regions: torch.Tensor | None,
+        folder: Sequence[torch.Tensor] = (),
     ) -> float:
-        """Just above the best presence any negative still gets, or in the gap between the folder's two groups
-        of presence scores where it has them (learning.gap_floor), so images like the negatives come back
-        empty; but never above what a quarter of the supports score when left out of the prototypes (the
-        class must stay found)."""
+        """Just above the best presence any negative still gets in its region that is not the class (`neg_regions`
+        [n,H,W]: a partial negative's image may show the class elsewhere, and that must not raise the floor), or
+        in the gap between the folder's two groups of presence scores where it has them (learning.gap_floor), so
+        images like the negatives come back empty; but never above what a quarter of the supports score when left
+        out of the prototypes (the class must stay found)."""
         side = tuple(feats.shape[-2:])  # presence only: no upsampling needed
-        negs = [self.match(f, side)[1] for f in neg_feats] if neg_feats is not None else []
+        negs = []
+        if neg_feats is not None:
+            regions = resize_mask(neg_regions, side) > 0.5
+            negs = [self.match(f, side, region=r)[1] for f, r in zip(neg_feats, regions)]
         floor = max(negs) + 0.01 if negs and max(negs) > 0 else 0.0
         if folder:
             floor = max(floor, gap_floor([self.match(f, side)[1] for f in folder] + negs, self.learning.presence_gap))
@@ -361,11 +369,16 @@ class Predictor:
 
     @torch.inference_mode()
     def match(
-        self, feats: torch.Tensor, size: tuple[int, int], image: np.ndarray | None = None
+        self,
+        feats: torch.Tensor,
+        size: tuple[int, int],
+        image: np.ndarray | None = None,
+        region: torch.Tensor | None = None,
     ) -> tuple[np.ndarray, float]:
         """Foreground probability [H,W] of one image's features [C,h,w], upsampled to the image size, and
         the presence score, both from one matching pass. Its RGB uint8 `image`, when given, lets the supports'
-        colours speak on a query of their scenes (annotator.inference.colour_model).
+        colours speak on a query of their scenes (annotator.inference.colour_model). `region` [h,w] (boolean, at
+        the features' resolution): presence is scored on the foreground inside it only (a negative's region).
 
         Presence, in [0, 1], is the cosine between the prototype of the region the features match as
         foreground and the nearest foreground prototype of the supports (0 if none matches). On the DAVIS
@@ -388,6 +401,8 @@ class Predictor:
             logits = self.model.segment(feats, bg_protos, fg_protos, offset, alone, inv)
             margin = logits[:, 1:] - logits[:, :1]  # [1,1,h,w]: softmax over (bg, fg) is its sigmoid
             fg = (margin[:, 0] > 0).to(dtype)
+            if region is not None:  # presence of the foreground inside it only
+                fg = fg * region.to(fg.device, dtype)
             presence = 0.0
             if fg.any():
                 region = F.normalize(masked_average_pool(self.model.embedding(feats), fg), dim=1)
