@@ -403,13 +403,13 @@ class Predictor:
             fg = (margin[:, 0] > 0).to(dtype)
             if region is not None:  # presence of the foreground inside it only
                 fg = fg * region.to(fg.device, dtype)
-            presence = 0.0
-            if fg.any():
-                region = F.normalize(masked_average_pool(self.model.embedding(feats), fg), dim=1)
-                sim = (region @ F.normalize(fg_protos, dim=1).T).max()
-                # Rounded: it ranks proposals, and its last float bits vary with the tensors' memory layout.
-                presence = round(max(0.0, float(sim)), 4)
-            if not fg.any() or presence < self.learned.floor_for(alone):  # the colours alone do not make an object
+            if not fg.any():  # nothing matched: the supports' colours alone do not make an object
+                return np.zeros(size, np.float32), 0.0
+            found = F.normalize(masked_average_pool(self.model.embedding(feats), fg), dim=1)
+            sim = (found @ F.normalize(fg_protos, dim=1).T).max()
+            # Rounded: it ranks proposals, and its last float bits vary with the tensors' memory layout.
+            presence = round(max(0.0, float(sim)), 4)
+            if presence < self.learned.floor_for(alone):
                 return np.zeros(size, np.float32), presence
             dropped = None
             if self.learned.parts:  # after presence: the dropped parts are still evidence that the class is there

@@ -7,8 +7,8 @@ query's own prediction; it is what training or test-time adaptation minimises.
 
 At inference (`segment`), with the extras the annotator measured: several prototypes per side (each pixel
 takes its best match: one per support, k-means of the background), a fitted head's logit offset (or, on
-the supports' own scenes, the head's logit alone), and the self-prototype pass (match again with prototypes averaged
-with the query's own confident regions).
+the supports' own scenes, the head's logit alone), and the self-prototype pass (match again with prototypes
+averaged with the query's own confident regions).
 """
 
 from __future__ import annotations
