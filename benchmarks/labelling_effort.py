@@ -81,6 +81,8 @@ ROWS: dict[str, Loop] = {
     "+ presence gap in the folder's scores": Loop(OFF.changed(presence=True), **BASICS),
     "+ fitted head, pseudo-labels": Loop(OFF.changed(head=True, pseudo_labels=True), **BASICS),
     "+ fitted head, entropy (Tent)": Loop(OFF.changed(head=True, entropy=True), **BASICS),
+    "+ fitted head, PANet's PAR on the folder": Loop(OFF.changed(head=True, alignment=1.0), **BASICS),
+    "+ fitted head, FixMatch-style consistency": Loop(OFF.changed(head=True, consistency=1.0), **BASICS),
     "loop only (rejected not again, accepted as supports, per-support)": Loop(OFF.changed(per_support=True)),
     "loop + head with negatives": Loop(OFF.changed(per_support=True, head=True, negatives=True)),
     "loop + head with negatives + presence": Loop(
@@ -124,6 +126,9 @@ ROWS: dict[str, Loop] = {
     "default with the close head added to PANet's logits while there is one support": Loop(
         LearningConfig(head_alone_from=2)
     ),
+    "default + PANet's PAR on the folder (weight 1)": Loop(LearningConfig(alignment=1.0)),
+    "default + PANet's PAR on the folder (weight 0.1)": Loop(LearningConfig(alignment=0.1)),
+    "default + FixMatch-style consistency (weight 1)": Loop(LearningConfig(consistency=1.0)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 

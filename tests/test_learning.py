@@ -7,7 +7,18 @@ import pytest
 import torch
 
 from annotator.build import build_model
-from annotator.inference.learning import Cancelled, LearningConfig, gap_floor, learn, pixel_sample
+from annotator.inference.learning import (
+    Alignment,
+    Cancelled,
+    LearningConfig,
+    balanced,
+    fit_head,
+    gap_floor,
+    head_samples,
+    learn,
+    pixel_sample,
+    pixels_per_image,
+)
 from annotator.inference.predictor import Predictor
 from annotator.modeling.prototypes import scene_descriptor
 from tests.synthetic import scene
@@ -40,6 +51,30 @@ def test_the_folders_pixels_are_sampled_image_by_image_as_from_all_of_them_at_on
     assert torch.equal(drawn, pixels[torch.randperm(len(pixels), generator=torch.Generator().manual_seed(5))[:100]])
     assert len(torch.unique(drawn, dim=0)) == 100  # without replacement
     assert len(pixel_sample(feats, 10**6, torch.Generator())) == len(pixels)
+
+
+def test_the_folder_terms_of_the_fit_are_deterministic_and_change_it():
+    """PAR and the FixMatch-style consistency learn from the folder's images (features, probability)."""
+    feats, masks = _features(3)
+    folder = list(zip(*_features(4, seed=1)))
+    base = LearningConfig(samples_per_image=20, entropy=False)
+    plain = learn(feats, masks, base, pseudo=folder).head.conv.weight
+    for cfg in (base.changed(alignment=1.0), base.changed(consistency=1.0)):
+        a = learn(feats, masks, cfg, pseudo=folder).head.conv.weight
+        assert torch.equal(a, learn(feats, masks, cfg, pseudo=folder).head.conv.weight)
+        assert not torch.equal(a, plain)
+
+
+def test_par_fits_the_head_so_that_what_it_finds_in_the_folder_segments_the_supports():
+    feats, masks = _features(2)
+    qf, _ = _features(3, seed=2)
+    gen = torch.Generator().manual_seed(0)
+    x, y, w = head_samples(feats, masks, 40, gen)
+    w = balanced(w, y)
+    align = Alignment(pixels_per_image(list(qf), 64, gen), torch.nn.functional.normalize(x, dim=1), y, w / 2)
+    cfg = LearningConfig(alignment=1.0, head_l2=1e-2)  # a strong L2: the labelled pixels alone fit it loosely
+    plain, aligned = fit_head(x, y, w, cfg), fit_head(x, y, w, cfg, alignment=align)
+    assert align.loss(aligned) < 0.8 * align.loss(plain)
 
 
 def test_fitting_can_be_cancelled():

@@ -9,7 +9,9 @@
   first support on: there a linear classifier over the supports separates better than their prototypes. On other
   scenes it overfits the supports, so a more regularised one is added to PANet's logits there
   (benchmarks/fewshot_quality.py, benchmarks/labelling_effort.py);
-- the folder's own pixels: Tent's entropy minimisation (on) and confident pseudo-labels (off) in that fit;
+- the folder's own pixels: Tent's entropy minimisation (on) and, off, confident pseudo-labels, PANet's prototype
+  alignment (PAR: the prototypes of what the head finds in the folder's images must segment the supports) and a
+  FixMatch-style consistency (the confident labels fitted on features with half of each pixel's channels dropped);
 - a presence floor (set by the predictor) above the negatives' scores and, where the folder's own scores split
   into two groups with a clear gap between them, in that gap: so images like the negatives come back empty.
   Not on the supports' own scenes, where the close head decides alone: there the user drew the class, and a small
@@ -59,6 +61,8 @@ class LearningConfig:
     other_scene_l2: float = 1e-3  # on other scenes a second head, more regularised, is added to PANet's logits
     pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit
     entropy: bool = True  # Tent: minimise the head's prediction entropy on the folder's pixels
+    alignment: float = 0.0  # weight of PANet's PAR in the fit: the folder's predicted prototypes segment the supports
+    consistency: float = 0.0  # weight of a FixMatch-style term: confident folder pixels, their features half dropped
     presence: bool = True  # a presence floor above the negatives' scores
     presence_gap: float = 0.05  # ... and in the folder's widest gap in presence scores of at least this (0: off)
     floor_own_scenes: bool = False  # the floor also applies where the close head decides alone (a support's scene)
@@ -77,9 +81,14 @@ class LearningConfig:
     seed: int = 0
 
     @property
+    def fits_folder(self) -> bool:
+        """Whether the head's fit learns from the folder's images (pseudo-labels, Tent, PAR, consistency)."""
+        return self.pseudo_labels or self.entropy or self.alignment > 0 or self.consistency > 0
+
+    @property
     def uses_folder(self) -> bool:
-        """Whether any piece learns from a sample of the folder (Tent, pseudo-labels, the presence gap)."""
-        return self.entropy or self.pseudo_labels or (self.presence and self.presence_gap > 0)
+        """Whether any piece learns from a sample of the folder (the fit's pieces, the presence gap)."""
+        return self.fits_folder or (self.presence and self.presence_gap > 0)
 
     def changed(self, **kw) -> LearningConfig:
         return replace(self, **kw)
@@ -202,6 +211,28 @@ def _sample(
     return out
 
 
+@dataclass
+class Alignment:
+    """PANet's prototype alignment (PAR) on the folder: the prototypes of what the head finds in each folder image
+    (pixels [Q,n,C]) must segment the supports' pixels ([M,C], unit-norm, labels [M], weights [M]) as drawn."""
+
+    folder: torch.Tensor
+    supports: torch.Tensor
+    labels: torch.Tensor
+    weight: torch.Tensor
+    scale: float = 20.0  # PANet's cosine scale
+
+    def loss(self, head: PixelHead) -> torch.Tensor:
+        q, n, c = self.folder.shape
+        p = torch.sigmoid(head.pixels(self.folder.reshape(q * n, c))).reshape(q, n, 1)
+        fg = (p * self.folder).sum(1) / p.sum(1).clamp_min(1e-6)  # [Q,C]
+        bg = ((1 - p) * self.folder).sum(1) / (1 - p).sum(1).clamp_min(1e-6)
+        cos = self.supports @ F.normalize(fg, dim=1).T - self.supports @ F.normalize(bg, dim=1).T  # [M,Q]
+        y = self.labels[:, None].expand_as(cos)
+        ce = F.binary_cross_entropy_with_logits(self.scale * cos, y, reduction="none").mean(1)
+        return (ce * self.weight).sum()
+
+
 def fit_head(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -210,10 +241,11 @@ def fit_head(
     unlabelled: torch.Tensor | None = None,
     cancelled: Callable[[], bool] = lambda: False,
     l2: float | None = None,
+    alignment: Alignment | None = None,
 ) -> PixelHead:
     """Weighted logistic regression (L-BFGS, full batch, float32) of the head on pixel vectors [M,C] with labels [M];
-    `unlabelled` pixels [U,C] add Tent's entropy term; `l2`: cfg.head_l2 unless given. Deterministic for the
-    same inputs and thread count."""
+    `unlabelled` pixels [U,C] add Tent's entropy term, `alignment` PAR's; `l2`: cfg.head_l2 unless given.
+    Deterministic for the same inputs and thread count."""
     head = PixelHead(x.shape[1]).to(x.device)
     x = x.float()
     w = weight / weight.sum()
@@ -230,6 +262,8 @@ def fit_head(
         if unlabelled is not None and len(unlabelled):
             p = torch.sigmoid(head.pixels(unlabelled.float()))
             loss = loss + 0.1 * -(p * torch.log(p + 1e-6) + (1 - p) * torch.log(1 - p + 1e-6)).mean()
+        if alignment is not None:
+            loss = loss + cfg.alignment * alignment.loss(head)
         loss.backward()
         return loss
 
@@ -252,6 +286,20 @@ def head_samples(
             ys.append(torch.full((len(x),), label, device=x.device))
             ws.append(torch.full((len(x),), weight / max(len(x), 1), device=x.device))
     return torch.cat(xs), torch.cat(ys), torch.cat(ws)
+
+
+def balanced(weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The weights [M] scaled so that each label's sum to 1: more negatives must not lower every foreground logit."""
+    fg = labels > 0.5
+    return torch.where(fg, weight / weight[fg].sum().clamp_min(1e-9), weight / weight[~fg].sum().clamp_min(1e-9))
+
+
+def pixels_per_image(feats: Sequence[torch.Tensor], count: int, gen: torch.Generator) -> torch.Tensor:
+    """[Q,count,C] float32: `count` pixel vectors drawn without replacement from each image's features [C,h,w]."""
+    c, h, w = feats[0].shape
+    return torch.stack(
+        [f.reshape(c, h * w)[:, torch.randperm(h * w, generator=gen)[:count].to(f.device)].T.float() for f in feats]
+    )
 
 
 def pixel_sample(feats: Sequence[torch.Tensor], count: int, gen: torch.Generator) -> torch.Tensor:
@@ -300,18 +348,27 @@ def learn(
             # a negative region is background (0); outside it the image is unknown (0.5: not sampled)
             parts.append(head_samples(neg_feats.float(), 0.5 * (1.0 - neg_regions), n, gen))
         unlabelled = None
-        if pseudo and cfg.pseudo_labels:
+        if pseudo and (cfg.pseudo_labels or cfg.consistency > 0):
             qf = torch.stack([f for f, _ in pseudo]).float()
             qp = torch.stack([resize_mask(p[None], qf.shape[-2:])[0] for _, p in pseudo])
-            parts.append(head_samples(qf, qp, n, gen, weight=0.5))
+            if cfg.pseudo_labels:
+                parts.append(head_samples(qf, qp, n, gen, weight=0.5))
+            if cfg.consistency > 0:  # FixMatch on cached features: the confident labels, half of each pixel dropped
+                qx, qy, qw = head_samples(qf, qp, n, gen, weight=cfg.consistency)
+                keep = torch.rand(qx.shape, generator=gen).to(qx.device) < 0.5
+                parts.append((qx * keep * 2.0, qy, qw))
         if pseudo and cfg.entropy:
             unlabelled = pixel_sample([f for f, _ in pseudo], cfg.tent_samples, gen)
         x, y, w = (torch.cat(t) for t in zip(*parts))
-        # the two labels weigh the same in total: more negatives must not lower every foreground logit
-        w = torch.where(y > 0.5, w / w[y > 0.5].sum().clamp_min(1e-9), w / w[y < 0.5].sum().clamp_min(1e-9))
-        head = fit_head(x, y, w, cfg, unlabelled, cancelled)
+        w = balanced(w, y)
+        alignment = None
+        if pseudo and cfg.alignment > 0:
+            m = len(parts[0][0])  # the supports' own pixels come first
+            folder = pixels_per_image([f for f, _ in pseudo], cfg.tent_samples // len(pseudo), gen)
+            alignment = Alignment(folder, F.normalize(x[:m], dim=1), y[:m], balanced(w[:m], y[:m]) / 2)
+        head = fit_head(x, y, w, cfg, unlabelled, cancelled, alignment=alignment)
         if gated:
-            other_head = fit_head(x, y, w, cfg, unlabelled, cancelled, l2=cfg.other_scene_l2)
+            other_head = fit_head(x, y, w, cfg, unlabelled, cancelled, l2=cfg.other_scene_l2, alignment=alignment)
     return Learned(
         fg=fg,
         bg=bg,

@@ -257,10 +257,11 @@ class Predictor:
         images: Sequence[np.ndarray] = (),
     ) -> None:
         """Learn the class from already-encoded support features [k,C,h,w] with their boolean masks, and negatives'
-        features [n,C,h,w] with the regions that are not the class. With pseudo-labels or Tent on, the features
-        [C,h,w] of some of the folder's images are fitted to as well, from a first fit's predictions on them; with
-        the presence gap on, their presence scores place the presence floor. The supports' RGB uint8 `images`, when
-        given, teach their colours (learning.LearningConfig.colour). Raises learning.Cancelled when `cancelled()`."""
+        features [n,C,h,w] with the regions that are not the class. Where the fit learns from the folder
+        (LearningConfig.fits_folder), the features [C,h,w] of some of its images are fitted to as well, from a first
+        fit's predictions on them; with the presence gap on, their presence scores place the presence floor. The
+        supports' RGB uint8 `images`, when given, teach their colours (learning.LearningConfig.colour). Raises
+        learning.Cancelled when `cancelled()`."""
         fg_t = self._network_masks(masks)
         neg_t = self._network_masks(neg_masks) if neg_feats is not None and len(neg_masks) else None
         if not self.model.learns_from_reviews:  # one prototype pair from the supports (SG-One's guidance)
@@ -271,7 +272,7 @@ class Predictor:
         feats = feats.to(self.device)
         neg_feats = neg_feats.to(self.device) if neg_t is not None else None
         self._fit(feats, fg_t, neg_feats, neg_t, (), cancelled)
-        if folder and (self.learning.pseudo_labels or self.learning.entropy):
+        if folder and self.learning.fits_folder:
             if self.learning.presence and neg_t is not None:  # the first fit's predictions see the negatives' floor
                 self.learned.presence_floor = self._presence_floor(feats, neg_feats, neg_t)
             side = tuple(folder[0].shape[-2:])
