@@ -17,6 +17,7 @@ with its shipped head and with a head adapted to these very images (`--adapted C
 `annotator train --init weights/sgone_head.safetensors --images ...` on the benchmark's frames).
 
 Run: .venv/bin/python -m benchmarks.fewshot_quality [--input-size 417] [--cache DIR] [--adapted CKPT]
+     [--methods NAME ...] [--vary FIELD=VALUE ...]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from annotator.inference.predictor import Predictor
 from annotator.io.imageio import image_size, read_image, read_mask
 from annotator.modeling.panet import combine_layers
 from benchmarks import davis
+from benchmarks.settings import vary
 
 CROSS = ("car", "dog", "person")  # groups whose positives come from other sequences
 
@@ -209,6 +211,7 @@ def _view(f: torch.Tensor, kind: str) -> torch.Tensor:
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     methods = {k: v for k, v in METHODS.items() if k in args.methods}
+    methods.update({name: ({**ALL_THREE, "learning": cfg}, "both", "mask") for name, cfg in args.vary})
     if "SG-One, adapted head" in methods:
         if not args.adapted:
             del methods["SG-One, adapted head"]
@@ -335,7 +338,15 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=Precision.values(), help=Precision.__doc__)
     ap.add_argument("--no-crf", dest="crf", action="store_false", help="skip the CRF rows (faster)")
     ap.add_argument("--cache", help="folder to keep backbone features in between runs")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), help="rows to run (names as in the table)")
+    ap.add_argument("--methods", nargs="*", default=list(METHODS), help="rows to run (names as in the table)")
+    ap.add_argument(
+        "--vary",
+        nargs="+",
+        type=vary,
+        default=[],
+        metavar="FIELD=VALUE",
+        help="also a row of the default with this LearningConfig field changed (e.g. other_scene_l2=3e-3)",
+    )
     ap.add_argument(
         "--crf-methods",
         nargs="+",

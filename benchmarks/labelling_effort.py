@@ -22,7 +22,7 @@ learning piece alone, all of them, and the default (annotator.inference.learning
 `--speed N` instead times one "propagate again" round of the project workflow over N images whose
 features are cached (copies of 15 DAVIS car frames), fitting included, without the CRF.
 
-Run: .venv/bin/python -m benchmarks.labelling_effort [--crf] [--rows NAME ...] [--classes car dog ...]
+Run: .venv/bin/python -m benchmarks.labelling_effort [--crf] [--rows NAME ...] [--vary FIELD=VALUE ...] [--classes ...]
      .venv/bin/python -m benchmarks.labelling_effort --speed 2000
 """
 
@@ -49,6 +49,7 @@ from annotator.io.imageio import image_size, read_image, read_mask
 from annotator.utils.sampling import evenly_spaced
 from benchmarks import davis
 from benchmarks.fewshot_quality import _crf_job, _unpack
+from benchmarks.settings import vary
 
 POSITIVES, NEGATIVES, ROUNDS, FIXES_PER_ROUND = 15, 10, 5, 2
 IOU_OK, NEG_OK = 0.75, 0.005
@@ -348,12 +349,13 @@ def run(args) -> None:
     )
     paths = sorted({p for f in fs for p, _ in f.positives} | {p for f in fs for p in f.negatives})
     feats, backbone_s = features(paths, predictor, Path(args.cache) / f"effort_{predictor.model_tag}.safetensors")
+    loops = {**{name: ROWS[name] for name in args.rows}, **{name: Loop(cfg) for name, cfg in args.vary}}
     rows = []
     with get_context("fork").Pool(os.cpu_count() or 1) as pool:
-        for name in args.rows:
+        for name, loop in loops.items():
             outs = []
             for f in fs:
-                outs.append(simulate(f, ROWS[name], predictor, feats, pool, args.crf))
+                outs.append(simulate(f, loop, predictor, feats, pool, args.crf))
                 print(f"\r{name}: {f.cls} done", end="", file=sys.stderr)
             print(file=sys.stderr)
             rows.append((name, outs))
@@ -465,7 +467,15 @@ def speed(n: int, input_size: InputSize = INPUT_SIZE, negatives: int = 10) -> No
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument(
+        "--vary",
+        nargs="+",
+        type=vary,
+        default=[],
+        metavar="FIELD=VALUE",
+        help="also a row of the default with this LearningConfig field changed (e.g. other_scene_l2=3e-3)",
+    )
     ap.add_argument("--classes", nargs="+", default=list(davis.GROUPS))
     ap.add_argument("--crf", action="store_true", help="refine with the dense CRF (about 0.6 s per image per round)")
     ap.add_argument(
