@@ -224,10 +224,11 @@ class Alignment:
 
     def loss(self, head: PixelHead) -> torch.Tensor:
         q, n, c = self.folder.shape
-        p = torch.sigmoid(head.pixels(self.folder.reshape(q * n, c))).reshape(q, n, 1)
-        fg = (p * self.folder).sum(1) / p.sum(1).clamp_min(1e-6)  # [Q,C]
-        bg = ((1 - p) * self.folder).sum(1) / (1 - p).sum(1).clamp_min(1e-6)
-        cos = self.supports @ F.normalize(fg, dim=1).T - self.supports @ F.normalize(bg, dim=1).T  # [M,Q]
+        p = torch.sigmoid(head.pixels(self.folder.reshape(q * n, c))).reshape(q, n)
+        # each image's fg and bg prototypes [Q,C]: weighted sums, as their norm drops the masked average's divisor
+        fg = F.normalize(torch.einsum("qn,qnc->qc", p, self.folder), dim=1)
+        bg = F.normalize(torch.einsum("qn,qnc->qc", 1 - p, self.folder), dim=1)
+        cos = self.supports @ (fg - bg).T  # [M,Q]: the fg cosine minus the bg one, a two-way softmax's logit
         y = self.labels[:, None].expand_as(cos)
         ce = F.binary_cross_entropy_with_logits(self.scale * cos, y, reduction="none").mean(1)
         return (ce * self.weight).sum()
