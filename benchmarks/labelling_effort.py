@@ -19,10 +19,15 @@ folder's positives after each round's propagation, and seconds per round by stag
 Rows: today's loop (drawn supports only, averaged; rejections teach nothing and come back), each
 learning piece alone, all of them, and the default (annotator.inference.learning.LearningConfig()).
 
+`--episodes` instead asks, for fixed sets of drawn supports (EPISODES: where the default's reviewer had drawn by
+rounds 3 and 5), for the folder's other positives once, and reports their IoU and how many are acceptable: a
+screen of a change to a video's own frames in about a minute instead of the loop's ten.
+
 `--speed N` instead times one "propagate again" round of the project workflow over N images whose
 features are cached (copies of 15 DAVIS car frames), fitting included, without the CRF.
 
 Run: .venv/bin/python -m benchmarks.labelling_effort [--crf] [--rows NAME ...] [--vary FIELD=VALUE ...] [--classes ...]
+     .venv/bin/python -m benchmarks.labelling_effort --crf --episodes [--rows ...] [--vary ...]
      .venv/bin/python -m benchmarks.labelling_effort --speed 2000
 """
 
@@ -131,6 +136,26 @@ ROWS: dict[str, Loop] = {
     "default + PANet's PAR on the folder (weight 0.1)": Loop(LearningConfig(alignment=0.1)),
     "default + FixMatch-style consistency (weight 1)": Loop(LearningConfig(consistency=1.0)),
     "default (LearningConfig())": Loop(LearningConfig()),
+}
+
+# --episodes: drawn supports (video/frame) per class, from the default's trace of 2026-12-07 (after rounds 3 and 5)
+EPISODES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "person": (
+        ("breakdance/00000", "dance-twirl/00070", "parkour/00000"),
+        (
+            "breakdance/00000",
+            "dance-twirl/00070",
+            "parkour/00000",
+            "dance-twirl/00030",
+            "dance-twirl/00050",
+            "parkour/00075",
+        ),
+    ),
+    "car": (
+        ("car-roundabout/00000", "drift-chicane/00025"),
+        ("car-roundabout/00000", "drift-chicane/00025", "drift-chicane/00010", "drift-straight/00000"),
+    ),
+    "dog": (("dog/00000", "libby/00000", "libby/00010"),),
 }
 
 
@@ -337,6 +362,48 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
     return out
 
 
+def frame_name(p: Path) -> str:
+    """'video/frame' of a DAVIS frame's path, as EPISODES names it."""
+    return f"{p.parent.name}/{p.stem}"
+
+
+def ask(folder: Folder, supports: tuple[str, ...], loop: Loop, predictor: Predictor, feats: dict, pool, use_crf: bool):
+    """The IoU of each of the folder's positives that is not among `supports`, proposed once from those drawn
+    supports (the folder's other images as its sample, as a first round has them)."""
+    truth = {p: read_mask(m) for p, m in folder.positives}
+    drawn = [p for p in truth if frame_name(p) in supports]
+    queries = [p for p in truth if p not in drawn]
+    predictor.learning = loop.learning
+    colour = loop.learning.colour > 0
+    predictor.set_support_features(
+        torch.stack([feats[p] for p in drawn]),
+        [truth[p] for p in drawn],
+        folder=[feats[p] for p in evenly_spaced(queries + folder.negatives, loop.learning.folder_sample)],
+        images=[read_image(p) for p in drawn] if colour else (),
+    )
+    probs = {p: predictor.match(feats[p], truth[p].shape, read_image(p) if colour else None)[0] for p in queries}
+    if use_crf:
+        res = pool.map(_crf_job, [(p, prob.astype(np.float16), loop.crf) for p, prob in probs.items()], chunksize=2)
+        masks = {p: _unpack(bits, shape) for p, (bits, shape, _) in zip(probs, res)}
+    else:
+        masks = {p: prob > 0.5 for p, prob in probs.items()}
+    return [iou(masks[p], truth[p]) for p in queries]
+
+
+def run_episodes(fs: list[Folder], loops: dict[str, Loop], predictor: Predictor, feats: dict, pool, use_crf: bool):
+    """The --episodes table: per row, the positives' mean IoU and how many are acceptable, overall and per episode."""
+    eps = [(f, sup) for f in fs for sup in EPISODES.get(f.cls, ())]
+    head = "| loop | mean IoU | acceptable | " + " | ".join(f"{f.cls}, {len(s)} drawn" for f, s in eps) + " |"
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
+    for name, loop in loops.items():
+        ious = [ask(f, sup, loop, predictor, feats, pool, use_crf) for f, sup in eps]
+        every = [v for vs in ious for v in vs]
+        cells = [f"{np.mean(vs):.3f} ({sum(v >= IOU_OK for v in vs)}/{len(vs)})" for vs in ious]
+        ok = sum(v >= IOU_OK for v in every)
+        print(f"| {name} | {np.mean(every):.4f} | {ok}/{len(every)} | " + " | ".join(cells) + " |", flush=True)
+
+
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     fs = [f for f in folders(args.negatives, args.unlabelled_negatives) if f.cls in args.classes]
@@ -352,6 +419,8 @@ def run(args) -> None:
     loops = {**{name: ROWS[name] for name in args.rows}, **{name: Loop(cfg) for name, cfg in args.vary}}
     rows = []
     with get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        if args.episodes:
+            return run_episodes(fs, loops, predictor, feats, pool, args.crf)
         for name, loop in loops.items():
             outs = []
             for f in fs:
@@ -497,6 +566,11 @@ def main() -> None:
         "the class unlabelled (people on person's, parked cars on car's)",
     )
     ap.add_argument("--trace", action="store_true", help="print each positive's IoU after each round")
+    ap.add_argument(
+        "--episodes",
+        action="store_true",
+        help="instead of the reviewer: ask once from fixed drawn supports (EPISODES), report the others' IoU",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto", choices=Precision.values(), help=Precision.__doc__)
     ap.add_argument("--cache", default="benchmarks/.cache", help="folder for the backbone features")
