@@ -44,7 +44,7 @@ from annotator.inference.predictor import Predictor
 from annotator.io.imageio import image_size, read_image, read_mask
 from annotator.modeling.panet import combine_layers
 from benchmarks import davis
-from benchmarks.settings import vary
+from benchmarks.settings import add_vary
 
 CROSS = ("car", "dog", "person")  # groups whose positives come from other sequences
 
@@ -339,14 +339,7 @@ def main() -> None:
     ap.add_argument("--no-crf", dest="crf", action="store_false", help="skip the CRF rows (faster)")
     ap.add_argument("--cache", help="folder to keep backbone features in between runs")
     ap.add_argument("--methods", nargs="*", default=list(METHODS), help="rows to run (names as in the table)")
-    ap.add_argument(
-        "--vary",
-        nargs="+",
-        type=vary,
-        default=[],
-        metavar="FIELD=VALUE",
-        help="also a row of the default with this LearningConfig field changed (e.g. other_scene_l2=3e-3)",
-    )
+    add_vary(ap)
     ap.add_argument(
         "--crf-methods",
         nargs="+",

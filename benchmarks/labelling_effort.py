@@ -54,7 +54,7 @@ from annotator.io.imageio import image_size, read_image, read_mask
 from annotator.utils.sampling import evenly_spaced
 from benchmarks import davis
 from benchmarks.fewshot_quality import _crf_job, _unpack
-from benchmarks.settings import vary
+from benchmarks.settings import add_vary
 
 POSITIVES, NEGATIVES, ROUNDS, FIXES_PER_ROUND = 15, 10, 5, 2
 IOU_OK, NEG_OK = 0.75, 0.005
@@ -263,6 +263,17 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
+def final_masks(
+    probs: dict[Path, np.ndarray], crf: CRFParams, pool, use_crf: bool
+) -> tuple[dict[Path, np.ndarray], float]:
+    """Each image's final mask from its foreground probability: refined by the dense CRF in the pool's processes
+    when `use_crf` (their seconds summed, the second value), else thresholded at 0.5."""
+    if not use_crf:
+        return {p: prob > 0.5 for p, prob in probs.items()}, 0.0
+    res = pool.map(_crf_job, [(p, prob.astype(np.float16), crf) for p, prob in probs.items()], chunksize=2)
+    return {p: _unpack(bits, shape) for p, (bits, shape, _) in zip(probs, res)}, sum(r[2] for r in res)
+
+
 def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool, use_crf: bool) -> Outcome:
     """One folder labelled by the simulated reviewer under one loop configuration."""
     truth = {p: read_mask(m) for p, m in folder.positives}
@@ -315,13 +326,9 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
         if look:
             matched = {p: (look.rematch(p, prob), score) for p, (prob, score) in matched.items()}
         out.matching.append(time.perf_counter() - t0)
+        masks, crf_s = final_masks({p: prob for p, (prob, _) in matched.items()}, loop.crf, pool, use_crf)
         if use_crf:
-            jobs = [(p, prob.astype(np.float16), loop.crf) for p, (prob, _) in matched.items()]
-            res = pool.map(_crf_job, jobs, chunksize=2)
-            masks = {p: _unpack(bits, shape) for p, (bits, shape, _) in zip(matched, res)}
-            out.crf.append(sum(r[2] for r in res))
-        else:
-            masks = {p: prob > 0.5 for p, (prob, _) in matched.items()}
+            out.crf.append(crf_s)
         current = {**{p: rejected[p] for p in rejected if p not in matched}, **masks}
         state = {**current, **accepted}
         ious = {p: iou(state[p], truth[p]) for p in truth}  # this round's proposals (drawn and accepted: as kept)
@@ -367,7 +374,9 @@ def frame_name(p: Path) -> str:
     return f"{p.parent.name}/{p.stem}"
 
 
-def ask(folder: Folder, supports: tuple[str, ...], loop: Loop, predictor: Predictor, feats: dict, pool, use_crf: bool):
+def ask(
+    folder: Folder, supports: tuple[str, ...], loop: Loop, predictor: Predictor, feats: dict, pool, use_crf: bool
+) -> list[float]:
     """The IoU of each of the folder's positives that is not among `supports`, proposed once from those drawn
     supports (the folder's other images as its sample, as a first round has them)."""
     truth = {p: read_mask(m) for p, m in folder.positives}
@@ -382,15 +391,13 @@ def ask(folder: Folder, supports: tuple[str, ...], loop: Loop, predictor: Predic
         images=[read_image(p) for p in drawn] if colour else (),
     )
     probs = {p: predictor.match(feats[p], truth[p].shape, read_image(p) if colour else None)[0] for p in queries}
-    if use_crf:
-        res = pool.map(_crf_job, [(p, prob.astype(np.float16), loop.crf) for p, prob in probs.items()], chunksize=2)
-        masks = {p: _unpack(bits, shape) for p, (bits, shape, _) in zip(probs, res)}
-    else:
-        masks = {p: prob > 0.5 for p, prob in probs.items()}
+    masks, _ = final_masks(probs, loop.crf, pool, use_crf)
     return [iou(masks[p], truth[p]) for p in queries]
 
 
-def run_episodes(fs: list[Folder], loops: dict[str, Loop], predictor: Predictor, feats: dict, pool, use_crf: bool):
+def run_episodes(
+    fs: list[Folder], loops: dict[str, Loop], predictor: Predictor, feats: dict, pool, use_crf: bool
+) -> None:
     """The --episodes table: per row, the positives' mean IoU and how many are acceptable, overall and per episode."""
     eps = [(f, sup) for f in fs for sup in EPISODES.get(f.cls, ())]
     head = "| loop | mean IoU | acceptable | " + " | ".join(f"{f.cls}, {len(s)} drawn" for f, s in eps) + " |"
@@ -537,14 +544,7 @@ def speed(n: int, input_size: InputSize = INPUT_SIZE, negatives: int = 10) -> No
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
-    ap.add_argument(
-        "--vary",
-        nargs="+",
-        type=vary,
-        default=[],
-        metavar="FIELD=VALUE",
-        help="also a row of the default with this LearningConfig field changed (e.g. other_scene_l2=3e-3)",
-    )
+    add_vary(ap)
     ap.add_argument("--classes", nargs="+", default=list(davis.GROUPS))
     ap.add_argument("--crf", action="store_true", help="refine with the dense CRF (about 0.6 s per image per round)")
     ap.add_argument(

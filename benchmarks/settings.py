@@ -27,3 +27,15 @@ def vary(spec: str) -> tuple[str, LearningConfig]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{spec}': {name} takes a {kind.__name__}") from None
     return f"default with {name}={text}", LearningConfig().changed(**{name: value})
+
+
+def add_vary(ap: argparse.ArgumentParser) -> None:
+    """The `--vary FIELD=VALUE ...` option, the same in every benchmark that takes it: args.vary is [(name, config)]."""
+    ap.add_argument(
+        "--vary",
+        nargs="+",
+        type=vary,
+        default=[],
+        metavar="FIELD=VALUE",
+        help="also a row of the default with this LearningConfig field changed (e.g. other_scene_l2=3e-3)",
+    )
