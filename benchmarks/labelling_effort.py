@@ -23,10 +23,15 @@ learning piece alone, all of them, and the default (annotator.inference.learning
 rounds 3 and 5), for the folder's other positives once, and reports their IoU and how many are acceptable: a
 screen of a change to a video's own frames in about a minute instead of the loop's ten.
 
+`--variants N` also runs each folder drawn N-1 more ways: its lists of frames with and without the class rotated by
+v/N of their length before the frames are picked, so the first support is another video's frame (or another part of
+a single video) and the frames are others. The issue's folders are variant 0; the means cover all of them.
+
 `--speed N` instead times one "propagate again" round of the project workflow over N images whose
 features are cached (copies of 15 DAVIS car frames), fitting included, without the CRF.
 
 Run: .venv/bin/python -m benchmarks.labelling_effort [--crf] [--rows NAME ...] [--vary FIELD=VALUE ...] [--classes ...]
+     [--variants N]
      .venv/bin/python -m benchmarks.labelling_effort --crf --episodes [--rows ...] [--vary ...]
      .venv/bin/python -m benchmarks.labelling_effort --speed 2000
 """
@@ -216,17 +221,25 @@ class Folder:
     negatives: list[Path]
 
 
-def folders(negatives: int = NEGATIVES, unlabelled: bool = False) -> list[Folder]:
+def folders(negatives: int = NEGATIVES, unlabelled: bool = False, variant: int = 0, variants: int = 1) -> list[Folder]:
     """The benchmark's folders, one per class group, deterministic; `negatives` class-free frames in each, from
     the videos that do not show the class (davis.free_of); `unlabelled`: from every other group's video, as
-    before 2026-12-06, though riders and spectators are people and scooter-black's street has parked cars."""
+    before 2026-12-06, though riders and spectators are people and scooter-black's street has parked cars.
+    `variant` v of `variants` (0: the issue's folders): each frame list is rotated by v/variants of its length
+    before the frames are picked, so the first support and the frames are others."""
     out = []
     for cls, seqs in davis.GROUPS.items():
-        pos = [f for s in seqs for f in davis.frames(s)]
+        pos = _rotated([f for s in seqs for f in davis.frames(s)], variant, variants)
         free = [s for s in davis.GROUPS_FLAT if (davis.group_of(s) != cls if unlabelled else davis.free_of(s, cls))]
-        neg = [f for s in free for f, _ in davis.frames(s)]
-        out.append(Folder(cls, evenly_spaced(pos, POSITIVES), evenly_spaced(neg, negatives) if negatives else []))
+        neg = _rotated([f for s in free for f, _ in davis.frames(s)], variant, variants)
+        name = cls if variant == 0 else f"{cls}@{variant}"
+        out.append(Folder(name, evenly_spaced(pos, POSITIVES), evenly_spaced(neg, negatives) if negatives else []))
     return out
+
+
+def _rotated(items: list, variant: int, variants: int) -> list:
+    k = round(variant * len(items) / variants)
+    return items[k:] + items[:k]
 
 
 def features(paths: list[Path], predictor: Predictor, cache: Path) -> tuple[dict[Path, torch.Tensor], float]:
@@ -413,7 +426,12 @@ def run_episodes(
 
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
-    fs = [f for f in folders(args.negatives, args.unlabelled_negatives) if f.cls in args.classes]
+    fs = [
+        f
+        for v in range(args.variants)
+        for f in folders(args.negatives, args.unlabelled_negatives, v, args.variants)
+        if f.cls.split("@")[0] in args.classes
+    ]
     predictor = Predictor(  # its CRF runs here, in a pool (loop.crf), but matching must know whether one follows
         build_model(),
         device=args.device,
@@ -569,6 +587,13 @@ def main() -> None:
         action="store_true",
         help="the folders before 2026-12-06: class-free frames from every other group's video, though some show "
         "the class unlabelled (people on person's, parked cars on car's)",
+    )
+    ap.add_argument(
+        "--variants",
+        type=int,
+        default=1,
+        help="also run each folder drawn N-1 more ways (its frame lists rotated: another first support, other "
+        "frames); the means cover them all",
     )
     ap.add_argument("--trace", action="store_true", help="print each positive's IoU after each round")
     ap.add_argument(
