@@ -468,8 +468,7 @@ def run(args) -> None:
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for name, outs in rows:
-        draws = 100 * np.mean([o.draws / o.positives for o in outs])
-        rejects = 100 * np.mean([o.rejects / o.negatives for o in outs]) if outs[0].negatives else float("nan")
+        draws, rejects = shares(outs)
         mious = []
         for r in range(ROUNDS):  # a folder finished early keeps its last round's mIoU
             mious.append(np.mean([o.miou[min(r, len(o.miou) - 1)] for o in outs]))
@@ -497,6 +496,21 @@ def run(args) -> None:
                 f"{o.cls} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / max(o.negatives, 1):.0f}" for o in outs
             )
         )
+    if args.variants > 1:
+        print("\nPer variant (draws % / rejects %; 0: the issue's folders):")
+        for name, outs in rows:
+            cells = []
+            for v in range(args.variants):
+                draws, rejects = shares([o for o in outs if o.cls.partition("@")[2] == (str(v) if v else "")])
+                cells.append(f"{v} {draws:.1f}/{rejects:.1f}")
+            print(f"  {name}: " + ", ".join(cells))
+
+
+def shares(outs: list[Outcome]) -> tuple[float, float]:
+    """Draws % and rejects %: the folders' shares of positives drawn and of class-free frames cleared, averaged."""
+    draws = 100 * np.mean([o.draws / o.positives for o in outs])
+    rejects = 100 * np.mean([o.rejects / o.negatives for o in outs]) if outs[0].negatives else float("nan")
+    return float(draws), float(rejects)
 
 
 def speed(n: int, input_size: InputSize = INPUT_SIZE, negatives: int = 10) -> None:
