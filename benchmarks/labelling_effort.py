@@ -219,6 +219,12 @@ class Folder:
     cls: str
     positives: list[tuple[Path, Path]]
     negatives: list[Path]
+    variant: int = 0  # see folders()
+
+    @property
+    def name(self) -> str:
+        """The class, and the variant where it is not the issue's folder: "car", "car@1"."""
+        return f"{self.cls}@{self.variant}" if self.variant else self.cls
 
 
 def folders(negatives: int = NEGATIVES, unlabelled: bool = False, variant: int = 0, variants: int = 1) -> list[Folder]:
@@ -232,8 +238,8 @@ def folders(negatives: int = NEGATIVES, unlabelled: bool = False, variant: int =
         pos = _rotated([f for s in seqs for f in davis.frames(s)], variant, variants)
         free = [s for s in davis.GROUPS_FLAT if (davis.group_of(s) != cls if unlabelled else davis.free_of(s, cls))]
         neg = _rotated([f for s in free for f, _ in davis.frames(s)], variant, variants)
-        name = cls if variant == 0 else f"{cls}@{variant}"
-        out.append(Folder(name, evenly_spaced(pos, POSITIVES), evenly_spaced(neg, negatives) if negatives else []))
+        picked = evenly_spaced(neg, negatives) if negatives else []
+        out.append(Folder(cls, evenly_spaced(pos, POSITIVES), picked, variant))
     return out
 
 
@@ -260,7 +266,8 @@ def features(paths: list[Path], predictor: Predictor, cache: Path) -> tuple[dict
 
 @dataclass
 class Outcome:
-    cls: str
+    name: str  # the folder's (Folder.name)
+    variant: int = 0
     draws: int = 0
     rejects: int = 0
     positives: int = 0
@@ -297,7 +304,7 @@ def simulate(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool
     accepted: dict[Path, np.ndarray] = {first: truth[first]}  # the folder's final masks (empty = absent)
     rejected: dict[Path, np.ndarray] = {}  # image -> the region that was rejected
     confirmed_empty: set[Path] = set()
-    out = Outcome(folder.cls, positives=len(truth), negatives=len(folder.negatives))
+    out = Outcome(folder.name, folder.variant, positives=len(truth), negatives=len(folder.negatives))
     predictor.learning = loop.learning
     look = SecondLook(predictor, loop.second_look) if loop.second_look else None
     if look:
@@ -412,7 +419,7 @@ def run_episodes(
     fs: list[Folder], loops: dict[str, Loop], predictor: Predictor, feats: dict, pool, use_crf: bool
 ) -> None:
     """The --episodes table: per row, the positives' mean IoU and how many are acceptable, overall and per episode."""
-    eps = [(f, sup) for f in fs for sup in EPISODES.get(f.cls, ())]
+    eps = [(f, sup) for f in fs if f.variant == 0 for sup in EPISODES.get(f.cls, ())]  # drawn in the issue's folders
     head = "| loop | mean IoU | acceptable | " + " | ".join(f"{f.cls}, {len(s)} drawn" for f, s in eps) + " |"
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
@@ -430,7 +437,7 @@ def run(args) -> None:
         f
         for v in range(args.variants)
         for f in folders(args.negatives, args.unlabelled_negatives, v, args.variants)
-        if f.cls.split("@")[0] in args.classes
+        if f.cls in args.classes
     ]
     predictor = Predictor(  # its CRF runs here, in a pool (loop.crf), but matching must know whether one follows
         build_model(),
@@ -450,7 +457,7 @@ def run(args) -> None:
             outs = []
             for f in fs:
                 outs.append(simulate(f, loop, predictor, feats, pool, args.crf))
-                print(f"\r{name}: {f.cls} done", end="", file=sys.stderr)
+                print(f"\r{name}: {f.name} done", end="", file=sys.stderr)
             print(file=sys.stderr)
             rows.append((name, outs))
     crf = "with" if args.crf else "without"
@@ -487,13 +494,13 @@ def run(args) -> None:
         print("\nEach positive's IoU after each round's proposals (d: drawn by then, a: accepted by then):")
         for name, outs in rows:
             for o in outs:
-                print(f"  {name}, {o.cls}:", *(f"\n    r{i + 1} {t}" for i, t in enumerate(o.trace)))
+                print(f"  {name}, {o.name}:", *(f"\n    r{i + 1} {t}" for i, t in enumerate(o.trace)))
     print("\nPer class (draws % / rejects %):")
     for name, outs in rows:
         print(
             f"  {name}: "
             + ", ".join(
-                f"{o.cls} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / max(o.negatives, 1):.0f}" for o in outs
+                f"{o.name} {100 * o.draws / o.positives:.0f}/{100 * o.rejects / max(o.negatives, 1):.0f}" for o in outs
             )
         )
     if args.variants > 1:
@@ -501,7 +508,7 @@ def run(args) -> None:
         for name, outs in rows:
             cells = []
             for v in range(args.variants):
-                draws, rejects = shares([o for o in outs if o.cls.partition("@")[2] == (str(v) if v else "")])
+                draws, rejects = shares([o for o in outs if o.variant == v])
                 cells.append(f"{v} {draws:.1f}/{rejects:.1f}")
             print(f"  {name}: " + ", ".join(cells))
 
