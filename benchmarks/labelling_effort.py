@@ -23,6 +23,10 @@ learning piece alone, all of them, and the default (annotator.inference.learning
 rounds 3 and 5), for the folder's other positives once, and reports their IoU and how many are acceptable: a
 screen of a change to a video's own frames in about a minute instead of the loop's ten.
 
+`--ceiling` instead proposes each positive of a folder from all its other positives drawn and its class-free frames
+cleared, and reports the draws that no order of review would avoid (those under 0.75, and the first support): how
+low the model lets the loop go, whatever the reviewer meets first.
+
 `--variants N` also runs each folder drawn N-1 more ways: its lists of frames with and without the class rotated by
 v/N of their length before the frames are picked, so the first support is another video's frame (or another part of
 a single video) and the frames are others. The issue's folders are variant 0; the means cover all of them.
@@ -33,6 +37,7 @@ features are cached (copies of 15 DAVIS car frames), fitting included, without t
 Run: .venv/bin/python -m benchmarks.labelling_effort [--crf] [--rows NAME ...] [--vary FIELD=VALUE ...] [--classes ...]
      [--variants N]
      .venv/bin/python -m benchmarks.labelling_effort --crf --episodes [--rows ...] [--vary ...]
+     .venv/bin/python -m benchmarks.labelling_effort --crf --ceiling [--rows ...] [--vary ...] [--classes ...]
      .venv/bin/python -m benchmarks.labelling_effort --speed 2000
 """
 
@@ -140,6 +145,7 @@ ROWS: dict[str, Loop] = {
     "default + PANet's PAR on the folder (weight 1)": Loop(LearningConfig(alignment=1.0)),
     "default + PANet's PAR on the folder (weight 0.1)": Loop(LearningConfig(alignment=0.1)),
     "default + FixMatch-style consistency (weight 1)": Loop(LearningConfig(consistency=1.0)),
+    "default + a scene's own close head from 2 of its supports": Loop(LearningConfig(scene_heads_from=2)),
     "default (LearningConfig())": Loop(LearningConfig()),
 }
 
@@ -431,6 +437,53 @@ def run_episodes(
         print(f"| {name} | {np.mean(every):.4f} | {ok}/{len(every)} | " + " | ".join(cells) + " |", flush=True)
 
 
+def leave_one_out(folder: Folder, loop: Loop, predictor: Predictor, feats: dict, pool, use_crf: bool) -> list[float]:
+    """The IoU of each of the folder's positives proposed from all its other positives drawn and its class-free
+    frames cleared (whole images as negatives): where a reviewer who had done everything else would be."""
+    truth = {p: read_mask(m) for p, m in folder.positives}
+    negatives = [(feats[p], np.ones(image_size(p), bool)) for p in folder.negatives]
+    colour = loop.learning.colour > 0
+    images = {p: read_image(p) for p in truth} if colour else {}
+    predictor.learning = loop.learning
+    probs = {}
+    for q in truth:
+        drawn = [p for p in truth if p != q]
+        predictor.set_support_features(
+            torch.stack([feats[p] for p in drawn]),
+            [truth[p] for p in drawn],
+            torch.stack([f for f, _ in negatives]) if negatives else None,
+            [r for _, r in negatives],
+            folder=[feats[q]],
+            images=[images[p] for p in drawn] if colour else (),
+        )
+        probs[q] = predictor.match(feats[q], truth[q].shape, images.get(q))[0]
+    masks, _ = final_masks(probs, loop.crf, pool, use_crf)
+    return [iou(masks[p], truth[p]) for p in truth]
+
+
+def run_ceiling(
+    fs: list[Folder], loops: dict[str, Loop], predictor: Predictor, feats: dict, pool, use_crf: bool
+) -> None:
+    """The --ceiling table: per row, the draws no reviewer's order can avoid, each positive proposed from all the
+    folder's other images reviewed (leave_one_out): those under IoU 0.75, and the first support, which is always
+    drawn. More supports do not always make a better proposal, so it is an estimate, not a bound."""
+    head = "| loop | draws floor % | mean IoU | acceptable | " + " | ".join(f.name for f in fs) + " |"
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
+    for name, loop in loops.items():
+        ious = [leave_one_out(f, loop, predictor, feats, pool, use_crf) for f in fs]
+        floors = [(1 + sum(v < IOU_OK for v in vs[1:])) / len(vs) for vs in ious]  # vs[0]: the first support
+        every = [v for vs in ious for v in vs]
+        ok = sum(v >= IOU_OK for v in every)
+        cells = [f"{100 * fl:.0f}" for fl in floors]
+        print(
+            f"| {name} | {100 * np.mean(floors):.1f} | {np.mean(every):.4f} | {ok}/{len(every)} | "
+            + " | ".join(cells)
+            + " |",
+            flush=True,
+        )
+
+
 def run(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     fs = [
@@ -453,6 +506,8 @@ def run(args) -> None:
     with get_context("fork").Pool(os.cpu_count() or 1) as pool:
         if args.episodes:
             return run_episodes(fs, loops, predictor, feats, pool, args.crf)
+        if args.ceiling:
+            return run_ceiling(fs, loops, predictor, feats, pool, args.crf)
         for name, loop in loops.items():
             outs = []
             for f in fs:
@@ -622,15 +677,22 @@ def main() -> None:
         action="store_true",
         help="instead of the reviewer: ask once from fixed drawn supports (EPISODES), report the others' IoU",
     )
+    ap.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="instead of the reviewer: each positive proposed from all the folder's other images reviewed; the "
+        "draws that no order of review avoids",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto", choices=Precision.values(), help=Precision.__doc__)
     ap.add_argument("--cache", default="benchmarks/.cache", help="folder for the backbone features")
     ap.add_argument("--speed", type=int, metavar="N", help="time one cached round over N images instead")
     args = ap.parse_args()
-    if args.rows is None:  # --episodes asks once, outside the reviewer's loop, which is where a second look is taken
-        args.rows = [name for name, loop in ROWS.items() if not (args.episodes and loop.second_look)]
-    elif args.episodes and (looks := [name for name in args.rows if ROWS[name].second_look]):
-        ap.error(f"--episodes does not take a second look: row '{looks[0]}' needs the reviewer's loop")
+    once = args.episodes or args.ceiling  # they ask once, outside the reviewer's loop, where a second look is taken
+    if args.rows is None:
+        args.rows = [name for name, loop in ROWS.items() if not (once and loop.second_look)]
+    elif once and (looks := [name for name in args.rows if ROWS[name].second_look]):
+        ap.error(f"--episodes and --ceiling take no second look: row '{looks[0]}' needs the reviewer's loop")
     if not davis.available():
         sys.exit(f"skipped: {davis.ABSENT}")
     speed(args.speed, args.input_size) if args.speed else run(args)

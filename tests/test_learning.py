@@ -18,6 +18,7 @@ from annotator.inference.learning import (
     learn,
     pixel_sample,
     pixels_per_image,
+    scene_groups,
 )
 from annotator.inference.predictor import Predictor
 from annotator.modeling.prototypes import scene_descriptor
@@ -154,6 +155,45 @@ def test_the_close_head_decides_on_the_supports_scenes_and_the_regularised_one_e
     assert learned.head_for(scene_descriptor(other)[0]) == (learned.other_head, False)
     everywhere = learn(feats[:2], masks[:2], LearningConfig(entropy=False, same_scene=0.0))
     assert everywhere.other_head is None and everywhere.head_for(scene_descriptor(other)[0]) == (everywhere.head, True)
+
+
+def test_supports_linked_by_a_chain_of_alike_scenes_form_one_group():
+    a, b = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), dim=1)
+    ab = torch.nn.functional.normalize(a + b, dim=0)  # alike to both (cosine 0.71), which are not alike (0)
+    scenes = torch.stack([a, b, ab, torch.tensor([0.0, 0.0, 1.0])])
+    assert scene_groups(scenes, 0.7).tolist() == [0, 0, 0, 3]  # a-ab-b chained; the fourth alone
+    assert scene_groups(scenes, 0.9).tolist() == [0, 1, 2, 3]
+
+
+def _scene(n: int, channels: slice, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n frames of one scene: _features' images with `channels` raised everywhere (their mean direction)."""
+    feats, masks = _features(n, seed)
+    feats[:, channels] += 1.0
+    return torch.nn.functional.normalize(feats, dim=1), masks
+
+
+def test_a_scene_with_enough_supports_gets_its_own_close_head():
+    video, video_masks = _scene(3, slice(16, 24), seed=1)  # a video's frames: two supports and a query
+    single, single_masks = _scene(1, slice(32, 40), seed=2)  # another video, one support ...
+    look_alike = video[:1, :, 3:9, 3:9].mean((2, 3))[..., None, None]  # the video's object's mean feature ...
+    single[:, :, 9:12, :] = look_alike  # ... in the other's background (spectators dressed as the dancer)
+    feats, masks = torch.cat([video[:2], single]), torch.cat([video_masks[:2], single_masks])
+    learned = learn(feats, masks, LearningConfig(entropy=False, scene_heads_from=2))
+    ((members, own_head),) = learned.scene_heads  # the one group of at least 2 supports
+    assert members.tolist() == [True, True, False]
+    assert learned.head_for(scene_descriptor(video[2:])[0]) == (own_head, True)  # the video's other frame
+    assert learned.head_for(scene_descriptor(single)[0]) == (learned.head, True)  # one support: the shared one
+    other, _ = _scene(1, slice(48, 56), seed=3)
+    assert learned.head_for(scene_descriptor(other)[0]) == (learned.other_head, False)
+    # the video's own head, not taught by the other video's look-alike background, is surer of its object
+    x = video[2].permute(1, 2, 0).reshape(-1, 64)
+    y = torch.nn.functional.interpolate(video_masks[2:, None], size=(12, 12), mode="area").reshape(-1) > 0.5
+    found = {h: float(torch.sigmoid(h.pixels(x[y])).mean()) for h in (own_head, learned.head)}
+    assert found[own_head] > found[learned.head] + 0.1, list(found.values())  # measured 0.99 against 0.84
+    off = learn(feats, masks, LearningConfig(entropy=False, scene_heads_from=0))
+    assert off.scene_heads == () and off.head_for(scene_descriptor(video[2:])[0]) == (off.head, True)
+    every = learn(video[:2], video_masks[:2], LearningConfig(entropy=False, scene_heads_from=2))
+    assert every.scene_heads == ()  # all supports in one group: the close head is already theirs
 
 
 def test_the_presence_floor_spares_the_supports_own_scenes_where_the_close_head_decides():

@@ -8,7 +8,10 @@
   alone on queries of the supports' own scenes (a video's other frames, told by `scene_descriptor`), from the
   first support on: there a linear classifier over the supports separates better than their prototypes. On other
   scenes it overfits the supports, so a more regularised one is added to PANet's logits there
-  (benchmarks/fewshot_quality.py, benchmarks/labelling_effort.py);
+  (benchmarks/fewshot_quality.py, benchmarks/labelling_effort.py). Off by default, a scene group (a video) with
+  enough supports gets a close head of its own, fitted without the other scenes' supports: one head over several
+  videos' dancers leaves most of a folder's people unacceptable even with every other image drawn (labelling_effort.py
+  --ceiling: the draws' floor 21.4% -> 16.7%), but the loop itself drew 1-3 images more of 300;
 - the folder's own pixels: Tent's entropy minimisation (on) and, off, confident pseudo-labels, PANet's prototype
   alignment (PAR: the prototypes of what the head finds in the folder's images must segment the supports) and a
   FixMatch-style consistency (the confident labels fitted on features with half of each pixel's channels dropped);
@@ -58,6 +61,7 @@ class LearningConfig:
     head: bool = True  # fit a 1x1-conv head on supports and negatives
     head_alone_from: int = 1  # from this many supports the head's logit alone decides (0: never) ...
     same_scene: float = 0.985  # ... on a query this alike (scene cosine) to a support, e.g. a video's frame (0: any)
+    scene_heads_from: int = 0  # a scene group with this many supports gets a close head of its own (0: never)
     other_scene_l2: float = 1e-3  # on other scenes a second head, more regularised, is added to PANet's logits
     pseudo_labels: bool = False  # add the folder's confident pixels to the head's fit
     entropy: bool = True  # Tent: minimise the head's prediction entropy on the folder's pixels
@@ -119,6 +123,7 @@ class Learned:
     parts: int = 0  # the most parts a support's mask has: a proposal keeps that many (0: all)
     floor_own_scenes: bool = True  # the presence floor applies where the close head decides alone (hand-built: yes)
     colours: ColourModel | None = None  # the supports' colours, for queries of their scenes (set by the predictor)
+    scene_heads: tuple[tuple[np.ndarray, PixelHead], ...] = ()  # (which supports [k], their own close head) per group
 
     def floor_for(self, alone: bool) -> float:
         """The presence floor of a query whose head decides `alone` (learning.LearningConfig.floor_own_scenes)."""
@@ -132,7 +137,13 @@ class Learned:
         (benchmarks/fewshot_quality.py)."""
         if self.scenes is None:
             return self.head, self.head_alone
-        return (self.head, self.head_alone) if self.own_scenes(scene).any() else (self.other_head, False)
+        own = self.own_scenes(scene)
+        if not own.any():
+            return self.other_head, False
+        shared = [int((members & own).sum()) for members, _ in self.scene_heads]
+        if shared and max(shared) > 0:  # the group the query is most alike to has its own head
+            return self.scene_heads[shared.index(max(shared))][1], self.head_alone
+        return self.head, self.head_alone
 
     def own_scenes(self, scene: torch.Tensor | None) -> np.ndarray | None:
         """[k] bool: which supports a query (its scene descriptor [C]) shares a scene with; None when there are no
@@ -157,6 +168,18 @@ def gap_floor(scores: Sequence[float], min_gap: float, min_below: int = 2) -> fl
         return 0.0
     width, middle = max(gaps)
     return middle if width >= min_gap else 0.0
+
+
+def scene_groups(scenes: torch.Tensor, same_scene: float) -> np.ndarray:
+    """[k] group label of each support's scene descriptor [k,C]: supports linked by a chain of scene cosines of at
+    least `same_scene` (a video's frames) share one, the smallest index among them."""
+    linked = (scenes @ scenes.T >= same_scene).cpu().numpy()
+    labels = np.arange(len(linked))
+    while True:
+        merged = np.array([labels[row].min() for row in linked])  # each takes its neighbours' smallest label
+        if np.array_equal(merged, labels):
+            return labels
+        labels = merged
 
 
 def foreground_prototypes(feats: torch.Tensor, fg: torch.Tensor, cfg: LearningConfig) -> torch.Tensor:
@@ -340,6 +363,8 @@ def learn(
         )
     n_neg = len(neg_feats) if neg_feats is not None else 0
     head = other_head = None
+    scenes = scene_descriptor(supp_feats) if cfg.same_scene > 0 else None
+    scene_heads = []
     if cfg.head:
         gen = torch.Generator().manual_seed(cfg.seed)
         images = len(supp_feats) + (n_neg if cfg.negatives else 0) + (len(pseudo) if cfg.pseudo_labels else 0)
@@ -370,6 +395,16 @@ def learn(
         head = fit_head(x, y, w, cfg, unlabelled, cancelled, alignment=alignment)
         if gated:
             other_head = fit_head(x, y, w, cfg, unlabelled, cancelled, l2=cfg.other_scene_l2, alignment=alignment)
+        if alone and gated and cfg.scene_heads_from > 0:
+            groups = scene_groups(scenes, cfg.same_scene)
+            for label in np.unique(groups):
+                members = groups == label
+                if members.sum() < cfg.scene_heads_from or members.all():  # all of them: the close head is theirs
+                    continue
+                idx = torch.from_numpy(np.flatnonzero(members)).to(supp_feats.device)
+                own = head_samples(supp_feats[idx], supp_masks[idx], n, torch.Generator().manual_seed(cfg.seed))
+                gx, gy, gw = (torch.cat(t) for t in zip(own, *parts[1:]))  # the same fit, its own supports only
+                scene_heads.append((members, fit_head(gx, gy, balanced(gw, gy), cfg, unlabelled, cancelled)))
     return Learned(
         fg=fg,
         bg=bg,
@@ -377,9 +412,10 @@ def learn(
         supports=len(supp_feats),
         negatives=n_neg,
         head_alone=alone,
-        scenes=scene_descriptor(supp_feats) if cfg.same_scene > 0 else None,
+        scenes=scenes,
         same_scene=cfg.same_scene,
         other_head=other_head,
         parts=max(count_parts(m) for m in (supp_masks > 0.5).cpu().numpy()) if cfg.parts else 0,
         floor_own_scenes=cfg.floor_own_scenes,
+        scene_heads=tuple(scene_heads),
     )
