@@ -134,7 +134,8 @@ class Learned:
         """The head for a query (its scene descriptor [C]) and whether it decides alone. A head fitted closely to
         the supports is best on their own scenes (a video's other frames) but overfits them: on another scene
         (another video, a varied photo) a more regularised one corrects PANet's prototypes instead
-        (benchmarks/fewshot_quality.py)."""
+        (benchmarks/fewshot_quality.py). A query of a scene group that has a close head of its own (scene_heads)
+        gets that one."""
         if self.scenes is None:
             return self.head, self.head_alone
         own = self.own_scenes(scene)
@@ -403,7 +404,8 @@ def learn(
                     continue
                 idx = torch.from_numpy(np.flatnonzero(members)).to(supp_feats.device)
                 own = head_samples(supp_feats[idx], supp_masks[idx], n, torch.Generator().manual_seed(cfg.seed))
-                gx, gy, gw = (torch.cat(t) for t in zip(own, *parts[1:]))  # the same fit, its own supports only
+                # the close head's fit (PAR aside) with its own supports' pixels instead of all of theirs
+                gx, gy, gw = (torch.cat(t) for t in zip(own, *parts[1:]))
                 scene_heads.append((members, fit_head(gx, gy, balanced(gw, gy), cfg, unlabelled, cancelled)))
     return Learned(
         fg=fg,
