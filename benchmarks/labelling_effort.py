@@ -441,7 +441,8 @@ def leave_one_out(folder: Folder, loop: Loop, predictor: Predictor, feats: dict,
     """The IoU of each of the folder's positives proposed from all its other positives drawn and its class-free
     frames cleared (whole images as negatives): where a reviewer who had done everything else would be."""
     truth = {p: read_mask(m) for p, m in folder.positives}
-    negatives = [(feats[p], np.ones(image_size(p), bool)) for p in folder.negatives]
+    neg_feats = torch.stack([feats[p] for p in folder.negatives]) if folder.negatives else None
+    neg_regions = [np.ones(image_size(p), bool) for p in folder.negatives]
     colour = loop.learning.colour > 0
     images = {p: read_image(p) for p in truth} if colour else {}
     predictor.learning = loop.learning
@@ -451,8 +452,8 @@ def leave_one_out(folder: Folder, loop: Loop, predictor: Predictor, feats: dict,
         predictor.set_support_features(
             torch.stack([feats[p] for p in drawn]),
             [truth[p] for p in drawn],
-            torch.stack([f for f, _ in negatives]) if negatives else None,
-            [r for _, r in negatives],
+            neg_feats,
+            neg_regions,
             folder=[feats[q]],
             images=[images[p] for p in drawn] if colour else (),
         )
